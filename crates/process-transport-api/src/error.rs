@@ -1,0 +1,73 @@
+//! The errors of transports and spawners.
+
+use std::io;
+
+use thiserror::Error;
+
+use crate::ChildFd;
+
+/// Why a call on a transport failed.
+///
+/// ```
+/// use process_transport_api::{ChildFd, TransportError};
+///
+/// let err = TransportError::UnknownChildFd(ChildFd(7));
+/// assert_eq!(err.to_string(), "child fd 7 is not mapped as a pipe the parent writes");
+/// ```
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// `register_producer` while a producer is registered.
+    #[error("a producer is already registered; unregister it before registering another")]
+    ProducerAlreadyRegistered,
+    /// `unregister_producer` with no producer registered.
+    #[error("no producer is registered, so there is none to unregister")]
+    NoProducerRegistered,
+    /// A write to a child fd that is not in the spawn's map as a pipe the parent writes.
+    #[error("child fd {0} is not mapped as a pipe the parent writes")]
+    UnknownChildFd(ChildFd),
+    /// A write to a child fd after it was closed, by the parent or by the child.
+    #[error("child fd {0} is closed; the write was not sent")]
+    ChildFdClosed(ChildFd),
+    /// A write to a (non-process) transport after `lose_connection` or `abort_connection`.
+    #[error("the transport is closed; the write was not sent")]
+    Closed,
+    /// A signal to a process whose exit is already known.
+    #[error("the process has already exited; no signal was sent")]
+    ProcessExitedAlready,
+    /// The operating system refused the call.
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Why a spawn failed. Every message names the executable.
+///
+/// ```
+/// use process_transport_api::SpawnError;
+///
+/// let err = SpawnError::NotFound("no-such-tool".into());
+/// assert_eq!(err.to_string(), "cannot spawn \"no-such-tool\": executable not found");
+/// ```
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// The executable does not exist, or no `PATH` entry holds it. Carries the executable.
+    #[error("cannot spawn {0:?}: executable not found")]
+    NotFound(String),
+    /// The executable exists but may not be run, or a uid/gid change was refused. Carries
+    /// the executable.
+    #[error("cannot spawn {0:?}: permission denied")]
+    PermissionDenied(String),
+    /// The spec cannot be carried out: a NUL byte in an argument, or an fd map that cannot
+    /// be set up. The text names the executable and what is wrong.
+    #[error("invalid spawn spec: {0}")]
+    InvalidSpec(String),
+    /// Any other failure of the operating system; the error's text names the executable.
+    #[error("spawn failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// A text that is not a [`Signal`](crate::Signal).
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("{0:?} is not a signal name (HUP, INT, KILL, TERM, STOP) or a positive number")]
+pub struct ParseSignalError(pub String);

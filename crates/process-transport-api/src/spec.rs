@@ -1,0 +1,300 @@
+//! What to start: [`SpawnSpec`] and its child fd map.
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+
+use crate::ChildFd;
+
+/// What one child fd is connected to.
+///
+/// ```
+/// use process_transport_api::ChildFdMapping;
+///
+/// assert!(ChildFdMapping::ParentWrites.is_pipe());
+/// assert!(!ChildFdMapping::Inherit(5).is_pipe());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChildFdMapping {
+    /// A pipe the child writes and the parent reads (Twisted's `"r"`).
+    ParentReads,
+    /// A pipe the parent writes and the child reads (Twisted's `"w"`).
+    ParentWrites,
+    /// The parent's own fd with this number, inherited by the child as is.
+    Inherit(i32),
+}
+
+impl ChildFdMapping {
+    /// `true` for the two pipe kinds, whose ends the transport owns and reports.
+    pub fn is_pipe(self) -> bool {
+        !matches!(self, ChildFdMapping::Inherit(_))
+    }
+}
+
+/// The child's environment: the parent's, with changes, or exactly a given map.
+///
+/// ```
+/// use process_transport_api::SpawnSpec;
+///
+/// let spec = SpawnSpec::new("env").env("A", "1").env_remove("HOME");
+/// assert!(spec.get_env().inherits());
+/// let exact = SpawnSpec::new("env").env_clear().env("A", "1");
+/// assert!(!exact.get_env().inherits());
+/// assert_eq!(exact.get_env().vars().count(), 1);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Environment {
+    cleared: bool,
+    vars: BTreeMap<OsString, Option<OsString>>,
+}
+
+impl Environment {
+    /// `true` when the child starts from the parent's environment (the default, as with
+    /// `std::process::Command`).
+    pub fn inherits(&self) -> bool {
+        !self.cleared
+    }
+
+    /// The variables set (`Some`) or removed (`None`) on top of the starting environment.
+    pub fn vars(&self) -> impl Iterator<Item = (&OsStr, Option<&OsStr>)> {
+        self.vars
+            .iter()
+            .map(|(key, value)| (key.as_os_str(), value.as_deref()))
+    }
+
+    /// The environment the child gets when the parent's is `parent`.
+    ///
+    /// ```
+    /// use process_transport_api::SpawnSpec;
+    ///
+    /// let spec = SpawnSpec::new("env").env("B", "2").env_remove("A");
+    /// let parent = [("A".into(), "1".into()), ("C".into(), "3".into())];
+    /// let child = spec.get_env().resolve(parent);
+    /// assert_eq!(child.len(), 2);
+    /// assert_eq!(child[&std::ffi::OsString::from("B")], "2");
+    /// ```
+    pub fn resolve(
+        &self,
+        parent: impl IntoIterator<Item = (OsString, OsString)>,
+    ) -> BTreeMap<OsString, OsString> {
+        let mut env: BTreeMap<OsString, OsString> = if self.cleared {
+            BTreeMap::new()
+        } else {
+            parent.into_iter().collect()
+        };
+        for (key, value) in &self.vars {
+            match value {
+                Some(value) => env.insert(key.clone(), value.clone()),
+                None => env.remove(key),
+            };
+        }
+        env
+    }
+}
+
+/// Everything needed to start one child process; a builder in the manner of
+/// `std::process::Command`.
+///
+/// Arguments exclude argv\[0\]. The environment is inherited unless [`env_clear`](Self::env_clear)
+/// is called. The default fd map connects fd 0 to a pipe the parent writes and fds 1 and 2 to
+/// pipes the parent reads; [`child_fd`](Self::child_fd) changes or adds entries and
+/// [`no_child_fd`](Self::no_child_fd) removes one.
+///
+/// ```
+/// use process_transport_api::{ChildFd, ChildFdMapping, SpawnSpec};
+///
+/// let spec = SpawnSpec::new("sort")
+///     .arg("-r")
+///     .args(["-k", "2"])
+///     .env("LC_ALL", "C")
+///     .cwd("/tmp")
+///     .child_fd(ChildFd(3), ChildFdMapping::ParentReads);
+/// assert_eq!(spec.get_executable(), "sort");
+/// assert_eq!(spec.get_args(), ["-r", "-k", "2"]);
+/// assert_eq!(spec.get_child_fds()[&ChildFd::STDIN], ChildFdMapping::ParentWrites);
+/// assert_eq!(spec.get_child_fds().len(), 4);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpawnSpec {
+    executable: OsString,
+    args: Vec<OsString>,
+    env: Environment,
+    cwd: Option<PathBuf>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    use_pty: bool,
+    child_fds: BTreeMap<ChildFd, ChildFdMapping>,
+}
+
+impl SpawnSpec {
+    /// A spec that runs `executable` with no arguments, the parent's environment and working
+    /// directory, and the default fd map. A bare name is looked up in `PATH` by the spawner.
+    pub fn new(executable: impl AsRef<OsStr>) -> Self {
+        SpawnSpec {
+            executable: executable.as_ref().to_owned(),
+            args: Vec::new(),
+            env: Environment::default(),
+            cwd: None,
+            uid: None,
+            gid: None,
+            use_pty: false,
+            child_fds: BTreeMap::from([
+                (ChildFd::STDIN, ChildFdMapping::ParentWrites),
+                (ChildFd::STDOUT, ChildFdMapping::ParentReads),
+                (ChildFd::STDERR, ChildFdMapping::ParentReads),
+            ]),
+        }
+    }
+
+    /// Adds one argument.
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    /// Adds several arguments, in order.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|arg| arg.as_ref().to_owned()));
+        self
+    }
+
+    /// Sets one environment variable for the child.
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.env
+            .vars
+            .insert(key.as_ref().to_owned(), Some(value.as_ref().to_owned()));
+        self
+    }
+
+    /// Sets several environment variables for the child.
+    pub fn envs<I, K, V>(mut self, vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        for (key, value) in vars {
+            self = self.env(key, value);
+        }
+        self
+    }
+
+    /// Removes one inherited environment variable from the child's environment.
+    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Self {
+        self.env.vars.insert(key.as_ref().to_owned(), None);
+        self
+    }
+
+    /// Starts the child from an empty environment, so that it gets exactly the variables
+    /// set with [`env`](Self::env) (Twisted's behaviour).
+    pub fn env_clear(mut self) -> Self {
+        self.env.cleared = true;
+        self.env.vars.clear();
+        self
+    }
+
+    /// Sets the child's working directory.
+    pub fn cwd(mut self, dir: impl AsRef<Path>) -> Self {
+        self.cwd = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// Runs the child as this user id.
+    pub fn uid(mut self, uid: u32) -> Self {
+        self.uid = Some(uid);
+        self
+    }
+
+    /// Runs the child as this group id.
+    pub fn gid(mut self, gid: u32) -> Self {
+        self.gid = Some(gid);
+        self
+    }
+
+    /// Asks for a pseudo-terminal instead of pipes for fds 0, 1 and 2.
+    pub fn use_pty(mut self, use_pty: bool) -> Self {
+        self.use_pty = use_pty;
+        self
+    }
+
+    /// Connects child fd `fd` as `mapping`, replacing any earlier entry for it.
+    pub fn child_fd(mut self, fd: ChildFd, mapping: ChildFdMapping) -> Self {
+        self.child_fds.insert(fd, mapping);
+        self
+    }
+
+    /// Leaves child fd `fd` out of the map: the child starts with it closed.
+    pub fn no_child_fd(mut self, fd: ChildFd) -> Self {
+        self.child_fds.remove(&fd);
+        self
+    }
+
+    /// The executable, as given to [`new`](Self::new).
+    pub fn get_executable(&self) -> &OsStr {
+        &self.executable
+    }
+
+    /// The arguments, argv\[0\] excluded.
+    pub fn get_args(&self) -> &[OsString] {
+        &self.args
+    }
+
+    /// The environment settings.
+    pub fn get_env(&self) -> &Environment {
+        &self.env
+    }
+
+    /// The working directory, if one was set.
+    pub fn get_cwd(&self) -> Option<&Path> {
+        self.cwd.as_deref()
+    }
+
+    /// The user id to run as, if one was set.
+    pub fn get_uid(&self) -> Option<u32> {
+        self.uid
+    }
+
+    /// The group id to run as, if one was set.
+    pub fn get_gid(&self) -> Option<u32> {
+        self.gid
+    }
+
+    /// Whether a pseudo-terminal was asked for.
+    pub fn get_use_pty(&self) -> bool {
+        self.use_pty
+    }
+
+    /// The child fd map, in fd order.
+    pub fn get_child_fds(&self) -> &BTreeMap<ChildFd, ChildFdMapping> {
+        &self.child_fds
+    }
+
+    /// The command line as one line of text: the executable and the arguments, each
+    /// argument that holds a space or is empty quoted. For logs and messages.
+    ///
+    /// ```
+    /// use process_transport_api::SpawnSpec;
+    ///
+    /// let spec = SpawnSpec::new("sh").args(["-c", "echo hi"]);
+    /// assert_eq!(spec.command_line(), "sh -c 'echo hi'");
+    /// ```
+    pub fn command_line(&self) -> String {
+        std::iter::once(&self.executable)
+            .chain(&self.args)
+            .map(|word| {
+                let word = word.to_string_lossy();
+                if word.is_empty() || word.contains(char::is_whitespace) {
+                    format!("'{word}'")
+                } else {
+                    word.into_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}

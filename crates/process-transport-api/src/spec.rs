@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
-use crate::ChildFd;
+use crate::{ChildFd, SpawnError};
 
 /// What one child fd is connected to.
 ///
@@ -272,6 +272,65 @@ impl SpawnSpec {
     /// The child fd map, in fd order.
     pub fn get_child_fds(&self) -> &BTreeMap<ChildFd, ChildFdMapping> {
         &self.child_fds
+    }
+
+    /// Checks what every spawner checks before starting anything: no NUL byte in the
+    /// executable, an argument, the environment or the working directory, no `=` in an
+    /// environment variable's name, and a pseudo-terminal only with the default fds.
+    ///
+    /// ```
+    /// use process_transport_api::{SpawnError, SpawnSpec};
+    ///
+    /// assert!(SpawnSpec::new("echo").arg("hi").validate().is_ok());
+    /// let err = SpawnSpec::new("echo").arg("a\0b").validate().unwrap_err();
+    /// assert!(matches!(err, SpawnError::InvalidSpec(_)));
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "invalid spawn spec: cannot spawn \"echo\": argument 1 (\"a\\0b\") holds a NUL byte",
+    /// );
+    /// ```
+    pub fn validate(&self) -> Result<(), SpawnError> {
+        let invalid = |why: String| {
+            Err(SpawnError::InvalidSpec(format!(
+                "cannot spawn {:?}: {why}",
+                self.executable.to_string_lossy()
+            )))
+        };
+        let has_nul = |text: &OsStr| text.as_encoded_bytes().contains(&0);
+        if self.executable.is_empty() {
+            return invalid("the executable is empty".into());
+        }
+        if has_nul(&self.executable) {
+            return invalid("the executable holds a NUL byte".into());
+        }
+        if let Some((index, arg)) = self.args.iter().enumerate().find(|(_, arg)| has_nul(arg)) {
+            return invalid(format!("argument {} ({arg:?}) holds a NUL byte", index + 1));
+        }
+        for (key, value) in &self.env.vars {
+            if key.is_empty() || has_nul(key) || key.as_encoded_bytes().contains(&b'=') {
+                return invalid(format!(
+                    "environment variable name {key:?} is empty or holds '=' or a NUL byte"
+                ));
+            }
+            if value.as_deref().is_some_and(has_nul) {
+                return invalid(format!("environment variable {key:?} holds a NUL byte"));
+            }
+        }
+        if self
+            .cwd
+            .as_deref()
+            .is_some_and(|cwd| has_nul(cwd.as_os_str()))
+        {
+            return invalid("the working directory holds a NUL byte".into());
+        }
+        if let Some((fd, _)) = self
+            .child_fds
+            .iter()
+            .find(|(_, mapping)| matches!(mapping, ChildFdMapping::Inherit(parent) if *parent < 0))
+        {
+            return invalid(format!("child fd {fd} inherits a negative parent fd"));
+        }
+        Ok(())
     }
 
     /// The command line as one line of text: the executable and the arguments, each

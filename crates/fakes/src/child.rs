@@ -1,0 +1,237 @@
+//! The test's side of a fake process: play the child of a [`MemoryProcessTransport`].
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use process_transport_api::{
+    ChildFd, ChildFdMapping, Delivery, ProcessEnd, ProcessProtocol, Signal, SpawnSpec,
+    TransportError,
+};
+
+use crate::downcast::{protocol_as, protocol_into};
+use crate::memory_process::{FakeState, Held};
+use crate::MemoryProcessTransport;
+
+/// A handle through which a test plays the child of a [`MemoryProcessTransport`]: it writes
+/// output on an fd, reads what the parent wrote, closes an fd, and exits. Each step delivers
+/// the protocol's events in the order the real transport would (section 5), on the caller's
+/// thread, before the method returns.
+///
+/// From a [`MemoryProcessReactor`](crate::MemoryProcessReactor) it also carries the
+/// [`SpawnSpec`] and hands back the protocol as its concrete type.
+///
+/// ```
+/// use process_transport_api::{ChildFd, ProcessEnd, ProcessTransport, Transport};
+/// use process_transport_fakes::MemoryProcessTransport;
+///
+/// let transport = MemoryProcessTransport::new();
+/// let child = transport.child();
+/// transport.write(b"ping\n").unwrap();
+/// assert_eq!(child.read(ChildFd::STDIN), b"ping\n");
+/// child.write(ChildFd::STDOUT, b"pong\n").unwrap();
+/// child.exit(3);
+/// assert_eq!(transport.ended_now(), Some(ProcessEnd::from_exit_code(3)));
+/// ```
+#[derive(Clone)]
+pub struct FakeChild {
+    transport: MemoryProcessTransport,
+    spec: Arc<SpawnSpec>,
+}
+
+const OWNER: &str = "FakeChild";
+
+impl fmt::Debug for FakeChild {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(OWNER)
+            .field("spec", &self.spec.command_line())
+            .field("transport", &self.transport)
+            .finish()
+    }
+}
+
+impl FakeChild {
+    pub(crate) fn new(transport: MemoryProcessTransport) -> Self {
+        let mut spec = SpawnSpec::new("fake");
+        for (fd, mapping, _) in transport.lock().model.pipes() {
+            spec = spec.child_fd(fd, mapping);
+        }
+        Self::spawned(transport, spec)
+    }
+
+    pub(crate) fn spawned(transport: MemoryProcessTransport, spec: SpawnSpec) -> Self {
+        FakeChild {
+            transport,
+            spec: Arc::new(spec),
+        }
+    }
+
+    /// The spec this child was spawned with.
+    pub fn spec(&self) -> &SpawnSpec {
+        &self.spec
+    }
+
+    /// The transport the protocol holds (a clone sharing its state).
+    pub fn transport(&self) -> MemoryProcessTransport {
+        self.transport.clone()
+    }
+
+    /// The child writes `data` on `fd`, a pipe the parent reads; the protocol gets it as one
+    /// `child_data_received` (held while the transport is paused). An empty write delivers
+    /// nothing.
+    ///
+    /// Fails with `UnknownChildFd` when `fd` is not a pipe the parent reads and with
+    /// `ChildFdClosed` once either side closed it, as a real child's write would fail.
+    pub fn write(&self, fd: ChildFd, data: impl AsRef<[u8]>) -> Result<(), TransportError> {
+        let data = data.as_ref();
+        self.transport.act(|state, out| {
+            if state.model.pipe_mapping(fd) != Some(ChildFdMapping::ParentReads) {
+                return Err(TransportError::UnknownChildFd(fd));
+            }
+            if state.child_closed.contains(&fd) || !state.model.is_readable(fd) {
+                return Err(TransportError::ChildFdClosed(fd));
+            }
+            if data.is_empty() {
+                return Ok(());
+            }
+            if state.model.reading_paused() {
+                state.held.push_back(Held::Data(fd, data.to_vec()));
+            } else {
+                out.push(Delivery::ChildData(fd, data.to_vec()));
+            }
+            Ok(())
+        })
+    }
+
+    /// Takes what the parent wrote on `fd` that the child has not read yet. Emptying stdin's
+    /// buffer resumes a paused push producer and asks a pull producer for more.
+    pub fn read(&self, fd: ChildFd) -> Vec<u8> {
+        self.transport.act(|state, out| {
+            let data: Vec<u8> = state.unread.remove(&fd).unwrap_or_default().into();
+            if !data.is_empty() {
+                state.model.set_buffered(fd, 0, out);
+            }
+            data
+        })
+    }
+
+    /// How many bytes the parent wrote on `fd` that the child has not read yet.
+    pub fn unread(&self, fd: ChildFd) -> usize {
+        self.transport
+            .lock()
+            .unread
+            .get(&fd)
+            .map_or(0, |bytes| bytes.len())
+    }
+
+    /// `true` when the child would see end of file on `fd`: the parent closed it (or the
+    /// child did) and every byte was read.
+    pub fn at_eof(&self, fd: ChildFd) -> bool {
+        let state = self.transport.lock();
+        let closed = state.model.pipe_mapping(fd) == Some(ChildFdMapping::ParentWrites)
+            && !state.model.is_writable(fd);
+        closed && state.unread.get(&fd).is_none_or(|bytes| bytes.is_empty())
+    }
+
+    /// The child closes its end of `fd`. On a pipe the parent reads, the protocol gets
+    /// `child_connection_lost` after the fd's data; on a pipe the parent writes, the
+    /// protocol gets `child_connection_lost` and further writes fail with `ChildFdClosed`.
+    /// No effect on an fd that is not a pipe or is closed already.
+    pub fn close(&self, fd: ChildFd) {
+        self.transport.act(|state, out| state.child_close(fd, out));
+    }
+
+    /// The child exits with `code`, closing every fd it still holds first (in fd order):
+    /// the protocol gets the remaining `child_connection_lost`s, `process_exited`, then
+    /// `process_ended`.
+    ///
+    /// # Panics
+    /// When the child already exited.
+    pub fn exit(&self, code: i32) {
+        self.end(ProcessEnd::from_exit_code(code));
+    }
+
+    /// The child is killed by `signal`, closing every fd it still holds first, as
+    /// [`exit`](Self::exit) does. The signal's number is the Linux one.
+    ///
+    /// # Panics
+    /// When the child already exited.
+    pub fn kill(&self, signal: Signal) {
+        self.end(ProcessEnd::from_signal(signal.linux_number()));
+    }
+
+    /// The child ends with `end`, closing every fd it still holds first.
+    ///
+    /// # Panics
+    /// When the child already exited.
+    pub fn end(&self, end: ProcessEnd) {
+        self.transport.act(|state, out| {
+            state.check_not_exited("end");
+            let open: Vec<ChildFd> = state.model.pipes().map(|(fd, _, _)| fd).collect();
+            for fd in open {
+                state.child_close(fd, out);
+            }
+            state.model.process_exited(end, out);
+        });
+    }
+
+    /// The child's exit is reported while its fds stay open, as when a grandchild holds
+    /// them: `process_ended` waits until they are closed.
+    ///
+    /// # Panics
+    /// When the child already exited.
+    pub fn exit_keeping_fds(&self, end: ProcessEnd) {
+        self.transport.act(|state, out| {
+            state.check_not_exited("exit_keeping_fds");
+            state.model.process_exited(end, out);
+        });
+    }
+
+    /// Runs `f` on the protocol as its concrete type `P`.
+    ///
+    /// # Panics
+    /// When there is no protocol (a transport made on its own, or taken), or it is not a `P`.
+    pub fn with_protocol<P: ProcessProtocol, R>(&self, f: impl FnOnce(&mut P) -> R) -> R {
+        self.transport
+            .inner()
+            .dispatcher
+            .with_protocol(|protocol| f(protocol_as::<P>(protocol, OWNER)))
+            .unwrap_or_else(|| panic!("{OWNER}: the transport has no protocol"))
+    }
+
+    /// Takes the protocol back as its concrete type `P`; later events are dropped.
+    ///
+    /// # Panics
+    /// When there is no protocol, or it is not a `P`.
+    pub fn take_protocol<P: ProcessProtocol>(&self) -> Box<P> {
+        let protocol: Box<dyn Any> = self
+            .transport
+            .inner()
+            .dispatcher
+            .take_protocol()
+            .unwrap_or_else(|| panic!("{OWNER}: the transport has no protocol"));
+        protocol_into::<P>(protocol, OWNER)
+    }
+}
+
+impl FakeState {
+    fn check_not_exited(&self, call: &str) {
+        if let Some(end) = self.model.exit() {
+            panic!("FakeChild::{call} misuse: the child already exited ({end})");
+        }
+    }
+
+    pub(crate) fn child_close(&mut self, fd: ChildFd, out: &mut Vec<Delivery>) {
+        let Some(mapping) = self.model.pipe_mapping(fd) else {
+            return;
+        };
+        if !self.child_closed.insert(fd) {
+            return;
+        }
+        if mapping == ChildFdMapping::ParentReads && self.model.reading_paused() {
+            self.held.push_back(Held::Eof(fd));
+        } else {
+            self.model.pipe_lost(fd, out);
+        }
+    }
+}

@@ -297,3 +297,8 @@ impl process_transport_api::PushProducer for RecordingProducer {
         self.record(process_transport_api::ProducerCall::Stop);
     }
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -14,6 +14,25 @@ use crate::{
 /// A transport calls these methods on a producer registered with
 /// [`Transport::register_producer`]; a process transport is itself a producer of its child's
 /// output.
+///
+/// ```
+/// use process_transport_api::PushProducer;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+///
+/// /// Reads a file and writes it to a transport; pauses while the transport's buffer is full.
+/// #[derive(Default)]
+/// struct FileSender { paused: AtomicBool }
+///
+/// impl PushProducer for FileSender {
+///     fn pause_producing(&self) { self.paused.store(true, Ordering::SeqCst) }
+///     fn resume_producing(&self) { self.paused.store(false, Ordering::SeqCst) }
+///     fn stop_producing(&self) {}
+/// }
+///
+/// let sender = FileSender::default();
+/// sender.pause_producing();
+/// assert!(sender.paused.load(Ordering::SeqCst));
+/// ```
 pub trait PushProducer: Send + Sync {
     /// Stop producing until [`resume_producing`](Self::resume_producing).
     fn pause_producing(&self);
@@ -25,6 +44,21 @@ pub trait PushProducer: Send + Sync {
 }
 
 /// A byte stream to a peer (Twisted's `ITransport` with `IConsumer`).
+///
+/// Code that writes is written against `&dyn Transport` and runs on any transport:
+///
+/// ```
+/// use process_transport_api::{Transport, TransportError};
+///
+/// fn send_lines(transport: &dyn Transport, lines: &[&str]) -> Result<(), TransportError> {
+///     for line in lines {
+///         transport.write_sequence(&[line.as_bytes(), b"\n"])?;
+///     }
+///     transport.lose_connection();
+///     Ok(())
+/// }
+/// # let _ = send_lines;
+/// ```
 pub trait Transport: Send + Sync {
     /// Queues `data` for the peer, in order after everything written before.
     fn write(&self, data: &[u8]) -> Result<(), TransportError>;
@@ -53,6 +87,21 @@ pub trait Transport: Send + Sync {
 ///
 /// As a [`Transport`], `write` goes to the child's stdin. As a [`PushProducer`], pausing
 /// stops the delivery of the child's output until resumed.
+///
+/// ```
+/// use process_transport_api::{ProcessEnd, ProcessTransport, Signal, TransportError};
+///
+/// /// Asks the child to stop, then waits for its end.
+/// async fn stop(transport: &dyn ProcessTransport) -> ProcessEnd {
+///     transport.close_stdin();
+///     match transport.signal_process(Signal::Term) {
+///         Ok(()) | Err(TransportError::ProcessExitedAlready) => {}
+///         Err(other) => panic!("cannot signal: {other}"),
+///     }
+///     transport.ended().await
+/// }
+/// # let _ = stop;
+/// ```
 #[async_trait]
 pub trait ProcessTransport: Transport + PushProducer {
     /// The child's pid, from the spawn until its exit is known; `None` from then on.
@@ -74,6 +123,27 @@ pub trait ProcessTransport: Transport + PushProducer {
 }
 
 /// The user's side of a byte-stream connection (Twisted's `IProtocol`).
+///
+/// ```
+/// use process_transport_api::{Protocol, Transport};
+/// use std::sync::Arc;
+///
+/// /// Writes back what it receives.
+/// #[derive(Default)]
+/// struct Echo { transport: Option<Arc<dyn Transport>> }
+///
+/// impl Protocol for Echo {
+///     fn make_connection(&mut self, transport: Arc<dyn Transport>) {
+///         self.transport = Some(transport);
+///     }
+///     fn data_received(&mut self, data: &[u8]) {
+///         if let Some(transport) = &self.transport {
+///             let _ = transport.write(data);
+///         }
+///     }
+/// }
+/// # let _ = Echo::default();
+/// ```
 pub trait Protocol: Any + Send {
     /// Called once, before anything else, with the connection's transport.
     fn make_connection(&mut self, transport: Arc<dyn Transport>);
@@ -86,7 +156,36 @@ pub trait Protocol: Any + Send {
 /// The user's side of one child process (Twisted's `IProcessProtocol`).
 ///
 /// The transport calls these methods in the order the crate documentation's "order of events"
-/// gives; never two at once, never one from inside another.
+/// gives; never two at once, never one from inside another. Every method but
+/// `make_connection` has an empty default.
+///
+/// ```
+/// use process_transport_api::{ChildFd, ProcessEnd, ProcessProtocol, ProcessTransport};
+/// use std::sync::Arc;
+///
+/// /// Keeps stderr and the exit code.
+/// #[derive(Default)]
+/// struct Errors { stderr: Vec<u8>, code: Option<i32> }
+///
+/// impl ProcessProtocol for Errors {
+///     fn make_connection(&mut self, transport: Arc<dyn ProcessTransport>) {
+///         transport.close_stdin();
+///     }
+///     fn child_data_received(&mut self, fd: ChildFd, data: &[u8]) {
+///         if fd == ChildFd::STDERR {
+///             self.stderr.extend_from_slice(data);
+///         }
+///     }
+///     fn process_ended(&mut self, end: ProcessEnd) {
+///         self.code = end.exit_code();
+///     }
+/// }
+///
+/// let mut errors = Errors::default();
+/// errors.child_data_received(ChildFd::STDERR, b"oops");
+/// errors.process_ended(ProcessEnd::from_exit_code(2));
+/// assert_eq!((errors.stderr.as_slice(), errors.code), (&b"oops"[..], Some(2)));
+/// ```
 pub trait ProcessProtocol: Any + Send {
     /// Called once, before anything else, during the spawn.
     fn make_connection(&mut self, transport: Arc<dyn ProcessTransport>);
@@ -101,6 +200,19 @@ pub trait ProcessProtocol: Any + Send {
 }
 
 /// Starts child processes (Twisted's `IReactorProcess`).
+///
+/// Code that starts processes takes `&dyn ProcessSpawner`, so a test can hand it a fake or a
+/// mock and production the real spawner:
+///
+/// ```
+/// use process_transport_api::{ProcessEnd, ProcessProtocol, ProcessSpawner, SpawnError, SpawnSpec};
+///
+/// async fn run(spawner: &dyn ProcessSpawner, protocol: Box<dyn ProcessProtocol>) -> Result<ProcessEnd, SpawnError> {
+///     let transport = spawner.spawn_process(protocol, SpawnSpec::new("true")).await?;
+///     Ok(transport.ended().await)
+/// }
+/// # let _ = run;
+/// ```
 #[async_trait]
 pub trait ProcessSpawner: Send + Sync {
     /// Starts the child `spec` describes and connects `protocol` to it: `make_connection`

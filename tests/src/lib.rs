@@ -302,3 +302,8 @@ impl process_transport_api::PushProducer for RecordingProducer {
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
+
+/// docs/choosing.md's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/choosing.md")]
+pub struct ChoosingDoctests;

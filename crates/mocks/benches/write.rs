@@ -52,7 +52,10 @@ fn writes(c: &mut Criterion) {
 
     group.bench_function("MockTransport, bytes_eq predicate", |b| {
         let mut transport = MockTransport::new();
-        transport.expect_write().with(bytes_eq(PAYLOAD)).returning(|_| Ok(()));
+        transport
+            .expect_write()
+            .with(bytes_eq(PAYLOAD))
+            .returning(|_| Ok(()));
         b.iter(|| transport.write(black_box(PAYLOAD)).unwrap())
     });
 

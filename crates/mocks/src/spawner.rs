@@ -7,11 +7,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use process_transport_api::{ProcessProtocol, ProcessTransport, SpawnError, SpawnSpec};
 
+type Spawns = Vec<(SpawnSpec, Box<dyn ProcessProtocol>)>;
+
 /// The protocols a [`connect_with`] responder connected, with their specs, in spawn order.
 /// Clones share the list.
 #[derive(Clone, Default)]
 pub struct Connected {
-    spawns: Arc<Mutex<Vec<(SpawnSpec, Box<dyn ProcessProtocol>)>>>,
+    spawns: Arc<Mutex<Spawns>>,
 }
 
 impl fmt::Debug for Connected {
@@ -23,7 +25,7 @@ impl fmt::Debug for Connected {
 }
 
 impl Connected {
-    fn lock(&self) -> MutexGuard<'_, Vec<(SpawnSpec, Box<dyn ProcessProtocol>)>> {
+    fn lock(&self) -> MutexGuard<'_, Spawns> {
         self.spawns.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

@@ -60,6 +60,12 @@ impl SpecPredicate {
         self
     }
 
+    /// Requires no arguments at all.
+    pub fn no_args(mut self) -> Self {
+        self.args = Some(Vec::new());
+        self
+    }
+
     /// Requires the spec to set variable `key` to `value`.
     pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
         self.env

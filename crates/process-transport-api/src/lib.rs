@@ -77,7 +77,7 @@ pub use dispatch::{DeliveryObserver, Dispatcher};
 pub use end::ProcessEnd;
 pub use error::{ParseSignalError, SpawnError, TransportError};
 pub use fd::ChildFd;
-pub use model::{CloseAction, Delivery, PipeState, ProcessModel, ProducerCall};
+pub use model::{CloseAction, Delivery, PipeState, ProcessModel, ProducerCall, DEFAULT_HIGH_WATER};
 pub use queue::EventQueue;
 pub use signal::Signal;
 pub use spec::{ChildFdMapping, Environment, SpawnSpec};

@@ -1,0 +1,167 @@
+//! The tasks that move bytes between the pipes and the model, and report the exit.
+
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::sync::Arc;
+
+use process_transport_api::{ChildFd, Delivery, PipeState, ProcessEnd};
+use tokio::io::Interest;
+use tokio::net::unix::pipe;
+
+use crate::transport::{Shared, State};
+
+/// How much one read takes from a pipe at most.
+const READ_CHUNK: usize = 64 * 1024;
+
+enum Flush {
+    /// Some bytes went out; try again.
+    Progress,
+    /// The pipe is full; wait until it is writable.
+    Full,
+    /// Nothing to write; wait for a write, a close, or the child closing its end.
+    Idle,
+    /// The parent closed the fd and everything is written: close it.
+    Close,
+    /// The pipe is gone.
+    Gone,
+}
+
+impl State {
+    fn flush(&mut self, fd: ChildFd, sender: &pipe::Sender, out: &mut Vec<Delivery>) -> Flush {
+        let state = match self.model.pipe_state(fd) {
+            None | Some(PipeState::Lost) => return Flush::Gone,
+            Some(state) => state,
+        };
+        let buffer = self.buffers.entry(fd).or_default();
+        if buffer.is_empty() {
+            return match state {
+                PipeState::Closing => Flush::Close,
+                _ => Flush::Idle,
+            };
+        }
+        match sender.try_write(buffer.pending()) {
+            Ok(n) => {
+                buffer.consume(n);
+                let left = buffer.len();
+                self.model.set_buffered(fd, left, out);
+                Flush::Progress
+            }
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => Flush::Full,
+            // EPIPE: the child closed its end; what is buffered can never be delivered.
+            Err(_) => {
+                buffer.clear();
+                self.model.pipe_lost(fd, out);
+                Flush::Gone
+            }
+        }
+    }
+}
+
+/// Writes what the parent buffers for `fd` until the fd is closed by either side.
+pub(crate) async fn write_pump(shared: Arc<Shared>, fd: ChildFd, sender: pipe::Sender) {
+    loop {
+        let notified = shared.changed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        match shared.act(|state, out| state.flush(fd, &sender, out)) {
+            Flush::Progress => {}
+            Flush::Full => {
+                tokio::select! {
+                    _ = sender.writable() => {}
+                    _ = &mut notified => {}
+                }
+            }
+            Flush::Idle => {
+                tokio::select! {
+                    // A write end reports an error once every reader closed the pipe.
+                    _ = sender.ready(Interest::ERROR) => {
+                        shared.act(|state, out| {
+                            if let Some(buffer) = state.buffers.get_mut(&fd) {
+                                buffer.clear();
+                            }
+                            state.model.pipe_lost(fd, out);
+                        });
+                        return;
+                    }
+                    _ = &mut notified => {}
+                }
+            }
+            Flush::Close => {
+                drop(sender);
+                shared.act(|state, out| state.model.pipe_lost(fd, out));
+                return;
+            }
+            Flush::Gone => return,
+        }
+    }
+}
+
+enum Read {
+    Data,
+    Wait,
+    Paused,
+    Stop,
+}
+
+/// Reads what the child writes on `fd` and delivers it, until end of file or a parent close.
+pub(crate) async fn read_pump(shared: Arc<Shared>, fd: ChildFd, receiver: pipe::Receiver) {
+    let mut chunk = vec![0u8; READ_CHUNK];
+    loop {
+        let notified = shared.changed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let step = shared.act(|state, out| {
+            if !state.model.is_readable(fd) {
+                return Read::Stop;
+            }
+            if state.model.reading_paused() {
+                return Read::Paused;
+            }
+            match receiver.try_read(&mut chunk) {
+                Ok(0) => {
+                    state.model.pipe_lost(fd, out);
+                    Read::Stop
+                }
+                Ok(n) => {
+                    out.push(Delivery::ChildData(fd, chunk[..n].to_vec()));
+                    Read::Data
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => Read::Wait,
+                Err(_) => {
+                    state.model.pipe_lost(fd, out);
+                    Read::Stop
+                }
+            }
+        });
+        match step {
+            Read::Data => {}
+            Read::Wait => {
+                tokio::select! {
+                    _ = receiver.readable() => {}
+                    _ = &mut notified => {}
+                }
+            }
+            Read::Paused => notified.await,
+            Read::Stop => return,
+        }
+    }
+}
+
+/// Waits for the child's exit, then reports it.
+pub(crate) async fn exit_pump(shared: Arc<Shared>, mut child: tokio::process::Child) {
+    let end = match child.wait().await {
+        Ok(status) => ProcessEnd::from_wait_status(status.into_raw()),
+        // The child cannot be waited for (it was reaped elsewhere): its end is unknown.
+        Err(_) => ProcessEnd::Terminated {
+            exit_code: None,
+            signal: None,
+        },
+    };
+    // The pid may be reused from now on: no signal may go out through it.
+    shared
+        .pidfd
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    shared.act(|state, out| state.model.process_exited(end, out));
+}

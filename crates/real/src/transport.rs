@@ -1,0 +1,242 @@
+//! The transport of one real child process: the shared model fed by the pumps.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use process_transport_api::{
+    Address, ChildFd, Delivery, Dispatcher, ProcessEnd, ProcessModel, ProcessTransport,
+    PushProducer, Signal, Transport, TransportError,
+};
+use tokio::sync::Notify;
+
+use crate::sys::Pidfd;
+
+/// The [`ProcessTransport`] of a real child process, as [`RealSpawner`](crate::RealSpawner)
+/// returns it.
+///
+/// Writes are buffered and written without blocking by a task per pipe; above the high-water
+/// mark a registered push producer is paused, and resumed once the buffer drains.
+/// `close_stdin` flushes, then closes. Signals go through a pidfd on Linux, so a signal can
+/// never reach another process that reused the pid. Events reach the protocol in the order of
+/// the api crate's "order of events", one at a time. Clones share the process.
+#[derive(Clone)]
+pub struct RealProcessTransport {
+    pub(crate) shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) state: Mutex<State>,
+    pub(crate) dispatcher: Dispatcher,
+    /// Wakes the pumps after a write, a close, a pause or a resume.
+    pub(crate) changed: Notify,
+    /// Present until the child is reaped; dropped then, so the fd is not kept by a cycle.
+    pub(crate) pidfd: Mutex<Option<Pidfd>>,
+}
+
+pub(crate) struct State {
+    pub(crate) model: ProcessModel,
+    /// Bytes written by the parent and not yet taken by the pipe, per parent-writes fd.
+    pub(crate) buffers: BTreeMap<ChildFd, OutBuffer>,
+}
+
+/// A byte queue that is consumed from the front without moving bytes on every write.
+#[derive(Default)]
+pub(crate) struct OutBuffer {
+    bytes: Vec<u8>,
+    start: usize,
+}
+
+impl OutBuffer {
+    pub(crate) fn len(&self) -> usize {
+        self.bytes.len() - self.start
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn pending(&self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
+
+    pub(crate) fn push(&mut self, data: &[u8]) {
+        if self.start > 0 && self.start >= self.bytes.len() / 2 {
+            self.bytes.drain(..self.start);
+            self.start = 0;
+        }
+        self.bytes.extend_from_slice(data);
+    }
+
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.bytes.len() {
+            self.clear();
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+        self.start = 0;
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    /// Runs one step of the model and delivers what it produced (see `Dispatcher::act`).
+    pub(crate) fn act<R>(&self, step: impl FnOnce(&mut State, &mut Vec<Delivery>) -> R) -> R {
+        self.dispatcher.act(&self.state, step)
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+}
+
+impl fmt::Debug for RealProcessTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RealProcessTransport")
+            .field("model", &self.shared.lock().model)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RealProcessTransport {
+    fn changed(&self) {
+        self.shared.changed.notify_waiters();
+    }
+
+    /// The end reason, once `process_ended` was delivered.
+    pub fn ended_now(&self) -> Option<ProcessEnd> {
+        self.shared.dispatcher.ended_now()
+    }
+}
+
+impl Transport for RealProcessTransport {
+    fn write(&self, data: &[u8]) -> Result<(), TransportError> {
+        self.write_to_child(ChildFd::STDIN, data)
+    }
+
+    fn write_sequence(&self, data: &[&[u8]]) -> Result<(), TransportError> {
+        self.write(&data.concat())
+    }
+
+    fn lose_connection(&self) {
+        self.shared.act(|state, out| {
+            for fd in ProcessModel::LOSE_CONNECTION_ORDER {
+                state.model.close_child_fd(fd, out);
+            }
+        });
+        self.changed();
+    }
+
+    /// Drops what is buffered for stdin, then closes as `lose_connection` does.
+    fn abort_connection(&self) {
+        self.shared.act(|state, out| {
+            if let Some(buffer) = state.buffers.get_mut(&ChildFd::STDIN) {
+                buffer.clear();
+                state.model.set_buffered(ChildFd::STDIN, 0, out);
+            }
+        });
+        self.lose_connection();
+    }
+
+    fn host(&self) -> Address {
+        Address::Process
+    }
+
+    fn peer(&self) -> Address {
+        Address::Process
+    }
+
+    fn register_producer(
+        &self,
+        producer: Arc<dyn PushProducer>,
+        streaming: bool,
+    ) -> Result<(), TransportError> {
+        self.shared
+            .act(|state, out| state.model.register_producer(producer, streaming, out))
+    }
+
+    fn unregister_producer(&self) -> Result<(), TransportError> {
+        self.shared.lock().model.unregister_producer()
+    }
+}
+
+impl PushProducer for RealProcessTransport {
+    /// Stops reading the child's output; the exit is still reported.
+    fn pause_producing(&self) {
+        self.shared.lock().model.set_reading_paused(true);
+        self.changed();
+    }
+
+    fn resume_producing(&self) {
+        self.shared.lock().model.set_reading_paused(false);
+        self.changed();
+    }
+
+    /// As with Twisted's process transports, stopping is losing the connection.
+    fn stop_producing(&self) {
+        self.lose_connection();
+    }
+}
+
+#[async_trait]
+impl ProcessTransport for RealProcessTransport {
+    fn pid(&self) -> Option<u32> {
+        self.shared.lock().model.pid()
+    }
+
+    fn close_stdin(&self) {
+        self.close_child_fd(ChildFd::STDIN);
+    }
+
+    fn close_stdout(&self) {
+        self.close_child_fd(ChildFd::STDOUT);
+    }
+
+    fn close_stderr(&self) {
+        self.close_child_fd(ChildFd::STDERR);
+    }
+
+    fn close_child_fd(&self, fd: ChildFd) {
+        self.shared
+            .act(|state, out| state.model.close_child_fd(fd, out));
+        self.changed();
+    }
+
+    fn write_to_child(&self, fd: ChildFd, data: &[u8]) -> Result<(), TransportError> {
+        self.shared.act(|state, out| {
+            state.model.check_write(fd)?;
+            let buffer = state.buffers.entry(fd).or_default();
+            buffer.push(data);
+            let buffered = buffer.len();
+            state.model.set_buffered(fd, buffered, out);
+            Ok::<_, TransportError>(())
+        })?;
+        self.changed();
+        Ok(())
+    }
+
+    fn signal_process(&self, signal: Signal) -> Result<(), TransportError> {
+        self.shared.lock().model.check_signal()?;
+        let pidfd = lock(&self.shared.pidfd);
+        let Some(pidfd) = pidfd.as_ref() else {
+            return Err(TransportError::ProcessExitedAlready);
+        };
+        pidfd
+            .signal(signal)
+            .map_err(|err| match err.raw_os_error() {
+                Some(libc::ESRCH) => TransportError::ProcessExitedAlready,
+                _ => TransportError::Io(err),
+            })
+    }
+
+    async fn ended(&self) -> ProcessEnd {
+        self.shared.dispatcher.ended().await
+    }
+}

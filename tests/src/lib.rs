@@ -307,3 +307,29 @@ pub struct ReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/choosing.md")]
 pub struct ChoosingDoctests;
+
+/// How long a real-process test may wait for an event before it is called hung. A guard
+/// against hangs only: tests wait on events, never on time.
+pub const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Awaits `future`, panicking if it takes longer than [`HANG_GUARD`].
+pub async fn guard<F: std::future::Future>(future: F) -> F::Output {
+    tokio::time::timeout(HANG_GUARD, future)
+        .await
+        .expect("the test hung: no event within the guard timeout")
+}
+
+/// Spawns `spec` with `protocol` on the real transport and waits for `process_ended`.
+pub async fn run_real(
+    protocol: Box<dyn ProcessProtocol>,
+    spec: process_transport_api::SpawnSpec,
+) -> (Arc<dyn ProcessTransport>, ProcessEnd) {
+    use process_transport_api::ProcessSpawner;
+    let spawner = process_transport_real::RealSpawner::new();
+    let transport = spawner
+        .spawn_process(protocol, spec)
+        .await
+        .expect("the spawn succeeds");
+    let end = guard(transport.ended()).await;
+    (transport, end)
+}

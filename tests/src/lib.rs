@@ -43,6 +43,7 @@ pub type Reaction = Box<dyn FnMut(&Event, &Arc<dyn ProcessTransport>) + Send>;
 #[derive(Clone, Default)]
 pub struct Log {
     events: Arc<Mutex<Vec<Event>>>,
+    recorded: Arc<tokio::sync::Notify>,
     depth: Arc<AtomicUsize>,
     reentered: Arc<AtomicUsize>,
 }
@@ -83,6 +84,27 @@ impl Log {
             .filter(|event| !matches!(event, Event::Data(..)))
             .cloned()
             .collect()
+    }
+
+    /// Waits until `done` holds for the events so far, under the [`HANG_GUARD`].
+    pub async fn wait_until(&self, done: impl Fn(&[Event]) -> bool) {
+        guard(async {
+            loop {
+                let recorded = self.recorded.notified();
+                tokio::pin!(recorded);
+                recorded.as_mut().enable();
+                if done(&self.lock()) {
+                    return;
+                }
+                recorded.await;
+            }
+        })
+        .await
+    }
+
+    /// Waits until `event` was recorded.
+    pub async fn wait_for(&self, event: Event) {
+        self.wait_until(|events| events.contains(&event)).await
     }
 
     /// How many times a callback started while another was running (must be 0).
@@ -145,6 +167,7 @@ impl Recorder {
             self.log.reentered.fetch_add(1, Ordering::SeqCst);
         }
         self.log.lock().push(event.clone());
+        self.log.recorded.notify_waiters();
         if let (Some(reaction), Some(transport)) = (self.reaction.as_mut(), self.transport.as_ref())
         {
             reaction(&event, transport);

@@ -1,0 +1,77 @@
+//! Many spawns leave the parent's fd count unchanged and no zombie behind.
+//!
+//! One test in its own binary, so that no other test opens fds while it counts.
+
+use std::sync::Arc;
+
+use process_transport_api::{ProcessEnd, ProcessSpawner, ProcessTransport, SpawnSpec};
+use process_transport_real::RealSpawner;
+use process_transport_tests::{guard, Recorder};
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// `true` when `pid` is a zombie child of this process.
+fn is_our_zombie(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // "pid (comm) state ppid ...": comm may hold spaces, so split after the last ')'.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let mut fields = rest.split(' ');
+    let state = fields.next().unwrap();
+    let ppid: u32 = fields.next().unwrap().parse().unwrap();
+    state == "Z" && ppid == std::process::id()
+}
+
+async fn spawn_one(spawner: &RealSpawner, spec: SpawnSpec) -> (u32, ProcessEnd) {
+    let (recorder, _log) = Recorder::new();
+    let transport: Arc<dyn ProcessTransport> = spawner.spawn_process(recorder, spec).await.unwrap();
+    let pid = transport.pid().expect("running");
+    transport.close_stdin();
+    (pid, guard(transport.ended()).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawns_leave_no_fd_and_no_zombie() {
+    let spawner = RealSpawner::new();
+    // Warm up tokio's own fds (the I/O driver, the pidfd reaper) before counting.
+    spawn_one(&spawner, SpawnSpec::new("true")).await;
+    let before = open_fds();
+
+    let mut pids = Vec::new();
+    for i in 0..200 {
+        let spec = if i % 2 == 0 {
+            SpawnSpec::new("true")
+        } else {
+            SpawnSpec::new("sh").args(["-c", "echo x; exit 1"])
+        };
+        let (pid, end) = spawn_one(&spawner, spec).await;
+        assert_eq!(end.exit_code(), Some(if i % 2 == 0 { 0 } else { 1 }));
+        pids.push(pid);
+    }
+    let concurrent: Vec<_> = (0..100)
+        .map(|_| {
+            let spawner = spawner.clone();
+            tokio::spawn(async move { spawn_one(&spawner, SpawnSpec::new("cat")).await })
+        })
+        .collect();
+    for task in concurrent {
+        let (pid, end) = task.await.unwrap();
+        assert_eq!(end, ProcessEnd::Done);
+        pids.push(pid);
+    }
+    // Failed spawns leave nothing open either.
+    for _ in 0..20 {
+        let (recorder, _) = Recorder::new();
+        assert!(spawner
+            .spawn_process(recorder, SpawnSpec::new("no-such-program-3f9a"))
+            .await
+            .is_err());
+    }
+
+    assert_eq!(open_fds(), before, "the parent's open fd count changed");
+    let zombies: Vec<u32> = pids.into_iter().filter(|&pid| is_our_zombie(pid)).collect();
+    assert_eq!(zombies, [], "children left unreaped");
+}

@@ -1,0 +1,144 @@
+//! The real transport against plain baselines, measured in the same run:
+//! - 1 GiB through `cat`: this transport (a pull producer writing 1 MiB chunks, a protocol
+//!   counting stdout) against a plain `tokio::process` pump (`write_all` on stdin, a read
+//!   loop on stdout);
+//! - spawn to `process_ended` of `true` against `std::process::Command::status()`.
+//!
+//! `cargo bench -p process-transport-real --bench real`; results in docs/benchmarks.md.
+
+// criterion's macros generate undocumented public functions.
+#![allow(missing_docs)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use process_transport_api::{
+    ChildFd, ProcessEnd, ProcessProtocol, ProcessSpawner, ProcessTransport, PushProducer,
+    SpawnSpec,
+};
+use process_transport_real::RealSpawner;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const TOTAL: usize = 1 << 30;
+const CHUNK: usize = 1 << 20;
+
+/// Writes the next chunk each time the transport's buffer drains; closes stdin at the end.
+struct Feeder {
+    transport: Mutex<Option<Arc<dyn ProcessTransport>>>,
+    chunk: Vec<u8>,
+    sent: AtomicUsize,
+}
+
+impl PushProducer for Feeder {
+    fn pause_producing(&self) {}
+    fn resume_producing(&self) {
+        let guard = self.transport.lock().unwrap();
+        let Some(transport) = guard.as_ref() else { return };
+        if self.sent.fetch_add(CHUNK, Ordering::SeqCst) < TOTAL {
+            transport.write(&self.chunk).unwrap();
+        } else {
+            transport.close_stdin();
+        }
+    }
+    fn stop_producing(&self) {
+        self.transport.lock().unwrap().take();
+    }
+}
+
+struct Pump {
+    received: Arc<AtomicUsize>,
+}
+
+impl ProcessProtocol for Pump {
+    fn make_connection(&mut self, transport: Arc<dyn ProcessTransport>) {
+        let feeder = Arc::new(Feeder {
+            transport: Mutex::new(Some(transport.clone())),
+            chunk: vec![b'x'; CHUNK],
+            sent: AtomicUsize::new(0),
+        });
+        transport.register_producer(feeder, false).unwrap();
+    }
+    fn child_data_received(&mut self, _fd: ChildFd, data: &[u8]) {
+        self.received.fetch_add(data.len(), Ordering::Relaxed);
+    }
+}
+
+async fn through_transport() {
+    let received = Arc::new(AtomicUsize::new(0));
+    let transport = RealSpawner::new()
+        .spawn_process(Box::new(Pump { received: received.clone() }), SpawnSpec::new("cat"))
+        .await
+        .unwrap();
+    assert_eq!(transport.ended().await, ProcessEnd::Done);
+    assert_eq!(received.load(Ordering::SeqCst), TOTAL);
+}
+
+async fn through_tokio_process() {
+    let mut child = tokio::process::Command::new("cat")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let writer = tokio::spawn(async move {
+        let chunk = vec![b'x'; CHUNK];
+        for _ in 0..TOTAL / CHUNK {
+            stdin.write_all(&chunk).await.unwrap();
+        }
+    });
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut received = 0;
+    loop {
+        let n = stdout.read(&mut buf).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        received += n;
+    }
+    writer.await.unwrap();
+    assert!(child.wait().await.unwrap().success());
+    assert_eq!(received, TOTAL);
+}
+
+struct Quiet;
+impl ProcessProtocol for Quiet {
+    fn make_connection(&mut self, _: Arc<dyn ProcessTransport>) {}
+}
+
+fn benches(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+
+    let mut group = c.benchmark_group("1 GiB through cat");
+    group.sample_size(10).throughput(Throughput::Bytes(TOTAL as u64));
+    group.bench_function("tokio::process pump (baseline)", |b| {
+        b.iter(|| runtime.block_on(through_tokio_process()))
+    });
+    group.bench_function("RealProcessTransport", |b| b.iter(|| runtime.block_on(through_transport())));
+    group.finish();
+
+    let mut group = c.benchmark_group("spawn true to its end");
+    group.bench_function("Command::status (baseline)", |b| {
+        b.iter(|| assert!(std::process::Command::new("true").status().unwrap().success()))
+    });
+    group.bench_function("RealSpawner to process_ended", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let transport = RealSpawner::new()
+                    .spawn_process(Box::new(Quiet), SpawnSpec::new("true"))
+                    .await
+                    .unwrap();
+                assert_eq!(transport.ended().await, ProcessEnd::Done);
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(real, benches);
+criterion_main!(real);

@@ -48,7 +48,10 @@ impl ProcessProtocol for SortClient {
         self.partial.extend_from_slice(data);
         while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.partial.drain(..=end).collect();
-            self.note(format!("<- stdout {:?}", String::from_utf8_lossy(&line[..end])));
+            self.note(format!(
+                "<- stdout {:?}",
+                String::from_utf8_lossy(&line[..end])
+            ));
         }
     }
 
@@ -116,7 +119,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if which != "real" {
         let reactor = MemoryProcessReactor::new();
         let spawner: Box<dyn ProcessSpawner> = Box::new(reactor.clone());
-        run("MemoryProcessReactor", spawner.as_ref(), || play_sort(&reactor)).await?;
+        run("MemoryProcessReactor", spawner.as_ref(), || {
+            play_sort(&reactor)
+        })
+        .await?;
     }
     Ok(())
 }

@@ -165,12 +165,13 @@ async fn a_push_producer_is_paused_above_the_mark_and_resumed_when_drained() {
         .unwrap();
     let producer = RecordingProducer::new();
     transport.register_producer(producer.clone(), true).unwrap();
-    let data = pattern(1024 * 1024);
+    // More than the pipe takes at once (1 MiB at most) plus the 64 KiB mark.
+    let data = pattern(4 * 1024 * 1024);
     transport.write(&data).unwrap();
     assert_eq!(
         producer.calls(),
         [Pause],
-        "1 MiB is over the 64 KiB mark at once"
+        "what the pipe did not take is over the mark"
     );
     // Once cat echoed every byte, the buffer was drained before.
     log.wait_until(|events| {

@@ -416,6 +416,20 @@ impl ProcessModel {
         }
     }
 
+    /// The driver reports that a write to `fd` went straight into the pipe, leaving the buffer
+    /// empty: for stdin, a pull producer is asked for more, as on any drain.
+    pub fn wrote_through(&mut self, fd: ChildFd, out: &mut Vec<Delivery>) {
+        if fd != ChildFd::STDIN || self.buffered(fd) != 0 {
+            return;
+        }
+        if let Some(registered) = self.producer.as_ref().filter(|r| !r.streaming) {
+            out.push(Delivery::Producer(
+                registered.producer.clone(),
+                ProducerCall::Resume,
+            ));
+        }
+    }
+
     /// `true` while the transport, as a producer, is paused: output is held, not delivered.
     pub fn reading_paused(&self) -> bool {
         self.reading_paused

@@ -14,8 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use process_transport_api::{
-    ChildFd, ProcessEnd, ProcessProtocol, ProcessSpawner, ProcessTransport, PushProducer,
-    SpawnSpec,
+    ChildFd, ProcessEnd, ProcessProtocol, ProcessSpawner, ProcessTransport, PushProducer, SpawnSpec,
 };
 use process_transport_real::RealSpawner;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -34,7 +33,9 @@ impl PushProducer for Feeder {
     fn pause_producing(&self) {}
     fn resume_producing(&self) {
         let guard = self.transport.lock().unwrap();
-        let Some(transport) = guard.as_ref() else { return };
+        let Some(transport) = guard.as_ref() else {
+            return;
+        };
         if self.sent.fetch_add(CHUNK, Ordering::SeqCst) < TOTAL {
             transport.write(&self.chunk).unwrap();
         } else {
@@ -67,7 +68,12 @@ impl ProcessProtocol for Pump {
 async fn through_transport() {
     let received = Arc::new(AtomicUsize::new(0));
     let transport = RealSpawner::new()
-        .spawn_process(Box::new(Pump { received: received.clone() }), SpawnSpec::new("cat"))
+        .spawn_process(
+            Box::new(Pump {
+                received: received.clone(),
+            }),
+            SpawnSpec::new("cat"),
+        )
         .await
         .unwrap();
     assert_eq!(transport.ended().await, ProcessEnd::Done);
@@ -115,16 +121,25 @@ fn benches(c: &mut Criterion) {
         .unwrap();
 
     let mut group = c.benchmark_group("1 GiB through cat");
-    group.sample_size(10).throughput(Throughput::Bytes(TOTAL as u64));
+    group
+        .sample_size(10)
+        .throughput(Throughput::Bytes(TOTAL as u64));
     group.bench_function("tokio::process pump (baseline)", |b| {
         b.iter(|| runtime.block_on(through_tokio_process()))
     });
-    group.bench_function("RealProcessTransport", |b| b.iter(|| runtime.block_on(through_transport())));
+    group.bench_function("RealProcessTransport", |b| {
+        b.iter(|| runtime.block_on(through_transport()))
+    });
     group.finish();
 
     let mut group = c.benchmark_group("spawn true to its end");
     group.bench_function("Command::status (baseline)", |b| {
-        b.iter(|| assert!(std::process::Command::new("true").status().unwrap().success()))
+        b.iter(|| {
+            assert!(std::process::Command::new("true")
+                .status()
+                .unwrap()
+                .success())
+        })
     });
     group.bench_function("RealSpawner to process_ended", |b| {
         b.iter(|| {

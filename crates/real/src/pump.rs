@@ -1,17 +1,18 @@
 //! The tasks that move bytes between the pipes and the model, and report the exit.
 
 use std::io;
-use std::os::unix::process::ExitStatusExt;
 use std::sync::Arc;
 
 use process_transport_api::{ChildFd, Delivery, PipeState, ProcessEnd};
+use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::net::unix::pipe;
 
+use crate::sys::Pidfd;
 use crate::transport::{Shared, State};
 
 /// How much one read takes from a pipe at most.
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
 
 enum Flush {
     /// Some bytes went out; try again.
@@ -50,6 +51,7 @@ impl State {
             // EPIPE: the child closed its end; what is buffered can never be delivered.
             Err(_) => {
                 buffer.clear();
+                self.senders.remove(&fd);
                 self.model.pipe_lost(fd, out);
                 Flush::Gone
             }
@@ -58,9 +60,12 @@ impl State {
 }
 
 /// Writes what the parent buffers for `fd` until the fd is closed by either side.
-pub(crate) async fn write_pump(shared: Arc<Shared>, fd: ChildFd, sender: pipe::Sender) {
+pub(crate) async fn write_pump(shared: Arc<Shared>, fd: ChildFd, sender: Arc<pipe::Sender>) {
+    let Some(waker) = shared.wakers.get(&fd) else {
+        return;
+    };
     loop {
-        let notified = shared.changed.notified();
+        let notified = waker.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         match shared.act(|state, out| state.flush(fd, &sender, out)) {
@@ -79,6 +84,7 @@ pub(crate) async fn write_pump(shared: Arc<Shared>, fd: ChildFd, sender: pipe::S
                             if let Some(buffer) = state.buffers.get_mut(&fd) {
                                 buffer.clear();
                             }
+                            state.senders.remove(&fd);
                             state.model.pipe_lost(fd, out);
                         });
                         return;
@@ -87,6 +93,7 @@ pub(crate) async fn write_pump(shared: Arc<Shared>, fd: ChildFd, sender: pipe::S
                 }
             }
             Flush::Close => {
+                shared.lock().senders.remove(&fd);
                 drop(sender);
                 shared.act(|state, out| state.model.pipe_lost(fd, out));
                 return;
@@ -105,9 +112,12 @@ enum Read {
 
 /// Reads what the child writes on `fd` and delivers it, until end of file or a parent close.
 pub(crate) async fn read_pump(shared: Arc<Shared>, fd: ChildFd, receiver: pipe::Receiver) {
+    let Some(waker) = shared.wakers.get(&fd) else {
+        return;
+    };
     let mut chunk = vec![0u8; READ_CHUNK];
     loop {
-        let notified = shared.changed.notified();
+        let notified = waker.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         let step = shared.act(|state, out| {
@@ -147,21 +157,39 @@ pub(crate) async fn read_pump(shared: Arc<Shared>, fd: ChildFd, receiver: pipe::
     }
 }
 
-/// Waits for the child's exit, then reports it.
-pub(crate) async fn exit_pump(shared: Arc<Shared>, mut child: tokio::process::Child) {
-    let end = match child.wait().await {
-        Ok(status) => ProcessEnd::from_wait_status(status.into_raw()),
-        // The child cannot be waited for (it was reaped elsewhere): its end is unknown.
-        Err(_) => ProcessEnd::Terminated {
+/// Waits for the child's exit through its pidfd, reaps it, then reports the exit.
+pub(crate) async fn exit_pump(shared: Arc<Shared>, pidfd: Pidfd) {
+    let end = match wait(&pidfd).await {
+        Ok((Some(code), _)) => ProcessEnd::from_exit_code(code),
+        Ok((None, Some(signal))) => ProcessEnd::from_signal(signal),
+        // Reaped elsewhere (someone called wait on every child): the end is unknown.
+        Ok((None, None)) | Err(_) => ProcessEnd::Terminated {
             exit_code: None,
             signal: None,
         },
     };
-    // The pid may be reused from now on: no signal may go out through it.
+    // The pid may be reused from now on: no signal may go out through it, and the pidfd
+    // closes here rather than when the last clone of the transport is dropped.
     shared
         .pidfd
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .take();
+    drop(pidfd);
     shared.act(|state, out| state.model.process_exited(end, out));
+}
+
+async fn wait(pidfd: &Pidfd) -> io::Result<(Option<i32>, Option<i32>)> {
+    // A pidfd becomes readable when its process exits.
+    // SAFETY: the AsyncFd owns a clone of the Arc holding the pidfd, so the fd stays open
+    // and the same for the AsyncFd's whole life.
+    let watch = unsafe { AsyncFd::register_with_interest(pidfd.fd(), Interest::READABLE) }
+        .map_err(|err| err.into_parts().1)?;
+    loop {
+        let mut ready = watch.readable().await?;
+        match pidfd.try_reap()? {
+            Some(status) => return Ok(status),
+            None => ready.clear_ready(),
+        }
+    }
 }

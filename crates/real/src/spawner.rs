@@ -1,5 +1,6 @@
 //! The spawner of real child processes.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Arc, Mutex};
 
@@ -12,7 +13,7 @@ use tokio::net::unix::pipe;
 use tokio::sync::Notify;
 
 use crate::pump::{exit_pump, read_pump, write_pump};
-use crate::sys::{prepare, Pidfd, Pipe, Prepared};
+use crate::sys::{self, Pipe, Spawned};
 use crate::transport::{RealProcessTransport, Shared, State};
 
 /// A [`ProcessSpawner`] that starts real OS processes on the current tokio runtime.
@@ -53,21 +54,6 @@ impl RealSpawner {
     }
 }
 
-fn spawn_error(spec: &SpawnSpec, err: io::Error) -> SpawnError {
-    let executable = spec.get_executable().to_string_lossy().into_owned();
-    match err.kind() {
-        io::ErrorKind::NotFound => SpawnError::NotFound(executable),
-        io::ErrorKind::PermissionDenied => SpawnError::PermissionDenied(executable),
-        io::ErrorKind::InvalidInput => {
-            SpawnError::InvalidSpec(format!("cannot spawn {executable:?}: {err}"))
-        }
-        kind => SpawnError::Io(io::Error::new(
-            kind,
-            format!("cannot spawn {executable:?}: {err}"),
-        )),
-    }
-}
-
 fn check_cwd(spec: &SpawnSpec) -> Result<(), SpawnError> {
     match spec.get_cwd() {
         Some(cwd) if !cwd.is_dir() => Err(SpawnError::Io(io::Error::new(
@@ -91,57 +77,58 @@ impl ProcessSpawner for RealSpawner {
     ) -> Result<Arc<dyn ProcessTransport>, SpawnError> {
         spec.validate()?;
         check_cwd(&spec)?;
-        let Prepared {
-            command,
-            pipes,
-            keep_until_spawned,
-        } = prepare(&spec)?;
-        let mut command = tokio::process::Command::from(command);
-        let child = command.spawn().map_err(|err| spawn_error(&spec, err))?;
-        // The parent's copies of the child's ends: the child has its own now.
-        drop(command);
-        drop(keep_until_spawned);
+        let Spawned { pid, pidfd, pipes } = sys::spawn(&spec)?;
 
-        let pid = child.id();
-        let mut model = ProcessModel::new(spec.get_child_fds(), pid);
+        let mut model = ProcessModel::new(spec.get_child_fds(), Some(pid));
         model.set_high_water(self.high_water);
+        let mut senders = BTreeMap::new();
+        let mut receivers = Vec::new();
+        let mut broken = Vec::new();
+        for pipe in pipes {
+            // Registering with the runtime fails only when it cannot watch more fds; that pipe
+            // is then reported lost at once.
+            match pipe {
+                Pipe::Reads(fd, owned) => match pipe::Receiver::from_owned_fd(owned) {
+                    Ok(receiver) => receivers.push((fd, receiver)),
+                    Err(_) => broken.push(fd),
+                },
+                Pipe::Writes(fd, owned) => match pipe::Sender::from_owned_fd(owned) {
+                    Ok(sender) => drop(senders.insert(fd, Arc::new(sender))),
+                    Err(_) => broken.push(fd),
+                },
+            }
+        }
         let shared = Arc::new(Shared {
+            wakers: spec
+                .get_child_fds()
+                .keys()
+                .map(|&fd| (fd, Notify::new()))
+                .collect(),
             state: Mutex::new(State {
                 model,
-                buffers: Default::default(),
+                buffers: BTreeMap::new(),
+                senders: senders.clone(),
             }),
             dispatcher: Dispatcher::new(Some(protocol)),
-            changed: Notify::new(),
-            pidfd: Mutex::new(pid.map(Pidfd::open)),
+            pidfd: Mutex::new(Some(pidfd.clone())),
         });
         let transport = RealProcessTransport {
             shared: shared.clone(),
         };
-        let handle: Arc<dyn ProcessTransport> = Arc::new(transport.clone());
-        shared.act(|_, out| out.push(Delivery::MakeConnection(handle.clone())));
-
-        for pipe in pipes {
-            let shared = shared.clone();
-            match pipe {
-                Pipe::Reads(fd, owned) => {
-                    let receiver =
-                        pipe::Receiver::from_owned_fd(owned).map_err(|err| spawn_error(&spec, err));
-                    match receiver {
-                        Ok(receiver) => drop(tokio::spawn(read_pump(shared, fd, receiver))),
-                        Err(_) => shared.act(|state, out| state.model.pipe_lost(fd, out)),
-                    }
-                }
-                Pipe::Writes(fd, owned) => {
-                    let sender =
-                        pipe::Sender::from_owned_fd(owned).map_err(|err| spawn_error(&spec, err));
-                    match sender {
-                        Ok(sender) => drop(tokio::spawn(write_pump(shared, fd, sender))),
-                        Err(_) => shared.act(|state, out| state.model.pipe_lost(fd, out)),
-                    }
-                }
+        let handle: Arc<dyn ProcessTransport> = Arc::new(transport);
+        shared.act(|state, out| {
+            out.push(Delivery::MakeConnection(handle.clone()));
+            for fd in broken {
+                state.model.pipe_lost(fd, out);
             }
+        });
+        for (fd, receiver) in receivers {
+            tokio::spawn(read_pump(shared.clone(), fd, receiver));
         }
-        tokio::spawn(exit_pump(shared, child));
+        for (fd, sender) in senders {
+            tokio::spawn(write_pump(shared.clone(), fd, sender));
+        }
+        tokio::spawn(exit_pump(shared, pidfd));
         Ok(handle)
     }
 }

@@ -9,6 +9,7 @@ use process_transport_api::{
     Address, ChildFd, Delivery, Dispatcher, ProcessEnd, ProcessModel, ProcessTransport,
     PushProducer, Signal, Transport, TransportError,
 };
+use tokio::net::unix::pipe;
 use tokio::sync::Notify;
 
 use crate::sys::Pidfd;
@@ -29,8 +30,8 @@ pub struct RealProcessTransport {
 pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
     pub(crate) dispatcher: Dispatcher,
-    /// Wakes the pumps after a write, a close, a pause or a resume.
-    pub(crate) changed: Notify,
+    /// One per pipe: wakes its pump after a write, a close, a pause or a resume.
+    pub(crate) wakers: BTreeMap<ChildFd, Notify>,
     /// Present until the child is reaped; dropped then, so the fd is not kept by a cycle.
     pub(crate) pidfd: Mutex<Option<Pidfd>>,
 }
@@ -39,6 +40,9 @@ pub(crate) struct State {
     pub(crate) model: ProcessModel,
     /// Bytes written by the parent and not yet taken by the pipe, per parent-writes fd.
     pub(crate) buffers: BTreeMap<ChildFd, OutBuffer>,
+    /// The open parent-writes pipes, shared with their pumps; a write into an empty buffer
+    /// goes straight to the pipe.
+    pub(crate) senders: BTreeMap<ChildFd, Arc<pipe::Sender>>,
 }
 
 /// A byte queue that is consumed from the front without moving bytes on every write.
@@ -82,6 +86,43 @@ impl OutBuffer {
     }
 }
 
+impl State {
+    /// Writes `data` to pipe `fd`: straight into the pipe while nothing is buffered, the rest
+    /// into the buffer. Returns whether anything was buffered (the pump must run).
+    fn write(
+        &mut self,
+        fd: ChildFd,
+        data: &[u8],
+        out: &mut Vec<Delivery>,
+    ) -> Result<bool, TransportError> {
+        self.model.check_write(fd)?;
+        let buffer = self.buffers.entry(fd).or_default();
+        let mut rest = data;
+        if buffer.is_empty() && !data.is_empty() {
+            if let Some(sender) = self.senders.get(&fd) {
+                match sender.try_write(data) {
+                    Ok(n) => rest = &data[n..],
+                    Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+                    // EPIPE: the child closed its end; these bytes can never be delivered.
+                    Err(_) => {
+                        self.senders.remove(&fd);
+                        self.model.pipe_lost(fd, out);
+                        return Err(TransportError::ChildFdClosed(fd));
+                    }
+                }
+            }
+        }
+        if rest.is_empty() {
+            self.model.wrote_through(fd, out);
+            return Ok(false);
+        }
+        buffer.push(rest);
+        let buffered = buffer.len();
+        self.model.set_buffered(fd, buffered, out);
+        Ok(true)
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -95,6 +136,18 @@ impl Shared {
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
     }
+
+    /// Wakes the pump of `fd`.
+    pub(crate) fn wake(&self, fd: ChildFd) {
+        if let Some(waker) = self.wakers.get(&fd) {
+            waker.notify_waiters();
+        }
+    }
+
+    /// Wakes every pump.
+    pub(crate) fn wake_all(&self) {
+        self.wakers.values().for_each(Notify::notify_waiters);
+    }
 }
 
 impl fmt::Debug for RealProcessTransport {
@@ -106,10 +159,6 @@ impl fmt::Debug for RealProcessTransport {
 }
 
 impl RealProcessTransport {
-    fn changed(&self) {
-        self.shared.changed.notify_waiters();
-    }
-
     /// The end reason, once `process_ended` was delivered.
     pub fn ended_now(&self) -> Option<ProcessEnd> {
         self.shared.dispatcher.ended_now()
@@ -131,7 +180,7 @@ impl Transport for RealProcessTransport {
                 state.model.close_child_fd(fd, out);
             }
         });
-        self.changed();
+        self.shared.wake_all();
     }
 
     /// Drops what is buffered for stdin, then closes as `lose_connection` does.
@@ -171,12 +220,12 @@ impl PushProducer for RealProcessTransport {
     /// Stops reading the child's output; the exit is still reported.
     fn pause_producing(&self) {
         self.shared.lock().model.set_reading_paused(true);
-        self.changed();
+        self.shared.wake_all();
     }
 
     fn resume_producing(&self) {
         self.shared.lock().model.set_reading_paused(false);
-        self.changed();
+        self.shared.wake_all();
     }
 
     /// As with Twisted's process transports, stopping is losing the connection.
@@ -206,25 +255,21 @@ impl ProcessTransport for RealProcessTransport {
     fn close_child_fd(&self, fd: ChildFd) {
         self.shared
             .act(|state, out| state.model.close_child_fd(fd, out));
-        self.changed();
+        self.shared.wake(fd);
     }
 
     fn write_to_child(&self, fd: ChildFd, data: &[u8]) -> Result<(), TransportError> {
-        self.shared.act(|state, out| {
-            state.model.check_write(fd)?;
-            let buffer = state.buffers.entry(fd).or_default();
-            buffer.push(data);
-            let buffered = buffer.len();
-            state.model.set_buffered(fd, buffered, out);
-            Ok::<_, TransportError>(())
-        })?;
-        self.changed();
+        let buffered = self.shared.act(|state, out| state.write(fd, data, out))?;
+        if buffered {
+            self.shared.wake(fd);
+        }
         Ok(())
     }
 
     fn signal_process(&self, signal: Signal) -> Result<(), TransportError> {
         self.shared.lock().model.check_signal()?;
         let pidfd = lock(&self.shared.pidfd);
+        // Gone once the child is reaped: its pid may belong to another process by now.
         let Some(pidfd) = pidfd.as_ref() else {
             return Err(TransportError::ProcessExitedAlready);
         };

@@ -1,11 +1,12 @@
 //! The platform door: everything that touches fds, signals and process creation directly.
-//! The transport logic above it is portable; only Unix is implemented.
+//! The transport logic above it is portable; the implementation is Linux's (pidfds,
+//! `posix_spawn` file actions, `close_range`).
 
-#[cfg(unix)]
-#[path = "unix.rs"]
-mod imp;
+#[cfg(not(target_os = "linux"))]
+compile_error!("process-transport-real needs Linux: pidfds and posix_spawn file actions");
 
-#[cfg(not(unix))]
-compile_error!("process-transport-real supports Unix only");
+mod fork;
+mod linux;
+mod posix_spawn;
 
-pub(crate) use imp::{prepare, Pidfd, Pipe, Prepared};
+pub(crate) use linux::{spawn, Pidfd, Pipe, Spawned};

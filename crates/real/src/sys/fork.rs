@@ -1,0 +1,118 @@
+//! The spawn path for a uid or gid change, which `posix_spawn` cannot do: the standard
+//! library's fork and exec, with a pre-exec hook that lays out the child fd map.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use process_transport_api::{SpawnError, SpawnSpec};
+use rustix::io::fcntl_dupfd_cloexec;
+
+use super::linux::{invalid, spawn_error, FdPlan};
+
+/// Starts the child; returns its pid. The standard library's `Child` is dropped at once: the
+/// caller reaps the child through its pidfd.
+pub(super) fn spawn(spec: &SpawnSpec, plan: &FdPlan) -> Result<u32, SpawnError> {
+    let mut command = Command::new(spec.get_executable());
+    command.args(spec.get_args());
+    if !spec.get_env().inherits() {
+        command.env_clear();
+    }
+    for (key, value) in spec.get_env().vars() {
+        match value {
+            Some(value) => command.env(key, value),
+            None => command.env_remove(key),
+        };
+    }
+    if let Some(cwd) = spec.get_cwd() {
+        command.current_dir(cwd);
+    }
+    if let Some(uid) = spec.get_uid() {
+        command.uid(uid);
+    }
+    if let Some(gid) = spec.get_gid() {
+        command.gid(gid);
+    }
+    // Occupy every free target number until the spawn returns, so that the standard
+    // library's own close-on-exec pipe (which reports exec errors) cannot be given one of
+    // them and then be overwritten by the map.
+    let reservations = reserve(spec, &plan.targets)?;
+    let hook = ChildPlan {
+        moves: plan
+            .moves
+            .iter()
+            .map(|(from, to)| (from.as_raw_fd(), *to))
+            .collect(),
+        targets: plan.targets.clone(),
+        max_target: plan.max_target,
+    };
+    // SAFETY: the hook runs in the forked child before exec and only makes the
+    // async-signal-safe calls of `ChildPlan::apply`; it allocates nothing.
+    unsafe {
+        command.pre_exec(move || hook.apply());
+    }
+    let child = command.spawn().map_err(|err| spawn_error(spec, err))?;
+    drop(reservations);
+    Ok(child.id())
+}
+
+fn reserve(spec: &SpawnSpec, targets: &[RawFd]) -> Result<Vec<OwnedFd>, SpawnError> {
+    let null = std::fs::File::open("/dev/null")
+        .map_err(|err| invalid(spec, format!("cannot open /dev/null: {err}")))?;
+    Ok(targets
+        .iter()
+        .filter_map(|&target| {
+            fcntl_dupfd_cloexec(null.as_fd(), target)
+                .ok()
+                .filter(|reserved| reserved.as_raw_fd() == target)
+        })
+        .collect())
+}
+
+/// What the child does between fork and exec.
+struct ChildPlan {
+    /// (fd above every target, target) pairs.
+    moves: Vec<(RawFd, RawFd)>,
+    targets: Vec<RawFd>,
+    max_target: RawFd,
+}
+
+impl ChildPlan {
+    fn apply(&self) -> io::Result<()> {
+        // SAFETY (block): plain syscalls on fd and signal numbers, each async-signal-safe; no
+        // memory is allocated or freed.
+        unsafe {
+            for &(from, to) in &self.moves {
+                if libc::dup2(from, to) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            for fd in 0..=self.max_target {
+                if !self.targets.contains(&fd) {
+                    // Close-on-exec rather than close: the standard library may still need
+                    // one of them to report an exec failure.
+                    libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                }
+            }
+            let first = (self.max_target + 1) as libc::c_uint;
+            let marked = libc::syscall(
+                libc::SYS_close_range,
+                first,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            if marked != 0 {
+                for fd in (self.max_target + 1)..65536 {
+                    libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                }
+            }
+            for signal in 1..libc::SIGRTMAX() {
+                if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+                    libc::signal(signal, libc::SIG_DFL);
+                }
+            }
+        }
+        Ok(())
+    }
+}

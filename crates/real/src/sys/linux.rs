@@ -1,0 +1,215 @@
+//! Linux: the pipes of the child fd map, the choice of spawn path, pidfds and signals.
+//!
+//! Every child-side fd is first duplicated (close-on-exec) above the highest target, so that
+//! moving one into place in the child cannot clobber another. The child then gets exactly the
+//! fds of its map: the spawn path closes, or marks close-on-exec, every other fd, even a
+//! parent fd opened without close-on-exec.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::Arc;
+
+use process_transport_api::{ChildFd, ChildFdMapping, Signal, SpawnError, SpawnSpec};
+use rustix::io::fcntl_dupfd_cloexec;
+use rustix::pipe::{fcntl_setpipe_size, pipe_with, PipeFlags};
+use rustix::process::{pidfd_open, pidfd_send_signal, PidfdFlags};
+
+use super::{fork, posix_spawn};
+
+/// The pipe capacity asked for: fewer, larger reads and writes than the 64 KiB default.
+/// Refused sizes (over `pipe-max-size` for an unprivileged user) keep the default.
+const PIPE_SIZE: usize = 1024 * 1024;
+
+/// The parent's end of one pipe of the map.
+pub(crate) enum Pipe {
+    /// The parent reads what the child writes on this fd.
+    Reads(ChildFd, OwnedFd),
+    /// The parent writes what the child reads on this fd.
+    Writes(ChildFd, OwnedFd),
+}
+
+/// A started child: its pid, a pidfd for it, and the parent's pipe ends.
+pub(crate) struct Spawned {
+    pub(crate) pid: u32,
+    pub(crate) pidfd: Pidfd,
+    pub(crate) pipes: Vec<Pipe>,
+}
+
+/// Where each child fd comes from: fds above every target, to be moved into place.
+pub(super) struct FdPlan {
+    pub(super) moves: Vec<(OwnedFd, RawFd)>,
+    pub(super) targets: Vec<RawFd>,
+    pub(super) max_target: RawFd,
+}
+
+pub(super) fn invalid(spec: &SpawnSpec, why: impl std::fmt::Display) -> SpawnError {
+    SpawnError::InvalidSpec(format!("cannot spawn {:?}: {why}", executable(spec)))
+}
+
+pub(super) fn executable(spec: &SpawnSpec) -> String {
+    spec.get_executable().to_string_lossy().into_owned()
+}
+
+/// Maps an OS error of the spawn itself to the spawn error a user expects.
+pub(super) fn spawn_error(spec: &SpawnSpec, err: io::Error) -> SpawnError {
+    match err.kind() {
+        io::ErrorKind::NotFound => SpawnError::NotFound(executable(spec)),
+        io::ErrorKind::PermissionDenied => SpawnError::PermissionDenied(executable(spec)),
+        kind => SpawnError::Io(io::Error::new(
+            kind,
+            format!("cannot spawn {:?}: {err}", executable(spec)),
+        )),
+    }
+}
+
+/// Starts the child `spec` describes: by `posix_spawn` (a vfork, fast) unless a uid or gid
+/// change asks for a fork.
+pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
+    let (plan, pipes) = plan_fds(spec)?;
+    let pid = if spec.get_uid().is_some() || spec.get_gid().is_some() {
+        fork::spawn(spec, &plan)?
+    } else {
+        posix_spawn::spawn(spec, &plan)?
+    };
+    // The parent's copies of the child's ends close here: the child has its own.
+    drop(plan);
+    let pidfd = Pidfd::open(pid).map_err(|err| {
+        // Without a pidfd the child can be neither waited for nor signalled safely.
+        reap_at_once(pid);
+        spawn_error(spec, err)
+    })?;
+    Ok(Spawned { pid, pidfd, pipes })
+}
+
+fn reap_at_once(pid: u32) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+    }
+}
+
+fn plan_fds(spec: &SpawnSpec) -> Result<(FdPlan, Vec<Pipe>), SpawnError> {
+    let targets: Vec<RawFd> = spec
+        .get_child_fds()
+        .keys()
+        .map(|fd| {
+            RawFd::try_from(fd.0).map_err(|_| invalid(spec, format!("child fd {fd} is too large")))
+        })
+        .collect::<Result<_, _>>()?;
+    let max_target = targets.iter().copied().max().unwrap_or(2).max(2);
+
+    let mut pipes = Vec::new();
+    let mut moves = Vec::new();
+    for ((&fd, &mapping), &target) in spec.get_child_fds().iter().zip(&targets) {
+        let child_side = match mapping {
+            ChildFdMapping::ParentReads => {
+                let (read, write) = new_pipe(spec, fd)?;
+                pipes.push(Pipe::Reads(fd, read));
+                write
+            }
+            ChildFdMapping::ParentWrites => {
+                let (read, write) = new_pipe(spec, fd)?;
+                pipes.push(Pipe::Writes(fd, write));
+                read
+            }
+            ChildFdMapping::Inherit(parent) => {
+                // SAFETY: the fd is only borrowed for this one fcntl, which fails with EBADF
+                // when it is not open; nothing keeps the borrow.
+                let borrowed = unsafe { BorrowedFd::borrow_raw(parent) };
+                fcntl_dupfd_cloexec(borrowed, 0).map_err(|_| {
+                    invalid(
+                        spec,
+                        format!("child fd {fd} inherits parent fd {parent}, which is not open"),
+                    )
+                })?
+            }
+        };
+        let above = fcntl_dupfd_cloexec(child_side.as_fd(), max_target + 1)
+            .map_err(|err| invalid(spec, format!("cannot place child fd {fd}: {err}")))?;
+        moves.push((above, target));
+    }
+    let plan = FdPlan {
+        moves,
+        targets,
+        max_target,
+    };
+    Ok((plan, pipes))
+}
+
+fn new_pipe(spec: &SpawnSpec, fd: ChildFd) -> Result<(OwnedFd, OwnedFd), SpawnError> {
+    let (read, write) = pipe_with(PipeFlags::CLOEXEC).map_err(|err| {
+        invalid(
+            spec,
+            format!("cannot create the pipe for child fd {fd}: {err}"),
+        )
+    })?;
+    let _ = fcntl_setpipe_size(&read, PIPE_SIZE);
+    Ok((read, write))
+}
+
+/// A pidfd: a handle on one child that can never reach another process reusing its pid.
+/// It signals the child and tells when it exited. Clones share the fd.
+#[derive(Clone, Debug)]
+pub(crate) struct Pidfd(Arc<OwnedFd>);
+
+impl Pidfd {
+    /// Opens the pidfd of `pid`, a child of this process that has not been reaped yet.
+    fn open(pid: u32) -> io::Result<Pidfd> {
+        let pid = rustix::process::Pid::from_raw(pid as i32)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        Ok(Pidfd(Arc::new(pidfd_open(pid, PidfdFlags::empty())?)))
+    }
+
+    /// Sends `signal`; `ESRCH` means the child is gone.
+    pub(crate) fn signal(&self, signal: Signal) -> io::Result<()> {
+        let number = raw_signal(signal);
+        let signal = rustix::process::Signal::from_named_raw(number)
+            .or_else(|| {
+                (libc::SIGRTMIN()..=libc::SIGRTMAX())
+                    .contains(&number)
+                    // SAFETY: a real-time signal number within the platform's range.
+                    .then(|| unsafe { rustix::process::Signal::from_raw_unchecked(number) })
+            })
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{number} is not a signal number"),
+                )
+            })?;
+        pidfd_send_signal(&*self.0, signal)?;
+        Ok(())
+    }
+
+    /// Reaps the child if it exited: `Some((exit code, signal))`, `None` while it runs.
+    pub(crate) fn try_reap(&self) -> io::Result<Option<(Option<i32>, Option<i32>)>> {
+        use rustix::process::{waitid, WaitId, WaitIdOptions};
+        let status = waitid(
+            WaitId::PidFd(self.0.as_fd()),
+            WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
+        )?;
+        Ok(status.map(|status| (status.exit_status(), status.terminating_signal())))
+    }
+
+    /// The fd, for readiness: it becomes readable when the child exits.
+    pub(crate) fn fd(&self) -> Arc<OwnedFd> {
+        self.0.clone()
+    }
+}
+
+impl AsRawFd for Pidfd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// The platform's number of `signal`.
+pub(crate) fn raw_signal(signal: Signal) -> i32 {
+    match signal {
+        Signal::Hup => libc::SIGHUP,
+        Signal::Int => libc::SIGINT,
+        Signal::Kill => libc::SIGKILL,
+        Signal::Term => libc::SIGTERM,
+        Signal::Stop => libc::SIGSTOP,
+        Signal::Number(n) => n,
+    }
+}

@@ -82,30 +82,45 @@ async fn fifty_mib_each_way_at_once_never_deadlocks() {
     assert_eq!(stderr.load(Ordering::SeqCst), 50 * MIB);
 }
 
-#[tokio::test]
-async fn a_child_sees_only_the_fds_of_its_map() {
-    // A parent fd without close-on-exec: a careless library could have opened it.
-    // Numbered above the map, so the check cannot mistake it for a mapped fd.
+/// Lists which of fds 0 to 5 and a leaked parent fd the child of `spec` (plus the script)
+/// has open.
+async fn open_fds_in_child(configure: impl FnOnce(SpawnSpec) -> SpawnSpec) -> String {
+    // A parent fd without close-on-exec, numbered above the map so the check cannot mistake
+    // it for a mapped fd: a careless library could have opened it.
     let null = std::fs::File::open("/dev/null").unwrap();
     let leaked = rustix::io::fcntl_dupfd_cloexec(&null, 100).unwrap();
     rustix::io::fcntl_setfd(&leaked, rustix::io::FdFlags::empty()).unwrap();
-    assert!(!rustix::io::fcntl_getfd(&leaked)
-        .unwrap()
-        .contains(rustix::io::FdFlags::CLOEXEC));
     let leaked_fd = leaked.as_raw_fd();
 
     let (recorder, log) = Recorder::new();
     let script = format!(
         "for fd in 0 1 2 3 4 5 {leaked_fd}; do [ -e /proc/self/fd/$fd ] && printf '%s ' $fd; done; true"
     );
-    let spec = SpawnSpec::new("sh")
-        .args(["-c", &script])
-        .child_fd(ChildFd(5), ChildFdMapping::ParentReads);
+    let spec = configure(
+        SpawnSpec::new("sh")
+            .args(["-c", &script])
+            .child_fd(ChildFd(5), ChildFdMapping::ParentReads),
+    );
     let (_, end) = run_real(recorder, spec).await;
     drop(leaked);
     assert_eq!(end, ProcessEnd::Done);
+    String::from_utf8(log.bytes(ChildFd::STDOUT)).unwrap()
+}
+
+#[tokio::test]
+async fn a_child_sees_only_the_fds_of_its_map() {
+    assert_eq!(open_fds_in_child(|spec| spec).await, "0 1 2 5 ");
+}
+
+#[tokio::test]
+async fn a_child_spawned_with_a_uid_change_sees_only_the_fds_of_its_map() {
+    // A uid or gid change takes the fork path rather than posix_spawn.
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: changing uid and gid needs root");
+        return;
+    }
     assert_eq!(
-        String::from_utf8(log.bytes(ChildFd::STDOUT)).unwrap(),
+        open_fds_in_child(|spec| spec.uid(0).gid(0)).await,
         "0 1 2 5 "
     );
 }

@@ -193,3 +193,17 @@ async fn a_missing_working_directory_is_named() {
     assert!(matches!(err, SpawnError::Io(_)), "{err:?}");
     assert!(err.to_string().contains("/no/such/dir"), "{err}");
 }
+
+#[tokio::test]
+async fn the_fork_path_reports_a_missing_executable_too() {
+    if !running_as_root() {
+        eprintln!("skipped: changing uid and gid needs root");
+        return;
+    }
+    let (err, log) = spawn_error(SpawnSpec::new("no-such-program-3f9a").uid(0)).await;
+    assert!(
+        matches!(err, SpawnError::NotFound(ref exe) if exe == "no-such-program-3f9a"),
+        "{err:?}"
+    );
+    assert_eq!(log.events(), []);
+}

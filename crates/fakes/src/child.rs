@@ -52,18 +52,8 @@ impl fmt::Debug for FakeChild {
 
 impl FakeChild {
     pub(crate) fn new(transport: MemoryProcessTransport) -> Self {
-        let mut spec = SpawnSpec::new("fake");
-        for (fd, mapping, _) in transport.lock().model.pipes() {
-            spec = spec.child_fd(fd, mapping);
-        }
-        Self::spawned(transport, spec)
-    }
-
-    pub(crate) fn spawned(transport: MemoryProcessTransport, spec: SpawnSpec) -> Self {
-        FakeChild {
-            transport,
-            spec: Arc::new(spec),
-        }
+        let spec = transport.inner().spec.clone();
+        FakeChild { transport, spec }
     }
 
     /// The spec this child was spawned with.
@@ -77,8 +67,8 @@ impl FakeChild {
     }
 
     /// The child writes `data` on `fd`, a pipe the parent reads; the protocol gets it as one
-    /// `child_data_received` (held while the transport is paused). An empty write delivers
-    /// nothing.
+    /// `child_data_received`, or one per chunk when a chunk size is set (held while the
+    /// transport is paused). An empty write delivers nothing.
     ///
     /// Fails with `UnknownChildFd` when `fd` is not a pipe the parent reads and with
     /// `ChildFdClosed` once either side closed it, as a real child's write would fail.
@@ -94,10 +84,13 @@ impl FakeChild {
             if data.is_empty() {
                 return Ok(());
             }
-            if state.model.reading_paused() {
-                state.held.push_back(Held::Data(fd, data.to_vec()));
-            } else {
-                out.push(Delivery::ChildData(fd, data.to_vec()));
+            let chunk = state.chunk_size.unwrap_or(data.len());
+            for piece in data.chunks(chunk) {
+                if state.model.reading_paused() {
+                    state.held.push_back(Held::Data(fd, piece.to_vec()));
+                } else {
+                    out.push(Delivery::ChildData(fd, piece.to_vec()));
+                }
             }
             Ok(())
         })
@@ -106,10 +99,21 @@ impl FakeChild {
     /// Takes what the parent wrote on `fd` that the child has not read yet. Emptying stdin's
     /// buffer resumes a paused push producer and asks a pull producer for more.
     pub fn read(&self, fd: ChildFd) -> Vec<u8> {
+        self.read_at_most(fd, usize::MAX)
+    }
+
+    /// Takes at most `max` of the bytes the parent wrote on `fd` that the child has not read
+    /// yet: a slow reader, for simulated back-pressure.
+    pub fn read_at_most(&self, fd: ChildFd, max: usize) -> Vec<u8> {
         self.transport.act(|state, out| {
-            let data: Vec<u8> = state.unread.remove(&fd).unwrap_or_default().into();
+            let Some(unread) = state.unread.get_mut(&fd) else {
+                return Vec::new();
+            };
+            let take = unread.len().min(max);
+            let data: Vec<u8> = unread.drain(..take).collect();
+            let left = unread.len();
             if !data.is_empty() {
-                state.model.set_buffered(fd, 0, out);
+                state.model.set_buffered(fd, left, out);
             }
             data
         })

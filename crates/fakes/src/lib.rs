@@ -42,15 +42,19 @@
 
 #![forbid(unsafe_code)]
 
+mod call_log;
 mod child;
 mod disconnection;
 mod downcast;
 mod memory_process;
 mod reactor;
+mod script;
 mod string_transport;
 
+pub use call_log::{CallLog, DeliveredEvent, Logged, TransportCall};
 pub use child::FakeChild;
 pub use disconnection::StringTransportWithDisconnection;
 pub use memory_process::{MemoryProcessTransport, DEFAULT_PID};
 pub use reactor::MemoryProcessReactor;
+pub use script::{Script, SignalAction};
 pub use string_transport::{StringTransport, StringTransportBuilder, DEFAULT_HOST, DEFAULT_PEER};

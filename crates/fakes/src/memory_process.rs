@@ -7,11 +7,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use process_transport_api::{
-    Address, ChildFd, ChildFdMapping, CloseAction, Delivery, Dispatcher, ProcessEnd, ProcessModel,
-    ProcessProtocol, ProcessTransport, PushProducer, Signal, SpawnSpec, Transport, TransportError,
+    Address, ChildFd, ChildFdMapping, CloseAction, Delivery, Dispatcher, EventQueue, PipeState,
+    ProcessEnd, ProcessModel, ProcessProtocol, ProcessTransport, PushProducer, Signal, SpawnSpec,
+    Transport, TransportError,
 };
 
-use crate::FakeChild;
+use crate::call_log::{CallLog, TransportCall};
+use crate::{FakeChild, Script};
 
 /// The pid a [`MemoryProcessTransport`] reports unless given another.
 pub const DEFAULT_PID: u32 = 1000;
@@ -30,7 +32,9 @@ pub const DEFAULT_PID: u32 = 1000;
 /// [`ProcessModel`], which the real transport follows too.
 ///
 /// The test plays the child through [`child`](Self::child): output on an fd, closing an fd,
-/// exiting. Clones share state, so the test keeps one and hands one to the code under test.
+/// exiting; or a [`Script`] plays it. Every call and every delivered event is kept, in order, in
+/// [`call_log`](Self::call_log). Clones share state, so the test keeps one and hands one to the
+/// code under test.
 ///
 /// ```
 /// use process_transport_api::{ChildFd, ProcessTransport, Signal, Transport, TransportError};
@@ -57,6 +61,19 @@ pub struct MemoryProcessTransport {
 pub(crate) struct Inner {
     pub(crate) state: Mutex<FakeState>,
     pub(crate) dispatcher: Dispatcher,
+    pub(crate) spec: Arc<SpawnSpec>,
+    log: CallLog,
+    script: Mutex<Option<Arc<Script>>>,
+    /// What the script must react to, in order; never handled re-entrantly.
+    script_events: EventQueue<ScriptEvent>,
+}
+
+#[derive(Clone, Copy)]
+pub(crate) enum ScriptEvent {
+    Start,
+    StdinWritten,
+    StdinClosed,
+    Signalled(Signal),
 }
 
 pub(crate) struct FakeState {
@@ -71,6 +88,8 @@ pub(crate) struct FakeState {
     pub(crate) child_closed: BTreeSet<ChildFd>,
     /// Output held while the transport is paused, delivered in order on resume.
     pub(crate) held: VecDeque<Held>,
+    /// Output is delivered in chunks of at most this many bytes.
+    pub(crate) chunk_size: Option<usize>,
 }
 
 pub(crate) enum Held {
@@ -99,33 +118,170 @@ impl MemoryProcessTransport {
     /// A transport with the default fd map (0 written by the parent, 1 and 2 read) and pid
     /// [`DEFAULT_PID`], with no protocol.
     pub fn new() -> Self {
-        Self::with_child_fds(SpawnSpec::new("fake").get_child_fds())
+        Self::for_spec(SpawnSpec::new("fake"))
     }
 
     /// A transport with the fd map `child_fds` and pid [`DEFAULT_PID`], with no protocol.
     pub fn with_child_fds(child_fds: &BTreeMap<ChildFd, ChildFdMapping>) -> Self {
-        Self::connected(child_fds, Some(DEFAULT_PID), None)
+        let mut spec = SpawnSpec::new("fake");
+        for fd in [ChildFd::STDIN, ChildFd::STDOUT, ChildFd::STDERR] {
+            spec = spec.no_child_fd(fd);
+        }
+        for (&fd, &mapping) in child_fds {
+            spec = spec.child_fd(fd, mapping);
+        }
+        Self::for_spec(spec)
+    }
+
+    /// A transport for a process spawned with `spec` (its fd map, and the spec its
+    /// [`child`](Self::child) reports), pid [`DEFAULT_PID`], with no protocol.
+    pub fn for_spec(spec: SpawnSpec) -> Self {
+        Self::connected(spec, Some(DEFAULT_PID), None)
     }
 
     pub(crate) fn connected(
-        child_fds: &BTreeMap<ChildFd, ChildFdMapping>,
+        spec: SpawnSpec,
         pid: Option<u32>,
         protocol: Option<Box<dyn ProcessProtocol>>,
     ) -> Self {
+        let log = CallLog::default();
+        let dispatcher = Dispatcher::new(protocol);
+        let observer = log.clone();
+        dispatcher.set_observer(Some(Arc::new(move |delivery: &Delivery| {
+            observer.delivered(delivery)
+        })));
         MemoryProcessTransport {
             inner: Arc::new(Inner {
                 state: Mutex::new(FakeState {
-                    model: ProcessModel::new(child_fds, pid),
+                    model: ProcessModel::new(spec.get_child_fds(), pid),
                     written: BTreeMap::new(),
                     unread: BTreeMap::new(),
                     closed: Vec::new(),
                     signals: Vec::new(),
                     child_closed: BTreeSet::new(),
                     held: VecDeque::new(),
+                    chunk_size: None,
                 }),
-                dispatcher: Dispatcher::new(protocol),
+                dispatcher,
+                spec: Arc::new(spec),
+                log,
+                script: Mutex::new(None),
+                script_events: EventQueue::new(),
             }),
         }
+    }
+
+    /// Delivers the child's output in chunks of at most `bytes` (`Some(1)`: one byte at a
+    /// time, to shake out framing bugs); `None` delivers each write whole (the default).
+    pub fn set_chunk_size(&self, bytes: Option<usize>) {
+        self.lock().chunk_size = bytes.map(|bytes| bytes.max(1));
+    }
+
+    /// The ordered log of calls on this transport and events it delivered.
+    pub fn call_log(&self) -> CallLog {
+        self.inner.log.clone()
+    }
+
+    /// The child's exit, once reported.
+    pub fn exited(&self) -> Option<ProcessEnd> {
+        self.lock().model.exit()
+    }
+
+    /// Lets `script` play the child from now on, starting with its start steps.
+    pub fn run_script(&self, script: Script) {
+        if let Some(chunk) = script.chunk() {
+            self.set_chunk_size(Some(chunk));
+        }
+        *self.script_slot() = Some(Arc::new(script));
+        self.script_event(ScriptEvent::Start);
+    }
+
+    /// Sets the script without starting it; the caller queues `Start` when it is due.
+    pub(crate) fn install_script(&self, script: Arc<Script>) {
+        if let Some(chunk) = script.chunk() {
+            self.set_chunk_size(Some(chunk));
+        }
+        *self.script_slot() = Some(script);
+        self.inner.script_events.push(ScriptEvent::Start);
+    }
+
+    fn script_slot(&self) -> MutexGuard<'_, Option<Arc<Script>>> {
+        self.inner
+            .script
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Hands `event` to the script, after the one it is handling if any.
+    pub(crate) fn script_event(&self, event: ScriptEvent) {
+        if self.script_slot().is_none() {
+            return;
+        }
+        self.inner.script_events.push(event);
+        self.run_script_events();
+    }
+
+    pub(crate) fn run_script_events(&self) {
+        self.inner.script_events.drain(|event| {
+            let Some(script) = self.script_slot().clone() else {
+                return;
+            };
+            let child = self.child();
+            match event {
+                ScriptEvent::Start => script.start(&child),
+                ScriptEvent::StdinWritten => script.stdin_written(&child),
+                ScriptEvent::StdinClosed => script.stdin_closed(&child),
+                ScriptEvent::Signalled(signal) => script.signalled(&child, signal),
+            }
+        });
+    }
+
+    /// Logs `call`, runs it, and logs its error if it fails; events it causes follow it.
+    fn logged<T>(
+        &self,
+        call: TransportCall,
+        run: impl FnOnce() -> Result<T, TransportError>,
+    ) -> Result<T, TransportError> {
+        let index = self.inner.log.call(call);
+        let result = run();
+        if let Err(err) = &result {
+            self.inner.log.failed(index, err.to_string());
+        }
+        result
+    }
+
+    /// Closes `fd` and tells the script when stdin closed.
+    fn close_fd(&self, fd: ChildFd) {
+        let stdin_closed = self.act(|state, out| {
+            let was_open = state.model.pipe_state(ChildFd::STDIN) == Some(PipeState::Open);
+            state.close_child_fd(fd, out);
+            was_open && state.model.pipe_state(ChildFd::STDIN) != Some(PipeState::Open)
+        });
+        if stdin_closed {
+            self.script_event(ScriptEvent::StdinClosed);
+        }
+    }
+
+    fn lose(&self) {
+        for fd in ProcessModel::LOSE_CONNECTION_ORDER {
+            self.close_fd(fd);
+        }
+    }
+
+    fn write_fd(&self, fd: ChildFd, data: &[u8]) -> Result<(), TransportError> {
+        let result = self.act(|state, out| {
+            state.model.check_write(fd)?;
+            state.written.entry(fd).or_default().extend(data);
+            let unread = state.unread.entry(fd).or_default();
+            unread.extend(data);
+            let buffered = unread.len();
+            state.model.set_buffered(fd, buffered, out);
+            Ok(())
+        });
+        if result.is_ok() && fd == ChildFd::STDIN {
+            self.script_event(ScriptEvent::StdinWritten);
+        }
+        result
     }
 
     /// Sets the pid [`pid`](ProcessTransport::pid) reports until the exit.
@@ -158,6 +314,11 @@ impl MemoryProcessTransport {
     /// The handle through which the test plays the child of this transport.
     pub fn child(&self) -> FakeChild {
         FakeChild::new(self.clone())
+    }
+
+    /// The spec this transport's process was spawned with.
+    pub fn spec(&self) -> &SpawnSpec {
+        &self.inner.spec
     }
 
     /// Every byte written to the child's stdin (fd 0).
@@ -220,16 +381,14 @@ impl Transport for MemoryProcessTransport {
     }
 
     fn lose_connection(&self) {
-        self.act(|state, out| {
-            for fd in ProcessModel::LOSE_CONNECTION_ORDER {
-                state.close_child_fd(fd, out);
-            }
-        });
+        self.inner.log.call(TransportCall::LoseConnection);
+        self.lose();
     }
 
     /// The fake has no buffer to drop, so aborting is losing the connection.
     fn abort_connection(&self) {
-        self.lose_connection();
+        self.inner.log.call(TransportCall::AbortConnection);
+        self.lose();
     }
 
     fn host(&self) -> Address {
@@ -245,21 +404,27 @@ impl Transport for MemoryProcessTransport {
         producer: Arc<dyn PushProducer>,
         streaming: bool,
     ) -> Result<(), TransportError> {
-        self.act(|state, out| state.model.register_producer(producer, streaming, out))
+        self.logged(TransportCall::RegisterProducer { streaming }, || {
+            self.act(|state, out| state.model.register_producer(producer, streaming, out))
+        })
     }
 
     fn unregister_producer(&self) -> Result<(), TransportError> {
-        self.lock().model.unregister_producer()
+        self.logged(TransportCall::UnregisterProducer, || {
+            self.lock().model.unregister_producer()
+        })
     }
 }
 
 impl PushProducer for MemoryProcessTransport {
     fn pause_producing(&self) {
+        self.inner.log.call(TransportCall::PauseProducing);
         self.lock().model.set_reading_paused(true);
     }
 
     /// Resumes delivery and first delivers, in order, the output held while paused.
     fn resume_producing(&self) {
+        self.inner.log.call(TransportCall::ResumeProducing);
         self.act(|state, out| {
             state.model.set_reading_paused(false);
             while let Some(held) = state.held.pop_front() {
@@ -276,7 +441,8 @@ impl PushProducer for MemoryProcessTransport {
 
     /// As with Twisted's process transports, stopping is losing the connection.
     fn stop_producing(&self) {
-        self.lose_connection();
+        self.inner.log.call(TransportCall::StopProducing);
+        self.lose();
     }
 }
 
@@ -299,26 +465,26 @@ impl ProcessTransport for MemoryProcessTransport {
     }
 
     fn close_child_fd(&self, fd: ChildFd) {
-        self.act(|state, out| state.close_child_fd(fd, out));
+        self.inner.log.call(TransportCall::CloseChildFd(fd));
+        self.close_fd(fd);
     }
 
     fn write_to_child(&self, fd: ChildFd, data: &[u8]) -> Result<(), TransportError> {
-        self.act(|state, out| {
-            state.model.check_write(fd)?;
-            state.written.entry(fd).or_default().extend(data);
-            let unread = state.unread.entry(fd).or_default();
-            unread.extend(data);
-            let buffered = unread.len();
-            state.model.set_buffered(fd, buffered, out);
-            Ok(())
+        self.logged(TransportCall::Write(fd, data.to_vec()), || {
+            self.write_fd(fd, data)
         })
     }
 
     fn signal_process(&self, signal: Signal) -> Result<(), TransportError> {
-        let mut state = self.lock();
-        state.model.check_signal()?;
-        state.signals.push(signal);
-        Ok(())
+        self.logged(TransportCall::SignalProcess(signal), || {
+            {
+                let mut state = self.lock();
+                state.model.check_signal()?;
+                state.signals.push(signal);
+            }
+            self.script_event(ScriptEvent::Signalled(signal));
+            Ok(())
+        })
     }
 
     async fn ended(&self) -> ProcessEnd {

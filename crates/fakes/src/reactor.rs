@@ -1,6 +1,7 @@
 //! Twisted's `MemoryProcessReactor`: a spawner that starts no process and hands the test the
 //! child to play.
 
+use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -9,9 +10,14 @@ use process_transport_api::{
     Delivery, ProcessProtocol, ProcessSpawner, ProcessTransport, SpawnError, SpawnSpec,
 };
 
-use crate::{FakeChild, MemoryProcessTransport, DEFAULT_PID};
+use crate::{FakeChild, MemoryProcessTransport, Script, DEFAULT_PID};
 
 /// A [`ProcessSpawner`] that records every spawn and starts no process.
+///
+/// A command may be played by a registered [`Script`] ([`register`](Self::register)), or by the
+/// test through the returned [`FakeChild`]. A [`strict`](Self::strict) reactor refuses
+/// unregistered commands with `SpawnError::NotFound`, as the real transport refuses a
+/// missing program.
 ///
 /// Each `spawn_process` checks the spec as the real spawner does (a NUL byte is
 /// `SpawnError::InvalidSpec`), creates a [`MemoryProcessTransport`] with the spec's fd map and
@@ -61,6 +67,18 @@ use crate::{FakeChild, MemoryProcessTransport, DEFAULT_PID};
 #[derive(Clone, Default)]
 pub struct MemoryProcessReactor {
     children: Arc<Mutex<Vec<FakeChild>>>,
+    setup: Arc<Mutex<Setup>>,
+}
+
+/// The reactor's scripts and options.
+#[derive(Default)]
+struct Setup {
+    /// Scripts by the whole command line (executable then arguments).
+    commands: Vec<(Vec<OsString>, Arc<Script>)>,
+    /// Scripts by executable, whatever the arguments.
+    programs: Vec<(OsString, Arc<Script>)>,
+    strict: bool,
+    chunk_size: Option<usize>,
 }
 
 impl fmt::Debug for MemoryProcessReactor {
@@ -72,9 +90,79 @@ impl fmt::Debug for MemoryProcessReactor {
 }
 
 impl MemoryProcessReactor {
-    /// A reactor with no spawns yet.
+    /// A reactor with no spawns yet. A command with no script registered is spawned all the
+    /// same, and the test plays it through its [`FakeChild`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A reactor that spawns only registered commands: any other fails with
+    /// `SpawnError::NotFound`, as the real transport fails for a missing program.
+    pub fn strict() -> Self {
+        let reactor = Self::default();
+        reactor.setup().strict = true;
+        reactor
+    }
+
+    fn setup(&self) -> MutexGuard<'_, Setup> {
+        self.setup.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers `script` for the command line `command` (the executable, then the
+    /// arguments), matched exactly; a later registration of the same line wins.
+    pub fn register<I, S>(&self, command: I, script: Script)
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let words: Vec<OsString> = command.into_iter().map(|w| w.as_ref().to_owned()).collect();
+        self.setup().commands.insert(0, (words, Arc::new(script)));
+    }
+
+    /// Registers `script` for `executable` whatever its arguments; a command line registered
+    /// with [`register`](Self::register) is matched first.
+    pub fn register_program(&self, executable: impl AsRef<OsStr>, script: Script) {
+        let executable = executable.as_ref().to_owned();
+        self.setup()
+            .programs
+            .insert(0, (executable, Arc::new(script)));
+    }
+
+    /// Delivers the output of children spawned from now on in chunks of at most `bytes`
+    /// (`Some(1)`: one byte at a time); a script's own chunk size wins.
+    pub fn set_chunk_size(&self, bytes: Option<usize>) {
+        self.setup().chunk_size = bytes;
+    }
+
+    fn script_for(&self, spec: &SpawnSpec) -> Result<Option<Arc<Script>>, SpawnError> {
+        let setup = self.setup();
+        let words: Vec<&OsStr> = std::iter::once(spec.get_executable())
+            .chain(spec.get_args().iter().map(OsString::as_os_str))
+            .collect();
+        let by_command = setup
+            .commands
+            .iter()
+            .find(|(command, _)| {
+                command
+                    .iter()
+                    .map(OsString::as_os_str)
+                    .eq(words.iter().copied())
+            })
+            .map(|(_, script)| script);
+        let by_program = || {
+            setup
+                .programs
+                .iter()
+                .find(|(program, _)| program.as_os_str() == spec.get_executable())
+                .map(|(_, script)| script)
+        };
+        match by_command.or_else(by_program) {
+            Some(script) => Ok(Some(script.clone())),
+            None if setup.strict => Err(SpawnError::NotFound(
+                spec.get_executable().to_string_lossy().into_owned(),
+            )),
+            None => Ok(None),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<FakeChild>> {
@@ -88,18 +176,26 @@ impl MemoryProcessReactor {
         spec: SpawnSpec,
     ) -> Result<FakeChild, SpawnError> {
         spec.validate()?;
+        let script = self.script_for(&spec)?;
+        let chunk_size = self.setup().chunk_size;
         let child = {
             let mut children = self.lock();
             let pid = DEFAULT_PID + u32::try_from(children.len()).unwrap_or(u32::MAX - DEFAULT_PID);
-            let transport =
-                MemoryProcessTransport::connected(spec.get_child_fds(), Some(pid), Some(protocol));
-            let child = FakeChild::spawned(transport, spec);
+            let transport = MemoryProcessTransport::connected(spec, Some(pid), Some(protocol));
+            let child = transport.child();
             children.push(child.clone());
             child
         };
         let transport = child.transport();
+        transport.set_chunk_size(chunk_size);
+        if let Some(script) = script {
+            // Queued before make_connection, so that the child starts before it reacts to
+            // anything the protocol does there.
+            transport.install_script(script);
+        }
         let handle: Arc<dyn ProcessTransport> = Arc::new(transport.clone());
         transport.act(|_, out| out.push(Delivery::MakeConnection(handle)));
+        transport.run_script_events();
         Ok(child)
     }
 

@@ -9,7 +9,7 @@ use tokio::io::Interest;
 use tokio::net::unix::pipe;
 
 use crate::sys::Pidfd;
-use crate::transport::{Shared, State};
+use crate::transport::{PumpGuard, Shared, State};
 
 /// How much one read takes from a pipe at most.
 const READ_CHUNK: usize = 256 * 1024;
@@ -51,7 +51,6 @@ impl State {
             // EPIPE: the child closed its end; what is buffered can never be delivered.
             Err(_) => {
                 buffer.clear();
-                self.senders.remove(&fd);
                 self.model.pipe_lost(fd, out);
                 Flush::Gone
             }
@@ -60,7 +59,15 @@ impl State {
 }
 
 /// Writes what the parent buffers for `fd` until the fd is closed by either side.
-pub(crate) async fn write_pump(shared: Arc<Shared>, fd: ChildFd, sender: Arc<pipe::Sender>) {
+pub(crate) async fn write_pump(guard: PumpGuard, fd: ChildFd, sender: Arc<pipe::Sender>) {
+    pump_writes(&guard.0, fd, &sender).await;
+    // The last owners of the pipe's write end: it closes before the guard counts this pump
+    // as gone.
+    guard.0.lock().senders.remove(&fd);
+    drop(sender);
+}
+
+async fn pump_writes(shared: &Shared, fd: ChildFd, sender: &pipe::Sender) {
     let Some(waker) = shared.wakers.get(&fd) else {
         return;
     };
@@ -68,7 +75,7 @@ pub(crate) async fn write_pump(shared: Arc<Shared>, fd: ChildFd, sender: Arc<pip
         let notified = waker.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        match shared.act(|state, out| state.flush(fd, &sender, out)) {
+        match shared.act(|state, out| state.flush(fd, sender, out)) {
             Flush::Progress => {}
             Flush::Full => {
                 tokio::select! {
@@ -84,7 +91,6 @@ pub(crate) async fn write_pump(shared: Arc<Shared>, fd: ChildFd, sender: Arc<pip
                             if let Some(buffer) = state.buffers.get_mut(&fd) {
                                 buffer.clear();
                             }
-                            state.senders.remove(&fd);
                             state.model.pipe_lost(fd, out);
                         });
                         return;
@@ -93,8 +99,6 @@ pub(crate) async fn write_pump(shared: Arc<Shared>, fd: ChildFd, sender: Arc<pip
                 }
             }
             Flush::Close => {
-                shared.lock().senders.remove(&fd);
-                drop(sender);
                 shared.act(|state, out| state.model.pipe_lost(fd, out));
                 return;
             }
@@ -111,7 +115,8 @@ enum Read {
 }
 
 /// Reads what the child writes on `fd` and delivers it, until end of file or a parent close.
-pub(crate) async fn read_pump(shared: Arc<Shared>, fd: ChildFd, receiver: pipe::Receiver) {
+pub(crate) async fn read_pump(guard: PumpGuard, fd: ChildFd, receiver: pipe::Receiver) {
+    let shared = &guard.0;
     let Some(waker) = shared.wakers.get(&fd) else {
         return;
     };
@@ -158,7 +163,8 @@ pub(crate) async fn read_pump(shared: Arc<Shared>, fd: ChildFd, receiver: pipe::
 }
 
 /// Waits for the child's exit through its pidfd, reaps it, then reports the exit.
-pub(crate) async fn exit_pump(shared: Arc<Shared>, pidfd: Pidfd) {
+pub(crate) async fn exit_pump(guard: PumpGuard, pidfd: Pidfd) {
+    let shared = &guard.0;
     let end = match wait(&pidfd).await {
         Ok((Some(code), _)) => ProcessEnd::from_exit_code(code),
         Ok((None, Some(signal))) => ProcessEnd::from_signal(signal),

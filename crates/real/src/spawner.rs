@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -14,7 +15,7 @@ use tokio::sync::Notify;
 
 use crate::pump::{exit_pump, read_pump, write_pump};
 use crate::sys::{self, Pipe, Spawned};
-use crate::transport::{RealProcessTransport, Shared, State};
+use crate::transport::{PumpGuard, RealProcessTransport, Shared, State};
 
 /// A [`ProcessSpawner`] that starts real OS processes on the current tokio runtime.
 ///
@@ -111,6 +112,8 @@ impl ProcessSpawner for RealSpawner {
             }),
             dispatcher: Dispatcher::new(Some(protocol)),
             pidfd: Mutex::new(Some(pidfd.clone())),
+            live_pumps: AtomicUsize::new(0),
+            pumps_done: Notify::new(),
         });
         let transport = RealProcessTransport {
             shared: shared.clone(),
@@ -123,12 +126,12 @@ impl ProcessSpawner for RealSpawner {
             }
         });
         for (fd, receiver) in receivers {
-            tokio::spawn(read_pump(shared.clone(), fd, receiver));
+            tokio::spawn(read_pump(PumpGuard::new(&shared), fd, receiver));
         }
         for (fd, sender) in senders {
-            tokio::spawn(write_pump(shared.clone(), fd, sender));
+            tokio::spawn(write_pump(PumpGuard::new(&shared), fd, sender));
         }
-        tokio::spawn(exit_pump(shared, pidfd));
+        tokio::spawn(exit_pump(PumpGuard::new(&shared), pidfd));
         Ok(handle)
     }
 }

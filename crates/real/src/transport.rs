@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
@@ -34,6 +35,28 @@ pub(crate) struct Shared {
     pub(crate) wakers: BTreeMap<ChildFd, Notify>,
     /// Present until the child is reaped; dropped then, so the fd is not kept by a cycle.
     pub(crate) pidfd: Mutex<Option<Pidfd>>,
+    /// How many pump tasks still own a pipe end or the pidfd.
+    pub(crate) live_pumps: AtomicUsize,
+    /// Notified when the last pump is gone.
+    pub(crate) pumps_done: Notify,
+}
+
+/// Counts one pump as live until dropped, when the task ends and its fds are closed.
+pub(crate) struct PumpGuard(pub(crate) Arc<Shared>);
+
+impl PumpGuard {
+    pub(crate) fn new(shared: &Arc<Shared>) -> Self {
+        shared.live_pumps.fetch_add(1, Ordering::SeqCst);
+        PumpGuard(shared.clone())
+    }
+}
+
+impl Drop for PumpGuard {
+    fn drop(&mut self) {
+        if self.0.live_pumps.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.pumps_done.notify_waiters();
+        }
+    }
 }
 
 pub(crate) struct State {
@@ -281,7 +304,18 @@ impl ProcessTransport for RealProcessTransport {
             })
     }
 
+    /// Resolves after `process_ended` was delivered and every pipe and the pidfd of the
+    /// child are closed in this process.
     async fn ended(&self) -> ProcessEnd {
-        self.shared.dispatcher.ended().await
+        let end = self.shared.dispatcher.ended().await;
+        loop {
+            let done = self.shared.pumps_done.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            if self.shared.live_pumps.load(Ordering::SeqCst) == 0 {
+                return end;
+            }
+            done.await;
+        }
     }
 }

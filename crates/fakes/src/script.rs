@@ -1,0 +1,246 @@
+//! Scripted children: a command registered on a `MemoryProcessReactor` answers on its own.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use process_transport_api::{ChildFd, ProcessEnd, Signal};
+
+use crate::FakeChild;
+
+/// What a scripted child does when it receives a signal.
+#[derive(Clone)]
+pub enum SignalAction {
+    /// Dies by the signal: closes its fds and ends with `ProcessEnd::from_signal`. The default
+    /// for every signal but `STOP`.
+    Terminate,
+    /// Nothing happens (a child that set the signal to be ignored). The default for `STOP`,
+    /// which a fake cannot model.
+    Ignore,
+    /// Runs the closure with the child, for any other reaction.
+    Custom(Arc<dyn Fn(&FakeChild, Signal) + Send + Sync>),
+}
+
+impl fmt::Debug for SignalAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SignalAction::Terminate => f.write_str("Terminate"),
+            SignalAction::Ignore => f.write_str("Ignore"),
+            SignalAction::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Step {
+    Output(ChildFd, Vec<u8>),
+    Close(ChildFd),
+    End(ProcessEnd),
+}
+
+type StdinReaction = Arc<dyn Fn(&FakeChild, &[u8]) + Send + Sync>;
+type EofReaction = Arc<dyn Fn(&FakeChild) + Send + Sync>;
+
+/// The behaviour of a scripted child, built step by step; register it with
+/// [`MemoryProcessReactor::register`](crate::MemoryProcessReactor::register).
+///
+/// A script runs on the caller's thread, deterministically: its start steps (output, closes,
+/// an end) right after `make_connection`; its stdin reaction each time the protocol writes
+/// to stdin (by default the child reads everything at once); its end-of-file reaction when
+/// the protocol closes stdin; its signal actions when the protocol signals it.
+///
+/// ```
+/// use process_transport_api::{ChildFd, ProcessEnd, Signal, SpawnSpec};
+/// use process_transport_fakes::{MemoryProcessReactor, Script, SignalAction};
+/// # use process_transport_api::{ProcessProtocol, ProcessTransport};
+/// # struct P; impl ProcessProtocol for P { fn make_connection(&mut self, t: std::sync::Arc<dyn ProcessTransport>) { t.write(b"hi\n").unwrap(); t.close_stdin(); } }
+///
+/// let reactor = MemoryProcessReactor::strict();
+/// reactor.register(["cat"], Script::cat());
+/// reactor.register(["sh", "-c", "exit 3"], Script::new().stderr("bye\n").exit(3));
+/// reactor.register(["server"], Script::new().stdout("ready\n").on_signal(Signal::Term, SignalAction::Ignore));
+///
+/// let cat = reactor.spawn(Box::new(P), SpawnSpec::new("cat")).unwrap();
+/// assert_eq!(cat.transport().ended_now(), Some(ProcessEnd::Done));
+/// assert!(reactor.spawn(Box::new(P), SpawnSpec::new("cat").arg("-n")).is_err(), "not registered");
+/// ```
+#[derive(Clone, Default)]
+pub struct Script {
+    start: Vec<Step>,
+    on_stdin: Option<StdinReaction>,
+    on_stdin_eof: Option<EofReaction>,
+    signals: BTreeMap<i32, SignalAction>,
+    chunk_size: Option<usize>,
+    holds_stdin: bool,
+}
+
+impl fmt::Debug for Script {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Script")
+            .field("start", &self.start)
+            .field("on_stdin", &self.on_stdin.is_some())
+            .field("on_stdin_eof", &self.on_stdin_eof.is_some())
+            .field("signals", &self.signals)
+            .field("chunk_size", &self.chunk_size)
+            .field("holds_stdin", &self.holds_stdin)
+            .finish()
+    }
+}
+
+impl Script {
+    /// A child that does nothing until the test or a signal ends it.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A child like `cat`: echoes stdin to stdout as it arrives, exits 0 at end of file.
+    pub fn cat() -> Self {
+        Script::new()
+            .on_stdin(|child, data| {
+                let _ = child.write(ChildFd::STDOUT, data);
+            })
+            .on_stdin_eof(|child| child.exit(0))
+    }
+
+    /// A child that answers each complete line of stdin with `answer(line)` on stdout (the
+    /// line without its newline; the answer is written as given) and exits 0 at end of file.
+    pub fn answer_lines(answer: impl Fn(&str) -> String + Send + Sync + 'static) -> Self {
+        let partial = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        Script::new()
+            .on_stdin(move |child, data| {
+                let mut partial = partial
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                partial.extend_from_slice(data);
+                while let Some(end) = partial.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = partial.drain(..=end).collect();
+                    let reply = answer(&String::from_utf8_lossy(&line[..end]));
+                    let _ = child.write(ChildFd::STDOUT, reply);
+                }
+            })
+            .on_stdin_eof(|child| child.exit(0))
+    }
+
+    /// Writes `data` on `fd` when the child starts.
+    pub fn output(mut self, fd: ChildFd, data: impl AsRef<[u8]>) -> Self {
+        self.start.push(Step::Output(fd, data.as_ref().to_vec()));
+        self
+    }
+
+    /// Writes `data` on stdout when the child starts.
+    pub fn stdout(self, data: impl AsRef<[u8]>) -> Self {
+        self.output(ChildFd::STDOUT, data)
+    }
+
+    /// Writes `data` on stderr when the child starts.
+    pub fn stderr(self, data: impl AsRef<[u8]>) -> Self {
+        self.output(ChildFd::STDERR, data)
+    }
+
+    /// Closes `fd` when the child starts (after the output before it).
+    pub fn close(mut self, fd: ChildFd) -> Self {
+        self.start.push(Step::Close(fd));
+        self
+    }
+
+    /// Exits with `code` once the start output is written.
+    pub fn exit(self, code: i32) -> Self {
+        self.end(ProcessEnd::from_exit_code(code))
+    }
+
+    /// Dies by `signal` once the start output is written.
+    pub fn killed_by(self, signal: Signal) -> Self {
+        self.end(ProcessEnd::from_signal(signal.linux_number()))
+    }
+
+    /// Ends with `end` once the start output is written.
+    pub fn end(mut self, end: ProcessEnd) -> Self {
+        self.start.push(Step::End(end));
+        self
+    }
+
+    /// Calls `react` with each piece of stdin as the protocol writes it.
+    pub fn on_stdin(mut self, react: impl Fn(&FakeChild, &[u8]) + Send + Sync + 'static) -> Self {
+        self.on_stdin = Some(Arc::new(react));
+        self
+    }
+
+    /// Calls `react` when the protocol closes the child's stdin.
+    pub fn on_stdin_eof(mut self, react: impl Fn(&FakeChild) + Send + Sync + 'static) -> Self {
+        self.on_stdin_eof = Some(Arc::new(react));
+        self
+    }
+
+    /// Sets what `signal` does to the child.
+    pub fn on_signal(mut self, signal: Signal, action: SignalAction) -> Self {
+        self.signals.insert(signal.linux_number(), action);
+        self
+    }
+
+    /// Delivers the child's output in chunks of at most `bytes` (1 to shake out framing bugs).
+    pub fn chunk_size(mut self, bytes: usize) -> Self {
+        self.chunk_size = Some(bytes.max(1));
+        self
+    }
+
+    /// The child does not read stdin by itself: what the protocol writes stays buffered until
+    /// the test reads it with [`FakeChild::read`], so the stdin buffer fills and a push
+    /// producer is paused, as with a real child that is slow to read.
+    pub fn holds_stdin(mut self) -> Self {
+        self.holds_stdin = true;
+        self
+    }
+
+    pub(crate) fn chunk(&self) -> Option<usize> {
+        self.chunk_size
+    }
+
+    /// Runs the start steps.
+    pub(crate) fn start(&self, child: &FakeChild) {
+        for step in &self.start {
+            match step {
+                Step::Output(fd, data) => {
+                    let _ = child.write(*fd, data);
+                }
+                Step::Close(fd) => child.close(*fd),
+                Step::End(end) if child.transport().exited().is_none() => child.end(*end),
+                Step::End(_) => {}
+            }
+        }
+    }
+
+    /// The protocol wrote to the child's stdin.
+    pub(crate) fn stdin_written(&self, child: &FakeChild) {
+        if self.holds_stdin {
+            return;
+        }
+        let data = child.read(ChildFd::STDIN);
+        if let (Some(react), false) = (&self.on_stdin, data.is_empty()) {
+            react(child, &data);
+        }
+    }
+
+    /// The protocol closed the child's stdin.
+    pub(crate) fn stdin_closed(&self, child: &FakeChild) {
+        if !self.holds_stdin {
+            self.stdin_written(child);
+        }
+        if let Some(react) = &self.on_stdin_eof {
+            react(child);
+        }
+    }
+
+    /// The protocol signalled the child.
+    pub(crate) fn signalled(&self, child: &FakeChild, signal: Signal) {
+        let default = if signal == Signal::Stop || signal.linux_number() == 19 {
+            SignalAction::Ignore
+        } else {
+            SignalAction::Terminate
+        };
+        match self.signals.get(&signal.linux_number()).unwrap_or(&default) {
+            SignalAction::Terminate if child.transport().exited().is_none() => child.kill(signal),
+            SignalAction::Terminate | SignalAction::Ignore => {}
+            SignalAction::Custom(react) => react(child, signal),
+        }
+    }
+}

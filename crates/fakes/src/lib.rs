@@ -56,5 +56,5 @@ pub use child::FakeChild;
 pub use disconnection::StringTransportWithDisconnection;
 pub use memory_process::{MemoryProcessTransport, DEFAULT_PID};
 pub use reactor::MemoryProcessReactor;
-pub use script::{Script, SignalAction};
+pub use script::{Script, SignalAction, SignalReaction};
 pub use string_transport::{StringTransport, StringTransportBuilder, DEFAULT_HOST, DEFAULT_PEER};

@@ -8,6 +8,9 @@ use process_transport_api::{ChildFd, ProcessEnd, Signal};
 
 use crate::FakeChild;
 
+/// A custom reaction to a signal: called with the child and the signal.
+pub type SignalReaction = Arc<dyn Fn(&FakeChild, Signal) + Send + Sync>;
+
 /// What a scripted child does when it receives a signal.
 #[derive(Clone)]
 pub enum SignalAction {
@@ -18,7 +21,7 @@ pub enum SignalAction {
     /// which a fake cannot model.
     Ignore,
     /// Runs the closure with the child, for any other reaction.
-    Custom(Arc<dyn Fn(&FakeChild, Signal) + Send + Sync>),
+    Custom(SignalReaction),
 }
 
 impl fmt::Debug for SignalAction {

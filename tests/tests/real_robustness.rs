@@ -9,7 +9,7 @@ use process_transport_api::{
     SpawnSpec, TransportError,
 };
 use process_transport_real::RealSpawner;
-use process_transport_tests::{check_order, guard, run_real, Event, Recorder};
+use process_transport_tests::{check_order, run_real, Event, Recorder};
 
 const STD_PIPES: [ChildFd; 3] = [ChildFd::STDIN, ChildFd::STDOUT, ChildFd::STDERR];
 const MIB: usize = 1024 * 1024;
@@ -157,8 +157,10 @@ async fn the_transport_can_be_dropped_by_everyone_while_the_child_runs() {
         .await
         .unwrap();
     drop(transport);
-    log.wait_until(|events| matches!(events.last(), Some(Event::Ended(_))))
-        .await;
+    log.wait_until("process_ended", |events| {
+        matches!(events.last(), Some(Event::Ended(_)))
+    })
+    .await
+    .unwrap();
     check_order(&log.events(), &STD_PIPES).unwrap();
-    guard(async {}).await;
 }

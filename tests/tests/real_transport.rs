@@ -174,7 +174,7 @@ async fn a_push_producer_is_paused_above_the_mark_and_resumed_when_drained() {
         "what the pipe did not take is over the mark"
     );
     // Once cat echoed every byte, the buffer was drained before.
-    log.wait_until(|events| {
+    log.wait_until("the whole echo", |events| {
         events
             .iter()
             .filter_map(|e| match e {
@@ -184,7 +184,8 @@ async fn a_push_producer_is_paused_above_the_mark_and_resumed_when_drained() {
             .sum::<usize>()
             == data.len()
     })
-    .await;
+    .await
+    .unwrap();
     assert_eq!(producer.calls(), [Pause, Resume]);
     transport.close_stdin();
     // Deliveries are FIFO: once process_ended is delivered, so is the stop.
@@ -239,7 +240,7 @@ async fn pausing_holds_output_but_not_the_exit() {
         )
         .await
         .unwrap();
-    log.wait_for(Event::Exited(ProcessEnd::Done)).await;
+    log.wait_for(Event::Exited(ProcessEnd::Done)).await.unwrap();
     assert!(
         log.events().iter().all(|e| !matches!(e, Event::Data(..))),
         "{:?}",

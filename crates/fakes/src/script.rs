@@ -41,6 +41,9 @@ enum Step {
     End(ProcessEnd),
 }
 
+/// Linux's number of `SIGPIPE`, which kills a writer into a pipe nobody reads.
+const SIGPIPE: i32 = 13;
+
 type StdinReaction = Arc<dyn Fn(&FakeChild, &[u8]) + Send + Sync>;
 type EofReaction = Arc<dyn Fn(&FakeChild) + Send + Sync>;
 
@@ -96,13 +99,23 @@ impl Script {
         Self::default()
     }
 
-    /// A child like `cat`: echoes stdin to stdout as it arrives, exits 0 at end of file.
+    /// A child like `cat`: echoes stdin to stdout as it arrives, exits 0 at end of file. Like
+    /// the real program, it dies by `SIGPIPE` (signal 13) when it echoes into a stdout the
+    /// parent closed.
     pub fn cat() -> Self {
         Script::new()
             .on_stdin(|child, data| {
-                let _ = child.write(ChildFd::STDOUT, data);
+                if child.write(ChildFd::STDOUT, data).is_err()
+                    && child.transport().exited().is_none()
+                {
+                    child.kill(Signal::Number(SIGPIPE));
+                }
             })
-            .on_stdin_eof(|child| child.exit(0))
+            .on_stdin_eof(|child| {
+                if child.transport().exited().is_none() {
+                    child.exit(0);
+                }
+            })
     }
 
     /// A child that answers each complete line of stdin with `answer(line)` on stdout (the

@@ -1,7 +1,9 @@
 //! The tasks that move bytes between the pipes and the model, and report the exit.
 
+use std::future::poll_fn;
 use std::io;
 use std::sync::Arc;
+use std::task::Poll;
 
 use process_transport_api::{ChildFd, Delivery, PipeState, ProcessEnd};
 use tokio::io::unix::AsyncFd;
@@ -114,8 +116,37 @@ enum Read {
     Stop,
 }
 
+impl State {
+    fn read(&mut self, fd: ChildFd, chunk: &mut [u8], out: &mut Vec<Delivery>) -> Read {
+        if !self.model.is_readable(fd) {
+            self.receivers.remove(&fd);
+            return Read::Stop;
+        }
+        if self.model.reading_paused() {
+            return Read::Paused;
+        }
+        let Some(receiver) = self.receivers.get(&fd) else {
+            return Read::Stop;
+        };
+        match receiver.try_read(chunk) {
+            Ok(n) if n > 0 => {
+                out.push(Delivery::ChildData(fd, chunk[..n].to_vec()));
+                Read::Data
+            }
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => Read::Wait,
+            // End of file, or the pipe broke: it closes before its loss is delivered.
+            Ok(_) | Err(_) => {
+                self.receivers.remove(&fd);
+                self.model.pipe_lost(fd, out);
+                Read::Stop
+            }
+        }
+    }
+}
+
 /// Reads what the child writes on `fd` and delivers it, until end of file or a parent close.
-pub(crate) async fn read_pump(guard: PumpGuard, fd: ChildFd, receiver: pipe::Receiver) {
+/// The pipe belongs to the state; the pump only borrows it under the lock.
+pub(crate) async fn read_pump(guard: PumpGuard, fd: ChildFd) {
     let shared = &guard.0;
     let Some(waker) = shared.wakers.get(&fd) else {
         return;
@@ -125,34 +156,15 @@ pub(crate) async fn read_pump(guard: PumpGuard, fd: ChildFd, receiver: pipe::Rec
         let notified = waker.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let step = shared.act(|state, out| {
-            if !state.model.is_readable(fd) {
-                return Read::Stop;
-            }
-            if state.model.reading_paused() {
-                return Read::Paused;
-            }
-            match receiver.try_read(&mut chunk) {
-                Ok(0) => {
-                    state.model.pipe_lost(fd, out);
-                    Read::Stop
-                }
-                Ok(n) => {
-                    out.push(Delivery::ChildData(fd, chunk[..n].to_vec()));
-                    Read::Data
-                }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => Read::Wait,
-                Err(_) => {
-                    state.model.pipe_lost(fd, out);
-                    Read::Stop
-                }
-            }
-        });
-        match step {
+        match shared.act(|state, out| state.read(fd, &mut chunk, out)) {
             Read::Data => {}
             Read::Wait => {
+                let readable = poll_fn(|cx| match shared.lock().receivers.get(&fd) {
+                    Some(receiver) => receiver.poll_read_ready(cx).map(|_| ()),
+                    None => Poll::Ready(()),
+                });
                 tokio::select! {
-                    _ = receiver.readable() => {}
+                    _ = readable => {}
                     _ = &mut notified => {}
                 }
             }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use process_transport_api::{
-    Delivery, Dispatcher, ProcessModel, ProcessProtocol, ProcessSpawner, ProcessTransport,
+    ChildFd, Delivery, Dispatcher, ProcessModel, ProcessProtocol, ProcessSpawner, ProcessTransport,
     SpawnError, SpawnSpec, DEFAULT_HIGH_WATER,
 };
 use tokio::net::unix::pipe;
@@ -99,6 +99,7 @@ impl ProcessSpawner for RealSpawner {
                 },
             }
         }
+        let read_fds: Vec<ChildFd> = receivers.iter().map(|(fd, _)| *fd).collect();
         let shared = Arc::new(Shared {
             wakers: spec
                 .get_child_fds()
@@ -109,6 +110,7 @@ impl ProcessSpawner for RealSpawner {
                 model,
                 buffers: BTreeMap::new(),
                 senders: senders.clone(),
+                receivers: receivers.into_iter().collect(),
             }),
             dispatcher: Dispatcher::new(Some(protocol)),
             pidfd: Mutex::new(Some(pidfd.clone())),
@@ -125,8 +127,8 @@ impl ProcessSpawner for RealSpawner {
                 state.model.pipe_lost(fd, out);
             }
         });
-        for (fd, receiver) in receivers {
-            tokio::spawn(read_pump(PumpGuard::new(&shared), fd, receiver));
+        for fd in read_fds {
+            tokio::spawn(read_pump(PumpGuard::new(&shared), fd));
         }
         for (fd, sender) in senders {
             tokio::spawn(write_pump(PumpGuard::new(&shared), fd, sender));

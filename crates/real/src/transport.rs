@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use process_transport_api::{
-    Address, ChildFd, Delivery, Dispatcher, ProcessEnd, ProcessModel, ProcessTransport,
-    PushProducer, Signal, Transport, TransportError,
+    Address, ChildFd, CloseAction, Delivery, Dispatcher, ProcessEnd, ProcessModel,
+    ProcessTransport, PushProducer, Signal, Transport, TransportError,
 };
 use tokio::net::unix::pipe;
 use tokio::sync::Notify;
@@ -66,6 +66,19 @@ pub(crate) struct State {
     /// The open parent-writes pipes, shared with their pumps; a write into an empty buffer
     /// goes straight to the pipe.
     pub(crate) senders: BTreeMap<ChildFd, Arc<pipe::Sender>>,
+    /// The open parent-reads pipes. Only the state owns them, so that closing one closes its
+    /// fd at once: the child's next write there fails, as with any closed pipe.
+    pub(crate) receivers: BTreeMap<ChildFd, pipe::Receiver>,
+}
+
+impl State {
+    /// Closes `fd` as the parent: write pipes are flushed by their pump first; read pipes
+    /// close here and now.
+    pub(crate) fn close_child_fd(&mut self, fd: ChildFd, out: &mut Vec<Delivery>) {
+        if self.model.close_child_fd(fd, out) == CloseAction::StopReading {
+            self.receivers.remove(&fd);
+        }
+    }
 }
 
 /// A byte queue that is consumed from the front without moving bytes on every write.
@@ -200,7 +213,7 @@ impl Transport for RealProcessTransport {
     fn lose_connection(&self) {
         self.shared.act(|state, out| {
             for fd in ProcessModel::LOSE_CONNECTION_ORDER {
-                state.model.close_child_fd(fd, out);
+                state.close_child_fd(fd, out);
             }
         });
         self.shared.wake_all();
@@ -276,8 +289,7 @@ impl ProcessTransport for RealProcessTransport {
     }
 
     fn close_child_fd(&self, fd: ChildFd) {
-        self.shared
-            .act(|state, out| state.model.close_child_fd(fd, out));
+        self.shared.act(|state, out| state.close_child_fd(fd, out));
         self.shared.wake(fd);
     }
 

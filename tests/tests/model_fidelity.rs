@@ -1,0 +1,278 @@
+//! A model-based property test: random sequences of writes, closes, signals, pause/resume and
+//! producer registration, applied to real `cat` and to the fakes' scripted twin of it, give
+//! equal traces: what each call returned, the bytes per fd, the fds lost, the end.
+//!
+//! 200 cases by default; `PROPTEST_CASES=5000 cargo test --test model_fidelity` for more.
+//! After each step the harness waits, on events only, until both sides are quiet (the echo
+//! arrived, the exit was reported), so that the real side's timing cannot leak into the trace.
+
+use std::sync::Arc;
+
+use process_transport_api::{
+    ChildFd, ProcessEnd, ProcessSpawner, ProcessTransport, Signal, SpawnSpec, TransportError,
+};
+use process_transport_real::RealSpawner;
+use process_transport_tests::twins::twin_reactor;
+use process_transport_tests::{check_order, guard, Event, Log, Recorder, RecordingProducer};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+
+#[derive(Clone, Debug)]
+enum Op {
+    Write(Vec<u8>),
+    WriteSequence(Vec<Vec<u8>>),
+    WriteTo(ChildFd, Vec<u8>),
+    Close(ChildFd),
+    CloseStdin,
+    LoseConnection,
+    Signal(Signal),
+    Pause,
+    Resume,
+    Register { streaming: bool },
+    Unregister,
+}
+
+fn bytes() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(any::<u8>(), 0..64)
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let fd = prop_oneof![Just(0u32), Just(1), Just(2), Just(3), Just(9)].prop_map(ChildFd);
+    let signal = prop_oneof![
+        Just(Signal::Term),
+        Just(Signal::Kill),
+        Just(Signal::Hup),
+        Just(Signal::Int),
+        Just(Signal::Number(10)),
+    ];
+    prop_oneof![
+        6 => bytes().prop_map(Op::Write),
+        2 => proptest::collection::vec(bytes(), 0..4).prop_map(Op::WriteSequence),
+        2 => (fd.clone(), bytes()).prop_map(|(fd, data)| Op::WriteTo(fd, data)),
+        2 => fd.prop_map(Op::Close),
+        1 => Just(Op::CloseStdin),
+        1 => Just(Op::LoseConnection),
+        1 => signal.prop_map(Op::Signal),
+        2 => Just(Op::Pause),
+        2 => Just(Op::Resume),
+        1 => any::<bool>().prop_map(|streaming| Op::Register { streaming }),
+        1 => Just(Op::Unregister),
+    ]
+}
+
+/// What one run showed, compared between the real transport and the fake.
+#[derive(Debug, PartialEq, Eq)]
+struct Trace {
+    results: Vec<String>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    lost: Vec<ChildFd>,
+    end: ProcessEnd,
+}
+
+/// What the harness knows of the child, to know what to wait for.
+struct Expect {
+    paused: bool,
+    stdin_open: bool,
+    stdout_open: bool,
+    exited: bool,
+    /// Stdout bytes the echo must reach once reading is not paused.
+    echo: usize,
+}
+
+fn delivered(events: &[Event], fd: ChildFd) -> usize {
+    events
+        .iter()
+        .map(|e| match e {
+            Event::Data(d, data) if *d == fd => data.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
+async fn wait_exit(log: &Log, expect: &mut Expect) {
+    log.wait_until("process_exited", |events| {
+        events.iter().any(|e| matches!(e, Event::Exited(_)))
+    })
+    .await
+    .unwrap();
+    if expect.stdin_open {
+        log.wait_for(Event::Lost(ChildFd::STDIN)).await.unwrap();
+    }
+    expect.exited = true;
+    expect.stdin_open = false;
+}
+
+fn short(result: Result<(), TransportError>) -> String {
+    match result {
+        Ok(()) => "Ok".into(),
+        Err(err) => format!("{err:?}"),
+    }
+}
+
+async fn run(spawner: &dyn ProcessSpawner, ops: &[Op]) -> Trace {
+    let (recorder, log) = Recorder::new();
+    let transport: Arc<dyn ProcessTransport> = spawner
+        .spawn_process(recorder, SpawnSpec::new("cat"))
+        .await
+        .unwrap();
+    let mut expect = Expect {
+        paused: false,
+        stdin_open: true,
+        stdout_open: true,
+        exited: false,
+        echo: 0,
+    };
+    let mut results = Vec::new();
+    for op in ops {
+        // While paused, whether the child already echoed what it was given before a signal
+        // kills it, or before its stdout closes, is a race on a real process. Both sides get
+        // the same extra resume and pause, so that the child is known to be done with it.
+        let races = matches!(
+            op,
+            Op::Signal(_) | Op::Close(ChildFd::STDOUT) | Op::LoseConnection
+        );
+        if races && expect.paused && expect.stdout_open {
+            transport.resume_producing();
+            let echo = expect.echo;
+            log.wait_until("the echo", |events| {
+                delivered(events, ChildFd::STDOUT) >= echo
+            })
+            .await
+            .unwrap();
+            transport.pause_producing();
+        }
+        let mut wrote = 0;
+        let result = match op {
+            Op::Write(data) => {
+                wrote = data.len();
+                short(transport.write(data))
+            }
+            Op::WriteSequence(pieces) => {
+                let pieces: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
+                wrote = pieces.iter().map(|p| p.len()).sum();
+                short(transport.write_sequence(&pieces))
+            }
+            Op::WriteTo(fd, data) => {
+                if *fd == ChildFd::STDIN {
+                    wrote = data.len();
+                }
+                short(transport.write_to_child(*fd, data))
+            }
+            Op::Close(fd) => {
+                transport.close_child_fd(*fd);
+                "closed".into()
+            }
+            Op::CloseStdin => {
+                transport.close_stdin();
+                "closed".into()
+            }
+            Op::LoseConnection => {
+                transport.lose_connection();
+                "lost".into()
+            }
+            Op::Signal(signal) => short(transport.signal_process(*signal)),
+            Op::Pause => {
+                transport.pause_producing();
+                "paused".into()
+            }
+            Op::Resume => {
+                transport.resume_producing();
+                "resumed".into()
+            }
+            Op::Register { streaming } => {
+                short(transport.register_producer(RecordingProducer::new(), *streaming))
+            }
+            Op::Unregister => short(transport.unregister_producer()),
+        };
+        let ok = result == "Ok";
+        results.push(result);
+
+        // Settle: wait until the effect of the step is visible on the real side too.
+        match op {
+            Op::Write(_) | Op::WriteSequence(_) | Op::WriteTo(..) if ok && wrote > 0 => {
+                if expect.stdout_open {
+                    expect.echo += wrote;
+                } else {
+                    // cat echoes into a closed stdout and dies by SIGPIPE.
+                    wait_exit(&log, &mut expect).await;
+                }
+            }
+            Op::Close(ChildFd::STDOUT) | Op::LoseConnection if expect.stdout_open => {
+                expect.stdout_open = false;
+                expect.echo = delivered(&log.events(), ChildFd::STDOUT);
+            }
+            Op::Signal(_) if ok => wait_exit(&log, &mut expect).await,
+            Op::Pause => expect.paused = true,
+            Op::Resume => expect.paused = false,
+            _ => {}
+        }
+        let closes_stdin = matches!(
+            op,
+            Op::Close(ChildFd::STDIN) | Op::CloseStdin | Op::LoseConnection
+        );
+        if closes_stdin && expect.stdin_open && !expect.exited {
+            // cat ends at end of file.
+            wait_exit(&log, &mut expect).await;
+        }
+        if !expect.paused && expect.stdout_open {
+            let echo = expect.echo;
+            log.wait_until("the echo", |events| {
+                delivered(events, ChildFd::STDOUT) >= echo
+            })
+            .await
+            .unwrap();
+        }
+    }
+    transport.resume_producing();
+    transport.close_stdin();
+    let end = guard(transport.ended()).await;
+    let events = log.events();
+    check_order(&events, &[ChildFd::STDIN, ChildFd::STDOUT, ChildFd::STDERR]).unwrap();
+    let mut lost: Vec<ChildFd> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Lost(fd) => Some(*fd),
+            _ => None,
+        })
+        .collect();
+    lost.sort();
+    Trace {
+        results,
+        stdout: log.bytes(ChildFd::STDOUT),
+        stderr: log.bytes(ChildFd::STDERR),
+        lost,
+        end,
+    }
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200)
+}
+
+#[test]
+fn the_fake_and_the_real_cat_give_equal_traces() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut runner = TestRunner::new(Config {
+        cases: cases(),
+        ..Config::default()
+    });
+    runner
+        .run(&proptest::collection::vec(op(), 0..24), |ops| {
+            let (real, fake) = runtime.block_on(async {
+                let real = run(&RealSpawner::new(), &ops).await;
+                let fake = run(&twin_reactor(), &ops).await;
+                (real, fake)
+            });
+            prop_assert_eq!(real, fake, "ops: {:?}", ops);
+            Ok(())
+        })
+        .unwrap();
+}

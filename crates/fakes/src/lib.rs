@@ -5,6 +5,12 @@
 //! A fake records; the test inspects afterwards. Everything runs on the caller's thread: a
 //! step the test takes (the child writes, exits) has delivered its events before it returns.
 //!
+//! Beyond Twisted: a command can be played by a [`Script`] registered on the reactor (output,
+//! reactions to stdin and to signals, an exit), output can be delivered in chunks down to one
+//! byte ([`MemoryProcessTransport::set_chunk_size`]), a child can be a slow reader
+//! ([`Script::holds_stdin`], [`FakeChild::read_at_most`]) so that a producer sees
+//! back-pressure, and every transport keeps one ordered [`CallLog`] of calls and events.
+//!
 //! ```
 //! use process_transport_api::{ChildFd, ProcessEnd, ProcessProtocol, ProcessTransport, Signal, SpawnSpec};
 //! use process_transport_fakes::MemoryProcessReactor;

@@ -147,6 +147,35 @@ async fn echoed(log: &Log, expected: usize) -> Check {
     .await
 }
 
+/// Closes stdin of a running `Echo` with `close`, then checks that `write` is refused.
+async fn write_after(
+    ctx: &Ctx<'_>,
+    close: impl FnOnce(&dyn ProcessTransport),
+    write: impl FnOnce(&dyn ProcessTransport) -> Result<(), TransportError>,
+) -> Check {
+    let (transport, _log) = ctx.spawn(Child::Echo).await?;
+    close(transport.as_ref());
+    let result = write(transport.as_ref());
+    end(&transport).await?;
+    closed(result, ChildFd::STDIN)
+}
+
+/// Spawns `Talk` paused from inside `make_connection` and waits for its exit.
+async fn spawn_paused_talk(ctx: &Ctx<'_>) -> Result<Spawned, String> {
+    let (transport, log) = ctx
+        .spawn_reacting(Child::Talk, |event, transport| {
+            if *event == Event::Connected {
+                transport.pause_producing();
+            }
+        })
+        .await?;
+    log.wait_until("process_exited", |events| {
+        events.iter().any(|e| matches!(e, Event::Exited(_)))
+    })
+    .await?;
+    Ok((transport, log))
+}
+
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| b'a' + (i % 26) as u8).collect()
 }
@@ -322,27 +351,15 @@ scenarios! {
     }
 
     writing_after_close_child_fd_is_child_fd_closed => |ctx| {
-        let (transport, _log) = ctx.spawn(Child::Echo).await?;
-        transport.close_child_fd(ChildFd::STDIN);
-        let result = transport.write_to_child(ChildFd::STDIN, b"x");
-        end(&transport).await?;
-        closed(result, ChildFd::STDIN)
+        write_after(ctx, |t| t.close_child_fd(ChildFd::STDIN), |t| t.write_to_child(ChildFd::STDIN, b"x")).await
     }
 
     writing_after_close_stdin_is_child_fd_closed => |ctx| {
-        let (transport, _log) = ctx.spawn(Child::Echo).await?;
-        transport.close_stdin();
-        let result = transport.write(b"x");
-        end(&transport).await?;
-        closed(result, ChildFd::STDIN)
+        write_after(ctx, |t| t.close_stdin(), |t| t.write(b"x")).await
     }
 
     writing_after_lose_connection_is_child_fd_closed => |ctx| {
-        let (transport, _log) = ctx.spawn(Child::Echo).await?;
-        transport.lose_connection();
-        let result = transport.write(b"x");
-        end(&transport).await?;
-        closed(result, ChildFd::STDIN)
+        write_after(ctx, |t| t.lose_connection(), |t| t.write_sequence(&[b"x"])).await
     }
 
     writing_after_the_child_end_was_lost_is_child_fd_closed => |ctx| {
@@ -564,14 +581,7 @@ scenarios! {
     }
 
     pausing_holds_output_but_not_the_exit => |ctx| {
-        let (transport, log) = ctx
-            .spawn_reacting(Child::Talk, |event, transport| {
-                if *event == Event::Connected {
-                    transport.pause_producing();
-                }
-            })
-            .await?;
-        log.wait_until("process_exited", |events| events.iter().any(|e| matches!(e, Event::Exited(_)))).await?;
+        let (transport, log) = spawn_paused_talk(ctx).await?;
         let before = log.events();
         transport.resume_producing();
         end(&transport).await?;
@@ -580,14 +590,7 @@ scenarios! {
     }
 
     held_output_follows_on_resume => |ctx| {
-        let (transport, log) = ctx
-            .spawn_reacting(Child::Talk, |event, transport| {
-                if *event == Event::Connected {
-                    transport.pause_producing();
-                }
-            })
-            .await?;
-        log.wait_until("process_exited", |events| events.iter().any(|e| matches!(e, Event::Exited(_)))).await?;
+        let (transport, log) = spawn_paused_talk(ctx).await?;
         transport.resume_producing();
         end(&transport).await?;
         ensure!(joined(&log, ChildFd::STDOUT) == TALK_STDOUT, "stdout: {:?}", joined(&log, ChildFd::STDOUT));

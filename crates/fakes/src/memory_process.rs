@@ -376,10 +376,6 @@ impl Transport for MemoryProcessTransport {
         self.write_to_child(ChildFd::STDIN, data)
     }
 
-    fn write_sequence(&self, data: &[&[u8]]) -> Result<(), TransportError> {
-        self.write(&data.concat())
-    }
-
     fn lose_connection(&self) {
         self.inner.log.call(TransportCall::LoseConnection);
         self.lose();
@@ -450,18 +446,6 @@ impl PushProducer for MemoryProcessTransport {
 impl ProcessTransport for MemoryProcessTransport {
     fn pid(&self) -> Option<u32> {
         self.lock().model.pid()
-    }
-
-    fn close_stdin(&self) {
-        self.close_child_fd(ChildFd::STDIN);
-    }
-
-    fn close_stdout(&self) {
-        self.close_child_fd(ChildFd::STDOUT);
-    }
-
-    fn close_stderr(&self) {
-        self.close_child_fd(ChildFd::STDERR);
     }
 
     fn close_child_fd(&self, fd: ChildFd) {

@@ -62,8 +62,11 @@ pub trait PushProducer: Send + Sync {
 pub trait Transport: Send + Sync {
     /// Queues `data` for the peer, in order after everything written before.
     fn write(&self, data: &[u8]) -> Result<(), TransportError>;
-    /// Queues the pieces of `data` in order, as one write of their concatenation.
-    fn write_sequence(&self, data: &[&[u8]]) -> Result<(), TransportError>;
+    /// Queues the pieces of `data` in order, as one write of their concatenation. The
+    /// default joins them and calls [`write`](Self::write).
+    fn write_sequence(&self, data: &[&[u8]]) -> Result<(), TransportError> {
+        self.write(&data.concat())
+    }
     /// Closes the connection once the queued data is written.
     fn lose_connection(&self);
     /// Closes the connection now, dropping queued data.
@@ -106,12 +109,21 @@ pub trait Transport: Send + Sync {
 pub trait ProcessTransport: Transport + PushProducer {
     /// The child's pid, from the spawn until its exit is known; `None` from then on.
     fn pid(&self) -> Option<u32>;
-    /// Closes the child's stdin once the buffered bytes reach it.
-    fn close_stdin(&self);
-    /// Closes the pipe of the child's stdout; its output is no longer read.
-    fn close_stdout(&self);
-    /// Closes the pipe of the child's stderr; its output is no longer read.
-    fn close_stderr(&self);
+    /// Closes the child's stdin once the buffered bytes reach it. The default calls
+    /// [`close_child_fd`](Self::close_child_fd) with `ChildFd::STDIN`.
+    fn close_stdin(&self) {
+        self.close_child_fd(ChildFd::STDIN);
+    }
+    /// Closes the pipe of the child's stdout; its output is no longer read. The default calls
+    /// [`close_child_fd`](Self::close_child_fd) with `ChildFd::STDOUT`.
+    fn close_stdout(&self) {
+        self.close_child_fd(ChildFd::STDOUT);
+    }
+    /// Closes the pipe of the child's stderr; its output is no longer read. The default calls
+    /// [`close_child_fd`](Self::close_child_fd) with `ChildFd::STDERR`.
+    fn close_stderr(&self) {
+        self.close_child_fd(ChildFd::STDERR);
+    }
     /// Closes the pipe of child fd `fd`; no effect if it is unknown or already closed.
     fn close_child_fd(&self, fd: ChildFd);
     /// Queues `data` for child fd `fd`, which must be a pipe the parent writes.

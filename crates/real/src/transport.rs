@@ -206,10 +206,6 @@ impl Transport for RealProcessTransport {
         self.write_to_child(ChildFd::STDIN, data)
     }
 
-    fn write_sequence(&self, data: &[&[u8]]) -> Result<(), TransportError> {
-        self.write(&data.concat())
-    }
-
     fn lose_connection(&self) {
         self.shared.act(|state, out| {
             for fd in ProcessModel::LOSE_CONNECTION_ORDER {
@@ -274,18 +270,6 @@ impl PushProducer for RealProcessTransport {
 impl ProcessTransport for RealProcessTransport {
     fn pid(&self) -> Option<u32> {
         self.shared.lock().model.pid()
-    }
-
-    fn close_stdin(&self) {
-        self.close_child_fd(ChildFd::STDIN);
-    }
-
-    fn close_stdout(&self) {
-        self.close_child_fd(ChildFd::STDOUT);
-    }
-
-    fn close_stderr(&self) {
-        self.close_child_fd(ChildFd::STDERR);
     }
 
     fn close_child_fd(&self, fd: ChildFd) {

@@ -9,7 +9,7 @@ use process_transport_api::{
     SpawnSpec, TransportError,
 };
 use process_transport_real::RealSpawner;
-use process_transport_tests::{check_order, run_real, Event, Recorder};
+use process_transport_tests::{check_order, guard, run_real, Event, Recorder};
 
 const STD_PIPES: [ChildFd; 3] = [ChildFd::STDIN, ChildFd::STDOUT, ChildFd::STDERR];
 const MIB: usize = 1024 * 1024;
@@ -163,4 +163,29 @@ async fn the_transport_can_be_dropped_by_everyone_while_the_child_runs() {
     .await
     .unwrap();
     check_order(&log.events(), &STD_PIPES).unwrap();
+}
+
+/// Keeps the transport it is given, as protocols do, and nothing else.
+struct Keeper(Option<Arc<dyn ProcessTransport>>);
+
+impl ProcessProtocol for Keeper {
+    fn make_connection(&mut self, transport: Arc<dyn ProcessTransport>) {
+        transport.close_stdin();
+        self.0 = Some(transport);
+    }
+}
+
+#[tokio::test]
+async fn a_protocol_that_keeps_its_transport_is_freed_when_the_process_ends() {
+    let transport = RealSpawner::new()
+        .spawn_process(Box::new(Keeper(None)), SpawnSpec::new("cat"))
+        .await
+        .unwrap();
+    let weak = Arc::downgrade(&transport);
+    assert_eq!(guard(transport.ended()).await, ProcessEnd::Done);
+    drop(transport);
+    assert!(
+        weak.upgrade().is_none(),
+        "the protocol still holds the transport after process_ended"
+    );
 }

@@ -41,6 +41,7 @@ pub struct Dispatcher {
     protocol: Mutex<Option<Box<dyn ProcessProtocol>>>,
     end: Mutex<EndState>,
     observer: Mutex<Option<DeliveryObserver>>,
+    release_at_end: bool,
 }
 
 #[derive(Default)]
@@ -71,6 +72,18 @@ impl Dispatcher {
             protocol: Mutex::new(protocol),
             end: Mutex::new(EndState::default()),
             observer: Mutex::new(None),
+            release_at_end: false,
+        }
+    }
+
+    /// A dispatcher that drops `protocol` right after delivering `process_ended`, before
+    /// `ended` resolves: for drivers that never hand the protocol back. A protocol usually
+    /// keeps the transport it was given, and the transport owns the dispatcher; dropping the
+    /// protocol at the end breaks that cycle, so a finished process frees its memory.
+    pub fn releasing_at_end(protocol: Box<dyn ProcessProtocol>) -> Self {
+        Dispatcher {
+            release_at_end: true,
+            ..Dispatcher::new(Some(protocol))
         }
     }
 
@@ -116,6 +129,10 @@ impl Dispatcher {
             },
             Delivery::ProcessEnded(end) => {
                 self.with_protocol(|protocol| protocol.process_ended(end));
+                if self.release_at_end {
+                    // Dropped outside the lock: the protocol's `Drop` may call the transport.
+                    drop(self.take_protocol());
+                }
                 let waiters = {
                     let mut state = lock(&self.end);
                     state.end = Some(end);

@@ -112,7 +112,7 @@ impl ProcessSpawner for RealSpawner {
                 senders: senders.clone(),
                 receivers: receivers.into_iter().collect(),
             }),
-            dispatcher: Dispatcher::new(Some(protocol)),
+            dispatcher: Dispatcher::releasing_at_end(protocol),
             pidfd: Mutex::new(Some(pidfd.clone())),
             live_pumps: AtomicUsize::new(0),
             pumps_done: Notify::new(),

@@ -2,11 +2,11 @@
 //!
 //! One test in its own binary, so that no other test opens fds while it counts.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use process_transport_api::{ProcessEnd, ProcessSpawner, ProcessTransport, SpawnSpec};
 use process_transport_real::RealSpawner;
-use process_transport_tests::{guard, Recorder};
+use process_transport_tests::{guard, Event, Recorder};
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
@@ -26,11 +26,23 @@ fn is_our_zombie(pid: u32) -> bool {
 }
 
 async fn spawn_one(spawner: &RealSpawner, spec: SpawnSpec) -> (u32, ProcessEnd) {
-    let (recorder, _log) = Recorder::new();
+    // The pid is read inside `make_connection`, where it is always known: by the time the
+    // spawn returns, a short-lived child may already have been reaped.
+    let pid = Arc::new(Mutex::new(None));
+    let seen = pid.clone();
+    let (recorder, _log) = Recorder::reacting(move |event, transport| {
+        if *event == Event::Connected {
+            *seen.lock().unwrap() = transport.pid();
+            transport.close_stdin();
+        }
+    });
     let transport: Arc<dyn ProcessTransport> = spawner.spawn_process(recorder, spec).await.unwrap();
-    let pid = transport.pid().expect("running");
-    transport.close_stdin();
-    (pid, guard(transport.ended()).await)
+    let end = guard(transport.ended()).await;
+    let pid = pid
+        .lock()
+        .unwrap()
+        .expect("the pid is known in make_connection");
+    (pid, end)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

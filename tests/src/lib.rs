@@ -1,6 +1,9 @@
 //! Helpers shared by the cross-crate suites. The recording protocol and the order check come
 //! from the contract crate, so the suites and the contract use one of each.
 
+#![doc(test(attr(deny(warnings))))]
+#![forbid(unsafe_code)]
+
 use std::sync::Arc;
 
 use process_transport_api::{ProcessEnd, ProcessProtocol, ProcessTransport};

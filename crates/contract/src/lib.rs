@@ -19,6 +19,7 @@
 //! Running it (inside a tokio runtime with time enabled):
 //!
 //! ```no_run
+//! # #[allow(dead_code)]
 //! # async fn run(spawner: &dyn process_transport_api::ProcessSpawner) {
 //! use process_transport_contract::{run_contract, ShellCatalog};
 //!
@@ -30,6 +31,9 @@
 //!
 //! The [`Recorder`] protocol, the [`RecordingProducer`] and [`check_order`] the suite uses are
 //! public, for suites of one's own.
+
+#![doc(test(attr(deny(warnings))))]
+#![forbid(unsafe_code)]
 
 mod catalog;
 mod recorder;

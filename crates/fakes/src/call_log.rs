@@ -64,7 +64,7 @@ pub enum Logged {
 /// Clones share the log.
 ///
 /// ```
-/// use process_transport_api::{ChildFd, ProcessTransport, Signal, Transport};
+/// use process_transport_api::{ChildFd, ProcessTransport, Transport};
 /// use process_transport_fakes::{DeliveredEvent, Logged, MemoryProcessTransport, TransportCall};
 ///
 /// let transport = MemoryProcessTransport::new();

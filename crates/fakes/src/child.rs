@@ -22,7 +22,7 @@ use crate::MemoryProcessTransport;
 /// [`SpawnSpec`] and hands back the protocol as its concrete type.
 ///
 /// ```
-/// use process_transport_api::{ChildFd, ProcessEnd, ProcessTransport, Transport};
+/// use process_transport_api::{ChildFd, ProcessEnd, Transport};
 /// use process_transport_fakes::MemoryProcessTransport;
 ///
 /// let transport = MemoryProcessTransport::new();

@@ -47,6 +47,7 @@
 //! ```
 
 #![forbid(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
 
 mod call_log;
 mod child;

@@ -56,7 +56,7 @@ type EofReaction = Arc<dyn Fn(&FakeChild) + Send + Sync>;
 /// the protocol closes stdin; its signal actions when the protocol signals it.
 ///
 /// ```
-/// use process_transport_api::{ChildFd, ProcessEnd, Signal, SpawnSpec};
+/// use process_transport_api::{ProcessEnd, Signal, SpawnSpec};
 /// use process_transport_fakes::{MemoryProcessReactor, Script, SignalAction};
 /// # use process_transport_api::{ProcessProtocol, ProcessTransport};
 /// # struct P; impl ProcessProtocol for P { fn make_connection(&mut self, t: std::sync::Arc<dyn ProcessTransport>) { t.write(b"hi\n").unwrap(); t.close_stdin(); } }

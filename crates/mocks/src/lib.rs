@@ -56,6 +56,7 @@
 //! [mockall]: https://docs.rs/mockall
 
 #![forbid(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
 
 mod doubles;
 mod payload;

@@ -18,7 +18,7 @@ pub type DeliveryObserver = Arc<dyn Fn(&Delivery) + Send + Sync>;
 /// two threads cannot swap the order of events), then delivers.
 ///
 /// ```
-/// use process_transport_api::{ChildFd, Delivery, Dispatcher, ProcessEnd, ProcessProtocol, ProcessTransport};
+/// use process_transport_api::{ChildFd, Delivery, Dispatcher, ProcessProtocol, ProcessTransport};
 /// use std::sync::{Arc, Mutex};
 ///
 /// #[derive(Default)]

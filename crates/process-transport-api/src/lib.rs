@@ -59,6 +59,7 @@
 //! closes and signals are allowed, when the producer is paused, when `process_ended` is due.
 
 #![forbid(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
 
 mod address;
 mod dispatch;

@@ -42,6 +42,8 @@
 //! raise `SIGPIPE` in the parent (Rust programs ignore it); a child that exits without reading
 //! gives `child_connection_lost(0)`.
 
+#![doc(test(attr(deny(warnings))))]
+
 mod pump;
 mod spawner;
 mod sys;

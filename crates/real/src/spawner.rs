@@ -23,7 +23,7 @@ use crate::transport::{PumpGuard, RealProcessTransport, Shared, State};
 /// pipes and the exit are watched by tasks spawned on it.
 ///
 /// ```
-/// use process_transport_api::{ProcessSpawner, SpawnSpec};
+/// use process_transport_api::SpawnSpec;
 /// use process_transport_real::RealSpawner;
 ///
 /// let spawner = RealSpawner::new().high_water(16 * 1024);

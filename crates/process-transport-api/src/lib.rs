@@ -66,6 +66,7 @@ mod dispatch;
 mod end;
 mod error;
 mod fd;
+mod forward;
 pub mod model;
 mod queue;
 mod signal;

@@ -189,3 +189,118 @@ impl Dispatcher {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::{ChildFd, ProcessTransport};
+
+    /// Notes every callback in a shared list and flags its own drop.
+    struct Noting {
+        seen: Arc<Mutex<Vec<String>>>,
+        dropped: Arc<AtomicBool>,
+    }
+
+    impl ProcessProtocol for Noting {
+        fn make_connection(&mut self, _: Arc<dyn ProcessTransport>) {}
+        fn child_data_received(&mut self, fd: ChildFd, data: &[u8]) {
+            self.seen
+                .lock()
+                .unwrap()
+                .push(format!("data {fd} {data:?}"));
+        }
+        fn process_exited(&mut self, end: ProcessEnd) {
+            self.seen.lock().unwrap().push(format!("exited {end}"));
+        }
+        fn process_ended(&mut self, end: ProcessEnd) {
+            self.seen.lock().unwrap().push(format!("ended {end}"));
+        }
+    }
+
+    impl Drop for Noting {
+        fn drop(&mut self) {
+            self.dropped.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn noting() -> (Box<Noting>, Arc<Mutex<Vec<String>>>, Arc<AtomicBool>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let dropped = Arc::new(AtomicBool::new(false));
+        let protocol = Noting {
+            seen: seen.clone(),
+            dropped: dropped.clone(),
+        };
+        (Box::new(protocol), seen, dropped)
+    }
+
+    fn end_of(dispatcher: &Dispatcher) {
+        let state = Mutex::new(());
+        dispatcher.act(&state, |_, out| {
+            out.push(Delivery::ChildData(ChildFd::STDOUT, b"x".to_vec()));
+            out.push(Delivery::ProcessExited(ProcessEnd::Done));
+            out.push(Delivery::ProcessEnded(ProcessEnd::Done));
+        });
+    }
+
+    #[test]
+    fn deliveries_reach_the_observer_then_the_protocol_in_order() {
+        let (protocol, seen, _) = noting();
+        let dispatcher = Dispatcher::new(Some(protocol));
+        let observed = Arc::new(Mutex::new(Vec::new()));
+        let log = observed.clone();
+        dispatcher.set_observer(Some(Arc::new(move |delivery: &Delivery| {
+            log.lock().unwrap().push(format!("{delivery:?}"));
+        })));
+        end_of(&dispatcher);
+        assert_eq!(
+            *observed.lock().unwrap(),
+            [
+                "ChildData(ChildFd(1), \"x\")",
+                "ProcessExited(Done)",
+                "ProcessEnded(Done)"
+            ]
+        );
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                "data 1 [120]",
+                "exited exited with code 0",
+                "ended exited with code 0"
+            ]
+        );
+        assert_eq!(dispatcher.ended_now(), Some(ProcessEnd::Done));
+        assert_eq!(
+            futures_executor::block_on(dispatcher.ended()),
+            ProcessEnd::Done
+        );
+    }
+
+    #[test]
+    fn a_plain_dispatcher_keeps_its_protocol_after_the_end() {
+        let (protocol, _, dropped) = noting();
+        let dispatcher = Dispatcher::new(Some(protocol));
+        end_of(&dispatcher);
+        assert!(!dropped.load(Ordering::SeqCst));
+        assert!(dispatcher.take_protocol().is_some());
+    }
+
+    #[test]
+    fn a_releasing_dispatcher_drops_its_protocol_at_the_end() {
+        let (protocol, seen, dropped) = noting();
+        let dispatcher = Dispatcher::releasing_at_end(protocol);
+        let state = Mutex::new(());
+        dispatcher.act(&state, |_, out| {
+            out.push(Delivery::ProcessExited(ProcessEnd::Done));
+        });
+        assert!(!dropped.load(Ordering::SeqCst), "dropped before the end");
+        dispatcher.act(&state, |_, out| {
+            out.push(Delivery::ProcessEnded(ProcessEnd::Done));
+        });
+        assert!(dropped.load(Ordering::SeqCst), "kept after the end");
+        assert_eq!(seen.lock().unwrap().len(), 2);
+        assert!(dispatcher.take_protocol().is_none());
+        assert_eq!(dispatcher.ended_now(), Some(ProcessEnd::Done));
+    }
+}

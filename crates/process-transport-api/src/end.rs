@@ -55,8 +55,10 @@ impl ProcessEnd {
 
     /// Decodes a raw POSIX wait status, as `waitpid` fills it in.
     ///
-    /// A stopped or continued status is not an end; it decodes as the exit code it carries
-    /// in its high byte, which callers avoid by only decoding statuses of ended children.
+    /// A stopped or continued status (low seven bits all set) is not an end and carries
+    /// neither an exit code nor a terminating signal: it decodes as
+    /// `Terminated { exit_code: None, signal: None }`, the value for an end that cannot be
+    /// read. Callers decode only the statuses of ended children.
     ///
     /// ```
     /// use process_transport_api::ProcessEnd;
@@ -68,11 +70,13 @@ impl ProcessEnd {
     /// assert_eq!(ProcessEnd::from_wait_status(0x80 | 11).signal(), Some(11));
     /// ```
     pub fn from_wait_status(status: i32) -> Self {
-        let term_signal = status & 0x7f;
-        if term_signal == 0 {
-            ProcessEnd::from_exit_code((status >> 8) & 0xff)
-        } else {
-            ProcessEnd::from_signal(term_signal)
+        match status & 0x7f {
+            0 => ProcessEnd::from_exit_code((status >> 8) & 0xff),
+            0x7f => ProcessEnd::Terminated {
+                exit_code: None,
+                signal: None,
+            },
+            signal => ProcessEnd::from_signal(signal),
         }
     }
 
@@ -112,5 +116,77 @@ impl fmt::Display for ProcessEnd {
             } => write!(f, "exited with code {code}"),
             ProcessEnd::Terminated { .. } => f.write_str("terminated"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_statuses_decode_as_waitpid_reports_them() {
+        let cases = [
+            (0x0000, ProcessEnd::Done),
+            (0x0100, ProcessEnd::from_exit_code(1)),
+            (0xff00, ProcessEnd::from_exit_code(255)),
+            (0x0009, ProcessEnd::from_signal(9)),
+            (0x008b, ProcessEnd::from_signal(11)), // SIGSEGV with a core dump
+            (
+                0x137f, // stopped by SIGSTOP: not an end
+                ProcessEnd::Terminated {
+                    exit_code: None,
+                    signal: None,
+                },
+            ),
+            (
+                0xffff, // continued: not an end
+                ProcessEnd::Terminated {
+                    exit_code: None,
+                    signal: None,
+                },
+            ),
+        ];
+        for (status, end) in cases {
+            assert_eq!(
+                ProcessEnd::from_wait_status(status),
+                end,
+                "status {status:#06x}"
+            );
+        }
+    }
+
+    #[test]
+    fn helpers_read_the_end_back() {
+        let done = ProcessEnd::Done;
+        let failed = ProcessEnd::from_exit_code(3);
+        let killed = ProcessEnd::from_signal(15);
+        assert_eq!(ProcessEnd::from_exit_code(0), done);
+        assert_eq!(
+            [done.success(), failed.success(), killed.success()],
+            [true, false, false]
+        );
+        assert_eq!(
+            [done.exit_code(), failed.exit_code(), killed.exit_code()],
+            [Some(0), Some(3), None]
+        );
+        assert_eq!(
+            [done.signal(), failed.signal(), killed.signal()],
+            [None, None, Some(15)]
+        );
+    }
+
+    #[test]
+    fn ends_print_as_sentences() {
+        let unknown = ProcessEnd::Terminated {
+            exit_code: None,
+            signal: None,
+        };
+        assert_eq!(ProcessEnd::Done.to_string(), "exited with code 0");
+        assert_eq!(
+            ProcessEnd::from_exit_code(2).to_string(),
+            "exited with code 2"
+        );
+        assert_eq!(ProcessEnd::from_signal(9).to_string(), "killed by signal 9");
+        assert_eq!(unknown.to_string(), "terminated");
     }
 }

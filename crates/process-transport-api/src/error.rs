@@ -71,3 +71,46 @@ pub enum SpawnError {
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 #[error("{0:?} is not a signal name (HUP, INT, KILL, TERM, STOP) or a positive number")]
 pub struct ParseSignalError(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transport_errors_read_as_sentences_naming_the_fd() {
+        let texts = [
+            TransportError::ProducerAlreadyRegistered,
+            TransportError::NoProducerRegistered,
+            TransportError::UnknownChildFd(ChildFd(7)),
+            TransportError::ChildFdClosed(ChildFd(0)),
+            TransportError::Closed,
+            TransportError::ProcessExitedAlready,
+            TransportError::from(io::Error::from(io::ErrorKind::BrokenPipe)),
+        ]
+        .map(|err| err.to_string());
+        assert_eq!(
+            texts,
+            [
+                "a producer is already registered; unregister it before registering another",
+                "no producer is registered, so there is none to unregister",
+                "child fd 7 is not mapped as a pipe the parent writes",
+                "child fd 0 is closed; the write was not sent",
+                "the transport is closed; the write was not sent",
+                "the process has already exited; no signal was sent",
+                "I/O error: broken pipe",
+            ]
+        );
+    }
+
+    #[test]
+    fn spawn_errors_name_the_executable() {
+        assert_eq!(
+            SpawnError::NotFound("no-such-tool".into()).to_string(),
+            r#"cannot spawn "no-such-tool": executable not found"#
+        );
+        assert_eq!(
+            SpawnError::PermissionDenied("/etc/passwd".into()).to_string(),
+            r#"cannot spawn "/etc/passwd": permission denied"#
+        );
+    }
+}

@@ -18,7 +18,7 @@ use predicates::Predicate;
 /// assert!(bytes_contains("\r\n\r\n").eval(b"a\r\n\r\nb"));
 /// assert!(utf8_text("héllo").eval("héllo".as_bytes()));
 /// assert!(!utf8_text("x").eval(&[0xff]));
-/// assert_eq!(bytes_prefix("GET ").to_string(), "bytes starting with \"GET \"");
+/// assert_eq!(bytes_prefix("GET ").to_string(), r#"bytes starting with b"GET ""#);
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct BytesPredicate {
@@ -97,12 +97,17 @@ impl PredicateReflection for BytesPredicate {}
 
 impl fmt::Display for BytesPredicate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shown = String::from_utf8_lossy(&self.expected);
+        // Bytes shown as a byte-string literal, so that non-UTF-8 bytes show exactly.
+        let bytes = self.expected.escape_ascii();
         match self.kind {
-            Kind::Exact => write!(f, "bytes == {shown:?}"),
-            Kind::Prefix => write!(f, "bytes starting with {shown:?}"),
-            Kind::Contains => write!(f, "bytes containing {shown:?}"),
-            Kind::Utf8Text => write!(f, "UTF-8 text == {shown:?}"),
+            Kind::Exact => write!(f, "bytes == b\"{bytes}\""),
+            Kind::Prefix => write!(f, "bytes starting with b\"{bytes}\""),
+            Kind::Contains => write!(f, "bytes containing b\"{bytes}\""),
+            Kind::Utf8Text => write!(
+                f,
+                "UTF-8 text == {:?}",
+                String::from_utf8_lossy(&self.expected)
+            ),
         }
     }
 }
@@ -135,5 +140,50 @@ impl fmt::Display for JoinedBytesPredicate {
 impl fmt::Debug for JoinedBytesPredicate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_matches_what_it_names() {
+        let data = b"GET /index\r\n".as_slice();
+        assert!(bytes_eq(data).eval(data));
+        assert!(!bytes_eq(b"GET").eval(data));
+        assert!(bytes_prefix(b"GET ").eval(data));
+        assert!(!bytes_prefix(b"/index").eval(data));
+        assert!(bytes_contains(b"/index").eval(data));
+        assert!(bytes_contains(b"").eval(b""));
+        assert!(!bytes_contains(b"POST").eval(data));
+        assert!(utf8_text("GET /index\r\n").eval(data));
+        assert!(!utf8_text("\u{fffd}").eval(b"\xff"));
+    }
+
+    #[test]
+    fn joined_matches_the_pieces_as_one() {
+        let pieces: [&[u8]; 3] = [b"he", b"ll", b"o\n"];
+        assert!(bytes_eq(b"hello\n").joined().eval(&pieces));
+        assert!(!bytes_eq(b"he").joined().eval(&pieces));
+        assert!(bytes_contains(b"llo").joined().eval(&pieces));
+    }
+
+    #[test]
+    fn descriptions_show_the_bytes_exactly() {
+        assert_eq!(bytes_eq(b"ok\n").to_string(), r#"bytes == b"ok\n""#);
+        assert_eq!(
+            bytes_prefix(b"\xff\x00").to_string(),
+            r#"bytes starting with b"\xff\x00""#
+        );
+        assert_eq!(
+            bytes_contains(b"\"q\"").to_string(),
+            r#"bytes containing b"\"q\"""#
+        );
+        assert_eq!(utf8_text("héllo").to_string(), r#"UTF-8 text == "héllo""#);
+        assert_eq!(
+            format!("{:?}", bytes_eq(b"a").joined()),
+            r#"joined bytes == b"a""#
+        );
     }
 }

@@ -315,3 +315,27 @@ impl ProcessTransport for RealProcessTransport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::OutBuffer;
+
+    #[test]
+    fn an_out_buffer_hands_out_bytes_in_order_across_partial_consumes() {
+        let mut buffer = OutBuffer::default();
+        buffer.push(b"hello ");
+        buffer.consume(2);
+        buffer.push(b"world");
+        assert_eq!(buffer.pending(), b"llo world");
+        assert_eq!(buffer.len(), 9);
+        // Past half consumed, the next push compacts without losing the pending bytes.
+        buffer.consume(6);
+        buffer.push(b"!");
+        assert_eq!(buffer.pending(), b"rld!");
+        buffer.consume(4);
+        assert!(buffer.is_empty());
+        buffer.push(b"again");
+        buffer.clear();
+        assert_eq!((buffer.len(), buffer.pending()), (0, &b""[..]));
+    }
+}

@@ -10,6 +10,7 @@ use process_transport_api::{ProcessEnd, ProcessProtocol, ProcessTransport};
 pub use process_transport_contract::{
     check_order, Event, Log, Reaction, Recorder, RecordingProducer, HANG_GUARD,
 };
+pub use process_transport_fakes::assert_bytes_eq;
 
 pub mod twins;
 

@@ -5,7 +5,7 @@ use process_transport_api::{
     ChildFd, ChildFdMapping, ProcessEnd, ProcessSpawner, ProcessTransport, Signal, SpawnSpec,
     Transport,
 };
-use process_transport_fakes::MemoryProcessReactor;
+use process_transport_fakes::{assert_bytes_eq, MemoryProcessReactor};
 use process_transport_tests::{check_order, Event, Recorder};
 use std::future::Future;
 
@@ -30,8 +30,8 @@ fn the_chunks_of_one_fd_join_to_what_the_child_wrote() {
     }
     child.write(ChildFd::STDERR, "warn").unwrap();
     child.exit(0);
-    assert_eq!(log.bytes(ChildFd::STDOUT), b"hello world\n");
-    assert_eq!(log.bytes(ChildFd::STDERR), b"warn");
+    assert_bytes_eq!(log.bytes(ChildFd::STDOUT), b"hello world\n");
+    assert_bytes_eq!(log.bytes(ChildFd::STDERR), b"warn");
     check_order(&log.events(), &STD_PIPES).unwrap();
 }
 

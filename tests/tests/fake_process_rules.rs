@@ -7,7 +7,9 @@ use process_transport_api::{
     Address, ChildFd, ChildFdMapping, ProcessEnd, ProcessSpawner, ProcessTransport, PushProducer,
     Signal, SpawnSpec, Transport, TransportError,
 };
-use process_transport_fakes::{FakeChild, MemoryProcessReactor, MemoryProcessTransport};
+use process_transport_fakes::{
+    assert_bytes_eq, FakeChild, MemoryProcessReactor, MemoryProcessTransport,
+};
 use process_transport_tests::{Event, Recorder, RecordingProducer};
 
 fn spawn(spec: SpawnSpec) -> (FakeChild, process_transport_tests::Log) {
@@ -30,8 +32,8 @@ fn write_and_write_sequence_go_to_stdin_in_order() {
         .write_sequence(&[b"two ", b"", b"three "])
         .unwrap();
     transport.write_to_child(ChildFd::STDIN, b"four").unwrap();
-    assert_eq!(transport.value(), b"one two three four");
-    assert_eq!(transport.value_of(ChildFd::STDIN), b"one two three four");
+    assert_bytes_eq!(transport.value(), b"one two three four");
+    assert_bytes_eq!(transport.value_of(ChildFd::STDIN), b"one two three four");
     assert_eq!(
         transport.child().read(ChildFd::STDIN),
         b"one two three four"
@@ -49,8 +51,8 @@ fn writing_to_an_fd_not_mapped_for_writing_is_unknown_child_fd() {
         );
     }
     transport.write_to_child(ChildFd(3), b"extra").unwrap();
-    assert_eq!(transport.value_of(ChildFd(3)), b"extra");
-    assert_eq!(transport.value_of(ChildFd(4)), b"");
+    assert_bytes_eq!(transport.value_of(ChildFd(3)), b"extra");
+    assert_bytes_eq!(transport.value_of(ChildFd(4)), b"");
 }
 
 #[test]
@@ -78,7 +80,7 @@ fn write_after_close_child_fd_is_child_fd_closed() {
     transport.close_child_fd(ChildFd::STDIN);
     assert_closed(transport.write(b"x"), 0);
     assert_closed(transport.write_sequence(&[b"x"]), 0);
-    assert_eq!(transport.value_of(ChildFd(3)), b"");
+    assert_bytes_eq!(transport.value_of(ChildFd(3)), b"");
 }
 
 #[test]
@@ -88,7 +90,7 @@ fn write_after_close_stdin_is_an_error() {
     transport.close_stdin();
     assert_closed(transport.write(b"lost?"), 0);
     assert_closed(transport.write_to_child(ChildFd::STDIN, b"lost?"), 0);
-    assert_eq!(transport.value(), b"kept");
+    assert_bytes_eq!(transport.value(), b"kept");
 }
 
 #[test]
@@ -120,7 +122,7 @@ fn close_stdin_delivers_buffered_bytes_then_eof_and_stops_the_producer() {
     transport.write(b"buffered").unwrap();
     transport.close_stdin();
     assert!(!child.at_eof(ChildFd::STDIN), "the bytes come first");
-    assert_eq!(child.read(ChildFd::STDIN), b"buffered");
+    assert_bytes_eq!(child.read(ChildFd::STDIN), b"buffered");
     assert!(child.at_eof(ChildFd::STDIN));
     assert_eq!(producer.calls(), [Stop]);
     assert!(transport.producer().is_none());
@@ -155,7 +157,7 @@ fn closing_a_read_pipe_stops_its_output() {
         child.write(ChildFd::STDERR, b"after"),
         Err(TransportError::ChildFdClosed(ChildFd(2)))
     ));
-    assert_eq!(log.bytes(ChildFd::STDERR), b"before");
+    assert_bytes_eq!(log.bytes(ChildFd::STDERR), b"before");
     assert_eq!(
         log.milestones(),
         [Event::Connected, Event::Lost(ChildFd::STDERR)]
@@ -332,11 +334,11 @@ fn a_pull_producer_is_resumed_at_once_and_each_time_the_buffer_drains() {
         .unwrap();
     assert_eq!(producer.calls(), [Resume]);
     let child = transport.child();
-    assert_eq!(child.read(ChildFd::STDIN), b"chunk 1;");
-    assert_eq!(child.read(ChildFd::STDIN), b"chunk 2;");
-    assert_eq!(child.read(ChildFd::STDIN), b"chunk 3;");
+    assert_bytes_eq!(child.read(ChildFd::STDIN), b"chunk 1;");
+    assert_bytes_eq!(child.read(ChildFd::STDIN), b"chunk 2;");
+    assert_bytes_eq!(child.read(ChildFd::STDIN), b"chunk 3;");
     assert_eq!(producer.calls(), [Resume, Resume, Resume, Resume]);
-    assert_eq!(child.read(ChildFd::STDIN), b"");
+    assert_bytes_eq!(child.read(ChildFd::STDIN), b"");
     assert_eq!(
         producer.calls().len(),
         4,
@@ -416,7 +418,7 @@ fn clones_share_state() {
     handed_out.write(b"via the clone").unwrap();
     handed_out.signal_process(Signal::Int).unwrap();
     handed_out.close_stdin();
-    assert_eq!(kept.value(), b"via the clone");
+    assert_bytes_eq!(kept.value(), b"via the clone");
     assert_eq!(kept.signals(), [Signal::Int]);
     assert_eq!(kept.closed_child_fds(), [ChildFd::STDIN]);
 }

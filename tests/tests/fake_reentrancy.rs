@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use process_transport_api::{ChildFd, ProcessEnd, Signal, SpawnSpec, TransportError};
-use process_transport_fakes::MemoryProcessReactor;
+use process_transport_fakes::{assert_bytes_eq, MemoryProcessReactor};
 use process_transport_tests::{check_order, Event, Recorder, RecordingProducer};
 
 const STD_PIPES: [ChildFd; 3] = [ChildFd::STDIN, ChildFd::STDOUT, ChildFd::STDERR];
@@ -29,7 +29,7 @@ fn lose_connection_inside_make_connection_is_delivered_after_it() {
             Event::Lost(ChildFd(1))
         ]
     );
-    assert_eq!(child.read(ChildFd::STDIN), b"bye");
+    assert_bytes_eq!(child.read(ChildFd::STDIN), b"bye");
     assert_eq!(log.reentered(), 0);
 }
 
@@ -168,7 +168,7 @@ fn a_pull_producer_that_writes_inside_resume_is_not_reentered() {
         .register_producer(producer.clone(), false)
         .unwrap();
     assert_eq!(producer.calls().len(), 4);
-    assert_eq!(transport.value(), b"123");
+    assert_bytes_eq!(transport.value(), b"123");
 }
 
 #[test]
@@ -192,6 +192,6 @@ fn events_from_another_thread_during_a_callback_wait_their_turn() {
     child.write(ChildFd::STDOUT, "second").unwrap();
     release_tx.send(()).unwrap();
     first.join().unwrap();
-    assert_eq!(log.bytes(ChildFd::STDOUT), b"firstsecond");
+    assert_bytes_eq!(log.bytes(ChildFd::STDOUT), b"firstsecond");
     assert_eq!(log.reentered(), 0);
 }

@@ -8,7 +8,8 @@ use process_transport_api::{
     SpawnSpec, Transport,
 };
 use process_transport_fakes::{
-    DeliveredEvent, Logged, MemoryProcessReactor, Script, SignalAction, TransportCall,
+    assert_bytes_eq, DeliveredEvent, Logged, MemoryProcessReactor, Script, SignalAction,
+    TransportCall,
 };
 use process_transport_tests::{check_order, Event, Recorder, RecordingProducer};
 
@@ -36,7 +37,7 @@ fn a_scripted_child_answers_lines_and_exits_at_end_of_file() {
     });
     reactor.spawn(recorder, SpawnSpec::new("bc")).unwrap();
     // Everything ran on this thread before spawn returned.
-    assert_eq!(log.bytes(ChildFd::STDOUT), b"3\n42\n");
+    assert_bytes_eq!(log.bytes(ChildFd::STDOUT), b"3\n42\n");
     assert_eq!(log.ended(), Some(ProcessEnd::Done));
     check_order(&log.events(), &STD_PIPES).unwrap();
 }
@@ -51,7 +52,7 @@ fn start_output_comes_before_reactions_to_what_make_connection_writes() {
         }
     });
     let child = reactor.spawn(recorder, SpawnSpec::new("greeter")).unwrap();
-    assert_eq!(log.bytes(ChildFd::STDOUT), b"hello\necho me\n");
+    assert_bytes_eq!(log.bytes(ChildFd::STDOUT), b"hello\necho me\n");
     child.transport().close_child_fd(ChildFd::STDIN);
     assert_eq!(log.ended(), Some(ProcessEnd::Done));
 }
@@ -68,7 +69,7 @@ fn a_script_can_exit_with_a_code_or_die_by_a_signal_at_once() {
     reactor
         .spawn(recorder, SpawnSpec::new("sh").args(["-c", "exit 7"]))
         .unwrap();
-    assert_eq!(log.bytes(ChildFd::STDERR), b"bad\n");
+    assert_bytes_eq!(log.bytes(ChildFd::STDERR), b"bad\n");
     assert_eq!(log.ended(), Some(ProcessEnd::from_exit_code(7)));
     let (recorder, log) = Recorder::new();
     reactor.spawn(recorder, SpawnSpec::new("crash")).unwrap();
@@ -99,7 +100,7 @@ fn signals_terminate_by_default_and_can_be_ignored_or_handled() {
     assert_eq!(transport.exited(), None, "TERM is ignored");
     transport.signal_process(Signal::Hup).unwrap();
     assert_eq!(*handled.lock().unwrap(), [Signal::Hup]);
-    assert_eq!(log.bytes(ChildFd::STDOUT), b"reloaded\n");
+    assert_bytes_eq!(log.bytes(ChildFd::STDOUT), b"reloaded\n");
     transport.signal_process(Signal::Stop).unwrap();
     assert_eq!(transport.exited(), None, "STOP does not end a process");
     transport.signal_process(Signal::Int).unwrap();
@@ -139,7 +140,7 @@ fn a_reactor_that_is_not_strict_lets_the_test_play_unregistered_commands() {
     let (recorder, log) = Recorder::new();
     let child = reactor.spawn(recorder, SpawnSpec::new("unknown")).unwrap();
     child.write(ChildFd::STDOUT, "played by the test").unwrap();
-    assert_eq!(log.bytes(ChildFd::STDOUT), b"played by the test");
+    assert_bytes_eq!(log.bytes(ChildFd::STDOUT), b"played by the test");
 }
 
 #[test]
@@ -152,7 +153,7 @@ fn a_command_line_registration_wins_over_a_program_registration() {
         reactor
             .spawn(recorder, SpawnSpec::new("git").args(args))
             .unwrap();
-        assert_eq!(log.bytes(ChildFd::STDOUT), expected.as_bytes());
+        assert_bytes_eq!(log.bytes(ChildFd::STDOUT), expected.as_bytes());
     }
 }
 
@@ -218,8 +219,8 @@ fn chunked_output_still_joins_to_what_the_child_wrote() {
         })
         .collect();
     assert_eq!(chunks, vec![1; 17]);
-    assert_eq!(log.bytes(ChildFd::STDOUT), b"hello world\n");
-    assert_eq!(log.bytes(ChildFd::STDERR), b"oops\n");
+    assert_bytes_eq!(log.bytes(ChildFd::STDOUT), b"hello world\n");
+    assert_bytes_eq!(log.bytes(ChildFd::STDERR), b"oops\n");
     check_order(&log.events(), &STD_PIPES).unwrap();
 }
 

@@ -6,7 +6,7 @@ use process_transport_api::{
     ChildFd, ProcessEnd, ProcessSpawner, Signal, SpawnSpec, TransportError,
 };
 use process_transport_real::RealSpawner;
-use process_transport_tests::{check_order, guard, run_real, Event, Recorder};
+use process_transport_tests::{assert_bytes_eq, check_order, guard, run_real, Event, Recorder};
 
 const STD_PIPES: [ChildFd; 3] = [ChildFd::STDIN, ChildFd::STDOUT, ChildFd::STDERR];
 
@@ -22,8 +22,8 @@ async fn output_exit_code_and_order() {
             signal: None
         }
     );
-    assert_eq!(log.bytes(ChildFd::STDOUT), b"out\n");
-    assert_eq!(log.bytes(ChildFd::STDERR), b"err\n");
+    assert_bytes_eq!(log.bytes(ChildFd::STDOUT), b"out\n");
+    assert_bytes_eq!(log.bytes(ChildFd::STDERR), b"err\n");
     check_order(&log.events(), &STD_PIPES).unwrap();
     assert_eq!(log.reentered(), 0);
     assert_eq!(transport.pid(), None);
@@ -133,7 +133,7 @@ async fn the_pid_is_the_childs() {
         ]),
     )
     .await;
-    assert_eq!(log.bytes(ChildFd::STDOUT), b"same\n");
+    assert_bytes_eq!(log.bytes(ChildFd::STDOUT), b"same\n");
 }
 
 #[tokio::test]

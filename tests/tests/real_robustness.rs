@@ -9,7 +9,7 @@ use process_transport_api::{
     SpawnSpec, TransportError,
 };
 use process_transport_real::RealSpawner;
-use process_transport_tests::{check_order, guard, run_real, Event, Recorder};
+use process_transport_tests::{assert_bytes_eq, check_order, guard, run_real, Event, Recorder};
 
 const STD_PIPES: [ChildFd; 3] = [ChildFd::STDIN, ChildFd::STDOUT, ChildFd::STDERR];
 const MIB: usize = 1024 * 1024;
@@ -132,7 +132,7 @@ async fn a_child_without_stdin_in_its_map_starts_with_fd_0_closed() {
         .args(["-c", "[ -e /proc/self/fd/0 ] && echo open || echo closed"])
         .no_child_fd(ChildFd::STDIN);
     run_real(recorder, spec).await;
-    assert_eq!(log.bytes(ChildFd::STDOUT), b"closed\n");
+    assert_bytes_eq!(log.bytes(ChildFd::STDOUT), b"closed\n");
     check_order(&log.events(), &[ChildFd::STDOUT, ChildFd::STDERR]).unwrap();
 }
 

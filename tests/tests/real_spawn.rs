@@ -7,7 +7,7 @@ use process_transport_api::{
     ChildFd, ChildFdMapping, ProcessEnd, ProcessSpawner, SpawnError, SpawnSpec,
 };
 use process_transport_real::RealSpawner;
-use process_transport_tests::{check_order, run_real, Event, Recorder};
+use process_transport_tests::{assert_bytes_eq, check_order, run_real, Event, Recorder};
 
 fn stdout_of(log: &process_transport_tests::Log) -> String {
     String::from_utf8(log.bytes(ChildFd::STDOUT)).unwrap()
@@ -107,8 +107,8 @@ async fn extra_pipes_work_in_both_directions() {
         .child_fd(ChildFd(4), ChildFdMapping::ParentWrites);
     let (_, end) = run_real(recorder, spec).await;
     assert_eq!(end, ProcessEnd::Done);
-    assert_eq!(log.bytes(ChildFd(3)), b"out of fd 3\n");
-    assert_eq!(log.bytes(ChildFd::STDOUT), b"into fd 4\n");
+    assert_bytes_eq!(log.bytes(ChildFd(3)), b"out of fd 3\n");
+    assert_bytes_eq!(log.bytes(ChildFd::STDOUT), b"into fd 4\n");
     check_order(&log.events(), &[0, 1, 2, 3, 4].map(ChildFd)).unwrap();
 }
 

@@ -7,7 +7,9 @@ use process_transport_api::{
     Address, ChildFd, ChildFdMapping, ProcessEnd, ProcessSpawner, SpawnSpec, TransportError,
 };
 use process_transport_real::RealSpawner;
-use process_transport_tests::{check_order, guard, run_real, Event, Recorder, RecordingProducer};
+use process_transport_tests::{
+    assert_bytes_eq, check_order, guard, run_real, Event, Recorder, RecordingProducer,
+};
 
 const STD_PIPES: [ChildFd; 3] = [ChildFd::STDIN, ChildFd::STDOUT, ChildFd::STDERR];
 
@@ -80,7 +82,7 @@ async fn closing_a_read_pipe_stops_reading_and_reports_its_loss_once() {
     let spec = SpawnSpec::new("sh").args(["-c", "read x; echo done"]);
     let (_, end) = run_real(recorder, spec).await;
     assert_eq!(end, ProcessEnd::Done);
-    assert_eq!(log.bytes(ChildFd::STDOUT), b"done\n");
+    assert_bytes_eq!(log.bytes(ChildFd::STDOUT), b"done\n");
     check_order(&log.events(), &STD_PIPES).unwrap();
     assert_eq!(log.milestones()[1], Event::Lost(ChildFd::STDERR));
 }
@@ -249,8 +251,8 @@ async fn pausing_holds_output_but_not_the_exit() {
     assert_eq!(transport.ended_now_hint(), None);
     transport.resume_producing();
     assert_eq!(guard(transport.ended()).await, ProcessEnd::Done);
-    assert_eq!(log.bytes(ChildFd::STDOUT), b"held\n");
-    assert_eq!(log.bytes(ChildFd::STDERR), b"held too\n");
+    assert_bytes_eq!(log.bytes(ChildFd::STDOUT), b"held\n");
+    assert_bytes_eq!(log.bytes(ChildFd::STDERR), b"held too\n");
     check_order(&log.events(), &STD_PIPES).unwrap();
 }
 

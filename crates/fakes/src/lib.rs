@@ -10,6 +10,7 @@
 //! byte ([`MemoryProcessTransport::set_chunk_size`]), a child can be a slow reader
 //! ([`Script::holds_stdin`], [`FakeChild::read_at_most`]) so that a producer sees
 //! back-pressure, and every transport keeps one ordered [`CallLog`] of calls and events.
+//! [`assert_bytes_eq!`] compares recorded bytes and prints a failure as byte-string literals.
 //!
 //! ```
 //! use process_transport_api::{ChildFd, ProcessEnd, ProcessProtocol, ProcessTransport, Signal, SpawnSpec};
@@ -49,6 +50,8 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+#[doc(hidden)]
+pub mod assert;
 mod call_log;
 mod child;
 mod disconnection;

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use process_transport_api::{
     Address, CloseReason, ProducerState, Protocol, PushProducer, Transport, TransportError,
 };
-use process_transport_fakes::{StringTransport, StringTransportWithDisconnection};
+use process_transport_fakes::{assert_bytes_eq, StringTransport, StringTransportWithDisconnection};
 
 struct Idle;
 impl PushProducer for Idle {
@@ -20,11 +20,11 @@ fn value_holds_every_byte_since_clear() {
     transport.write(b"abc").unwrap();
     transport.write(b"").unwrap();
     transport.write(b"def").unwrap();
-    assert_eq!(transport.value(), b"abcdef");
+    assert_bytes_eq!(transport.value(), b"abcdef");
     transport.clear();
-    assert_eq!(transport.value(), b"");
+    assert_bytes_eq!(transport.value(), b"");
     transport.write(b"g").unwrap();
-    assert_eq!(transport.value(), b"g");
+    assert_bytes_eq!(transport.value(), b"g");
 }
 
 #[test]
@@ -32,7 +32,7 @@ fn write_sequence_joins_the_pieces_in_order() {
     let transport = StringTransport::new();
     transport.write_sequence(&[b"a", b"", b"bc", b"d"]).unwrap();
     transport.write_sequence(&[]).unwrap();
-    assert_eq!(transport.value(), b"abcd");
+    assert_bytes_eq!(transport.value(), b"abcd");
 }
 
 #[test]
@@ -66,7 +66,7 @@ fn writes_after_either_close_are_closed_errors_and_not_recorded() {
             transport.write_sequence(&[b"x"]),
             Err(TransportError::Closed)
         ));
-        assert_eq!(transport.value(), b"kept");
+        assert_bytes_eq!(transport.value(), b"kept");
     }
 }
 
@@ -195,7 +195,7 @@ fn clones_share_state() {
     let handed_out: Arc<dyn Transport> = Arc::new(transport.clone());
     handed_out.write(b"shared").unwrap();
     handed_out.lose_connection();
-    assert_eq!(transport.value(), b"shared");
+    assert_bytes_eq!(transport.value(), b"shared");
     assert!(transport.disconnecting());
 }
 
@@ -283,7 +283,7 @@ fn lose_connection_from_inside_a_callback_is_queued_not_reentered() {
             "lost Done"
         ]
     );
-    assert_eq!(transport.value(), b"closing");
+    assert_bytes_eq!(transport.value(), b"closing");
     let peer = transport.take_protocol::<Peer>();
     assert!(peer.transport.is_some());
 }

@@ -10,7 +10,7 @@ use process_transport_api::{
     ChildFd, ProcessEnd, ProcessProtocol, ProcessSpawner, ProcessTransport, Signal, SpawnError,
     SpawnSpec, Transport, TransportError,
 };
-use process_transport_fakes::{MemoryProcessReactor, MemoryProcessTransport};
+use process_transport_fakes::{assert_bytes_eq, MemoryProcessReactor, MemoryProcessTransport};
 use process_transport_mocks::{
     bytes_contains, bytes_eq, bytes_prefix, connect_with, spawn_spec, utf8_text,
     MockProcessProtocol, MockProcessSpawner, MockProcessTransport, MockPushProducer, MockTransport,
@@ -63,7 +63,7 @@ fn the_same_calls_out_of_order_fail_with_mockalls_message() {
 fn shut_down_on_the_fake_records_the_same_story() {
     let transport = MemoryProcessTransport::new();
     shut_down(&transport).unwrap();
-    assert_eq!(transport.value(), b"quit\n");
+    assert_bytes_eq!(transport.value(), b"quit\n");
     assert_eq!(transport.closed_child_fds(), [ChildFd::STDIN]);
     assert_eq!(transport.signals(), [Signal::Term]);
 }
@@ -331,7 +331,7 @@ fn the_protocol_with_the_fake_reactor() {
     child.write(ChildFd::STDOUT, "ready\n").unwrap();
     child.write(ChildFd::STDOUT, "working\n").unwrap();
     child.write(ChildFd::STDERR, "error: disk full\n").unwrap();
-    assert_eq!(child.read(ChildFd::STDIN), b"go\n");
+    assert_bytes_eq!(child.read(ChildFd::STDIN), b"go\n");
     assert_eq!(child.transport().signals(), [Signal::Term]);
 }
 

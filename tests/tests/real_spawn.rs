@@ -207,3 +207,21 @@ async fn the_fork_path_reports_a_missing_executable_too() {
     );
     assert_eq!(log.events(), []);
 }
+
+#[test]
+fn outside_a_tokio_runtime_nothing_starts_and_the_error_says_why() {
+    let (recorder, log) = Recorder::new();
+    let result = futures_executor::block_on(
+        RealSpawner::new().spawn_process(recorder, SpawnSpec::new("sh").args(["-c", "exit 0"])),
+    );
+    match result {
+        Err(SpawnError::Io(err)) => assert_eq!(
+            err.to_string(),
+            "cannot spawn \"sh\": RealSpawner::spawn_process must run inside a tokio runtime \
+             with I/O enabled"
+        ),
+        Err(other) => panic!("unexpected {other:?}"),
+        Ok(_) => panic!("the spawn succeeded outside a runtime"),
+    }
+    assert_eq!(log.events(), []);
+}

@@ -20,7 +20,8 @@ use crate::transport::{PumpGuard, RealProcessTransport, Shared, State};
 /// A [`ProcessSpawner`] that starts real OS processes on the current tokio runtime.
 ///
 /// `spawn_process` must run inside a tokio runtime (any flavour, with I/O enabled): the
-/// pipes and the exit are watched by tasks spawned on it.
+/// pipes and the exit are watched by tasks spawned on it. Outside any runtime it starts
+/// nothing and fails with `SpawnError::Io`, naming the executable.
 ///
 /// ```
 /// use process_transport_api::SpawnSpec;
@@ -55,6 +56,19 @@ impl RealSpawner {
     }
 }
 
+/// Refuses before anything starts when there is no tokio runtime to watch the child: the
+/// pipes and the exit could not be registered, and the child would run unwatched.
+fn check_runtime(spec: &SpawnSpec) -> Result<(), SpawnError> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => Ok(()),
+        Err(_) => Err(SpawnError::Io(io::Error::other(format!(
+            "cannot spawn {:?}: RealSpawner::spawn_process must run inside a tokio runtime \
+             with I/O enabled",
+            spec.get_executable().to_string_lossy(),
+        )))),
+    }
+}
+
 fn check_cwd(spec: &SpawnSpec) -> Result<(), SpawnError> {
     match spec.get_cwd() {
         Some(cwd) if !cwd.is_dir() => Err(SpawnError::Io(io::Error::new(
@@ -77,6 +91,7 @@ impl ProcessSpawner for RealSpawner {
         spec: SpawnSpec,
     ) -> Result<Arc<dyn ProcessTransport>, SpawnError> {
         spec.validate()?;
+        check_runtime(&spec)?;
         check_cwd(&spec)?;
         let Spawned { pid, pidfd, pipes } = sys::spawn(&spec)?;
 

@@ -293,9 +293,10 @@ impl RecordingProducer {
 
     /// A producer that runs `on_resume` each time it is resumed.
     pub fn on_resume(on_resume: impl FnMut() + Send + 'static) -> Arc<Self> {
-        let producer = RecordingProducer::default();
-        *producer.on_resume.lock().unwrap() = Some(Box::new(on_resume));
-        Arc::new(producer)
+        Arc::new(RecordingProducer {
+            on_resume: Mutex::new(Some(Box::new(on_resume))),
+            ..RecordingProducer::default()
+        })
     }
 
     /// The calls so far, in order.

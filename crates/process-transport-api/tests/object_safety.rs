@@ -232,7 +232,7 @@ fn an_arc_forwards_every_call_and_keeps_overrides() {
 
 #[test]
 fn a_borrowed_boxed_or_shared_spawner_is_a_spawner() {
-    fn refusal(spawner: impl ProcessSpawner) -> SpawnError {
+    fn refusal<S: ProcessSpawner>(spawner: S) -> SpawnError {
         let spawn = spawner.spawn_process(Box::new(Double::default()), SpawnSpec::new("nothing"));
         match futures_executor::block_on(spawn) {
             Ok(_) => panic!("the spawn succeeded"),
@@ -241,7 +241,7 @@ fn a_borrowed_boxed_or_shared_spawner_is_a_spawner() {
     }
     let shared: Arc<dyn ProcessSpawner> = Arc::new(Double::default());
     assert!(matches!(
-        refusal(&Double::default()),
+        refusal::<&Double>(&Double::default()),
         SpawnError::NotFound(_)
     ));
     assert!(matches!(

@@ -170,9 +170,11 @@ async fn a_push_producer_is_paused_above_the_mark_and_resumed_when_drained() {
     // More than the pipe takes at once (1 MiB at most) plus the 64 KiB mark.
     let data = pattern(4 * 1024 * 1024);
     transport.write(&data).unwrap();
+    // The pause is delivered inside the write; the pump on the other worker may already have
+    // drained the buffer and resumed the producer by the time the test looks.
     assert_eq!(
-        producer.calls(),
-        [Pause],
+        producer.calls().first(),
+        Some(&Pause),
         "what the pipe did not take is over the mark"
     );
     // Once cat echoed every byte, the buffer was drained before.
@@ -218,7 +220,7 @@ async fn a_pull_producer_is_resumed_each_time_the_buffer_drains() {
         .register_producer(producer.clone(), false)
         .unwrap();
     assert_eq!(guard(transport.ended()).await, ProcessEnd::Done);
-    assert_eq!(
+    assert_bytes_eq!(
         log.bytes(ChildFd::STDOUT),
         b"round 1\nround 2\nround 3\nround 4\nround 5\n"
     );

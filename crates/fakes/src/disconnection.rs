@@ -130,7 +130,17 @@ impl StringTransportWithDisconnection {
     }
 
     /// Delivers `data` to the protocol's `data_received`, as if the peer sent it.
+    ///
+    /// # Panics
+    /// Once the connection was lost (`connection_lost` is queued or delivered): a closed
+    /// connection receives nothing more, so data after it is a misuse of the fake.
     pub fn data_received(&self, data: &[u8]) {
+        if !self.connected() {
+            panic!(
+                "{OWNER}::data_received misuse: the connection was lost, and no data arrives \
+                 after connection_lost"
+            );
+        }
         self.deliver(Event::Data(data.to_vec()));
     }
 
@@ -139,16 +149,28 @@ impl StringTransportWithDisconnection {
         self.shared.connected.load(Ordering::SeqCst)
     }
 
-    /// Runs `f` on the connected protocol as its concrete type `P`.
+    /// Runs `f` on the connected protocol as its concrete type `P`. Events that `f` causes
+    /// (the protocol closing its transport, say) are delivered after it returns.
     ///
     /// # Panics
-    /// When no protocol is connected or it is not a `P`.
+    /// When no protocol is connected or it is not a `P`, and when called from inside one of
+    /// the protocol's own callbacks.
     pub fn with_protocol<P: Protocol, R>(&self, f: impl FnOnce(&mut P) -> R) -> R {
-        let mut protocol = self.protocol();
-        let protocol = protocol
-            .as_mut()
-            .unwrap_or_else(|| panic!("{OWNER}: no protocol is connected"));
-        f(protocol_as::<P>(protocol.as_mut(), OWNER))
+        let result = self
+            .shared
+            .queue
+            .hold(|| {
+                let mut protocol = self.protocol();
+                let protocol = protocol
+                    .as_mut()
+                    .unwrap_or_else(|| panic!("{OWNER}: no protocol is connected"));
+                f(protocol_as::<P>(protocol.as_mut(), OWNER))
+            })
+            .unwrap_or_else(|| {
+                panic!("{OWNER}::with_protocol misuse: called from inside a protocol callback")
+            });
+        self.drain();
+        result
     }
 
     /// Takes the connected protocol back as its concrete type `P`; later events are dropped.
@@ -165,6 +187,10 @@ impl StringTransportWithDisconnection {
 
     fn deliver(&self, event: Event) {
         self.shared.queue.push(event);
+        self.drain();
+    }
+
+    fn drain(&self) {
         self.shared.queue.drain(|event| {
             let mut protocol = self.protocol();
             let Some(protocol) = protocol.as_mut() else {

@@ -145,15 +145,17 @@ impl MemoryProcessTransport {
         protocol: Option<Box<dyn ProcessProtocol>>,
     ) -> Self {
         let log = CallLog::default();
-        let dispatcher = Dispatcher::new(protocol);
+        let dispatcher = Dispatcher::raising_panics(protocol);
         let observer = log.clone();
         dispatcher.set_observer(Some(Arc::new(move |delivery: &Delivery| {
             observer.delivered(delivery)
         })));
-        MemoryProcessTransport {
+        let mut model = ProcessModel::new(spec.get_child_fds(), pid);
+        model.shown_by(&dispatcher);
+        let transport = MemoryProcessTransport {
             inner: Arc::new(Inner {
                 state: Mutex::new(FakeState {
-                    model: ProcessModel::new(spec.get_child_fds(), pid),
+                    model,
                     written: BTreeMap::new(),
                     unread: BTreeMap::new(),
                     closed: Vec::new(),
@@ -168,7 +170,33 @@ impl MemoryProcessTransport {
                 script: Mutex::new(None),
                 script_events: EventQueue::new(),
             }),
-        }
+        };
+        let weak = Arc::downgrade(&transport.inner);
+        transport
+            .inner
+            .dispatcher
+            .set_panic_handler(Some(Arc::new(move || {
+                if let Some(inner) = weak.upgrade() {
+                    MemoryProcessTransport { inner }.end_after_panic();
+                }
+            })));
+        transport
+    }
+
+    /// A callback of the protocol panicked: as the real transport does, the child is killed
+    /// (`SIGKILL`, unless it had already exited) and every pipe is closed; its script stops.
+    fn end_after_panic(&self) {
+        self.script_slot().take();
+        self.act(|state, out| {
+            let fds: Vec<ChildFd> = state.model.pipes().map(|(fd, _, _)| fd).collect();
+            for fd in fds {
+                state.child_closed.insert(fd);
+                state.model.pipe_lost(fd, out);
+            }
+            state.held.clear();
+            let killed = ProcessEnd::from_signal(Signal::Kill.linux_number());
+            state.model.process_exited(killed, out);
+        });
     }
 
     /// Delivers the child's output in chunks of at most `bytes` (`Some(1)`: one byte at a
@@ -193,7 +221,8 @@ impl MemoryProcessTransport {
             self.set_chunk_size(Some(chunk));
         }
         *self.script_slot() = Some(Arc::new(script));
-        self.script_event(ScriptEvent::Start);
+        self.queue_script_event(ScriptEvent::Start);
+        self.run_script_events();
     }
 
     /// Sets the script without starting it; the caller queues `Start` when it is due.
@@ -212,13 +241,13 @@ impl MemoryProcessTransport {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Hands `event` to the script, after the one it is handling if any.
-    pub(crate) fn script_event(&self, event: ScriptEvent) {
-        if self.script_slot().is_none() {
-            return;
+    /// Queues `event` for the script, if there is one. Drivers queue it in the same step
+    /// (under the same lock) as the change it reports, so that the script sees changes in the
+    /// order they happened even when the protocol's reaction to one causes the next.
+    fn queue_script_event(&self, event: ScriptEvent) {
+        if self.script_slot().is_some() {
+            self.inner.script_events.push(event);
         }
-        self.inner.script_events.push(event);
-        self.run_script_events();
     }
 
     pub(crate) fn run_script_events(&self) {
@@ -252,14 +281,14 @@ impl MemoryProcessTransport {
 
     /// Closes `fd` and tells the script when stdin closed.
     fn close_fd(&self, fd: ChildFd) {
-        let stdin_closed = self.act(|state, out| {
+        self.act(|state, out| {
             let was_open = state.model.pipe_state(ChildFd::STDIN) == Some(PipeState::Open);
             state.close_child_fd(fd, out);
-            was_open && state.model.pipe_state(ChildFd::STDIN) != Some(PipeState::Open)
+            if was_open && state.model.pipe_state(ChildFd::STDIN) != Some(PipeState::Open) {
+                self.queue_script_event(ScriptEvent::StdinClosed);
+            }
         });
-        if stdin_closed {
-            self.script_event(ScriptEvent::StdinClosed);
-        }
+        self.run_script_events();
     }
 
     fn lose(&self) {
@@ -268,19 +297,25 @@ impl MemoryProcessTransport {
         }
     }
 
+    /// Records the write; the bytes reach the child unless its end is already gone (the
+    /// protocol not having been shown that yet), when they are recorded and dropped.
     fn write_fd(&self, fd: ChildFd, data: &[u8]) -> Result<(), TransportError> {
         let result = self.act(|state, out| {
-            state.model.check_write(fd)?;
+            let reaches_child = state.model.admit_write(fd)?;
             state.written.entry(fd).or_default().extend(data);
+            if !reaches_child {
+                return Ok(());
+            }
             let unread = state.unread.entry(fd).or_default();
             unread.extend(data);
             let buffered = unread.len();
             state.model.set_buffered(fd, buffered, out);
+            if fd == ChildFd::STDIN {
+                self.queue_script_event(ScriptEvent::StdinWritten);
+            }
             Ok(())
         });
-        if result.is_ok() && fd == ChildFd::STDIN {
-            self.script_event(ScriptEvent::StdinWritten);
-        }
+        self.run_script_events();
         result
     }
 
@@ -407,7 +442,11 @@ impl Transport for MemoryProcessTransport {
 
     fn unregister_producer(&self) -> Result<(), TransportError> {
         self.logged(TransportCall::UnregisterProducer, || {
-            self.lock().model.unregister_producer()
+            self.act(|state, _| {
+                let producer = state.model.unregister_producer()?;
+                self.inner.dispatcher.forget_producer(&producer);
+                Ok(())
+            })
         })
     }
 }
@@ -465,8 +504,12 @@ impl ProcessTransport for MemoryProcessTransport {
                 let mut state = self.lock();
                 state.model.check_signal()?;
                 state.signals.push(signal);
+                // Between the exit and its delivery the signal is accepted and goes nowhere.
+                if state.model.signal_reaches_child() {
+                    self.queue_script_event(ScriptEvent::Signalled(signal));
+                }
             }
-            self.script_event(ScriptEvent::Signalled(signal));
+            self.run_script_events();
             Ok(())
         })
     }

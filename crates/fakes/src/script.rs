@@ -41,6 +41,13 @@ enum Step {
     End(ProcessEnd),
 }
 
+/// Exits 0 at the end of stdin, unless something (a signal) ended the child first.
+fn exit_at_eof(child: &FakeChild) {
+    if child.transport().exited().is_none() {
+        child.exit(0);
+    }
+}
+
 /// Linux's number of `SIGPIPE`, which kills a writer into a pipe nobody reads.
 const SIGPIPE: i32 = 13;
 
@@ -111,11 +118,7 @@ impl Script {
                     child.kill(Signal::Number(SIGPIPE));
                 }
             })
-            .on_stdin_eof(|child| {
-                if child.transport().exited().is_none() {
-                    child.exit(0);
-                }
-            })
+            .on_stdin_eof(exit_at_eof)
     }
 
     /// A child that answers each complete line of stdin with `answer(line)` on stdout (the
@@ -134,7 +137,7 @@ impl Script {
                     let _ = child.write(ChildFd::STDOUT, reply);
                 }
             })
-            .on_stdin_eof(|child| child.exit(0))
+            .on_stdin_eof(exit_at_eof)
     }
 
     /// Writes `data` on `fd` when the child starts.

@@ -1,14 +1,22 @@
 //! Delivering a process's events to its protocol, in order and never re-entered.
 
+use std::any::Any;
 use std::fmt;
 use std::future::poll_fn;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
 
-use crate::{Delivery, EventQueue, ProcessEnd, ProcessProtocol, ProducerCall};
+use crate::shown::Shown;
+use crate::{Delivery, EventQueue, ProcessEnd, ProcessProtocol, ProducerCall, PushProducer};
 
 /// Something that sees every [`Delivery`] just before it is made, for call logs.
 pub type DeliveryObserver = Arc<dyn Fn(&Delivery) + Send + Sync>;
+
+/// What a driver does when a protocol or producer callback panics: end the child (kill it,
+/// close its pipes) so that `process_ended` still comes. Called once, outside the driver's
+/// lock, from the thread that delivered.
+pub type PanicHandler = Arc<dyn Fn() + Send + Sync>;
 
 /// Owns a process's protocol and delivers [`Delivery`]s to it and to the registered producer,
 /// one at a time, outside every lock but its own (see [`EventQueue`]).
@@ -36,12 +44,33 @@ pub type DeliveryObserver = Arc<dyn Fn(&Delivery) + Send + Sync>;
 /// let seen = dispatcher.with_protocol(|p| (p as &mut dyn std::any::Any).downcast_mut::<Seen>().unwrap().0.clone());
 /// assert_eq!(seen, Some(vec!["1: hi".to_string()]));
 /// ```
+///
+/// # When a callback panics
+///
+/// A panic in a protocol (or producer) callback is caught: the protocol is dropped and hears
+/// nothing more, the driver's [`PanicHandler`] ends the child, and
+/// [`ended`](Self::ended) panics with the callback's name and message once the end is in.
+/// A dispatcher built [`raising_panics`](Self::raising_panics) (the fakes, which deliver on
+/// the test's own thread) also raises the panic again on the thread that delivered, once the
+/// events caused meanwhile are delivered.
 pub struct Dispatcher {
     queue: EventQueue<Delivery>,
     protocol: Mutex<Option<Box<dyn ProcessProtocol>>>,
     end: Mutex<EndState>,
     observer: Mutex<Option<DeliveryObserver>>,
+    shown: Arc<Shown>,
+    on_panic: Mutex<Option<PanicHandler>>,
+    panic: Mutex<PanicState>,
     release_at_end: bool,
+    raise_panics: bool,
+}
+
+#[derive(Default)]
+struct PanicState {
+    /// What panicked and its message, for `ended`.
+    message: Option<String>,
+    /// The payload, until it is raised again on the delivering thread.
+    payload: Option<Box<dyn Any + Send>>,
 }
 
 #[derive(Default)]
@@ -72,8 +101,47 @@ impl Dispatcher {
             protocol: Mutex::new(protocol),
             end: Mutex::new(EndState::default()),
             observer: Mutex::new(None),
+            shown: Arc::default(),
+            on_panic: Mutex::new(None),
+            panic: Mutex::new(PanicState::default()),
             release_at_end: false,
+            raise_panics: false,
         }
+    }
+
+    /// A dispatcher that, after catching a callback's panic and ending the child, raises the
+    /// panic again on the thread that delivered: for drivers that deliver on the caller's
+    /// thread, so the panic reaches the test's call that caused it.
+    pub fn raising_panics(protocol: Option<Box<dyn ProcessProtocol>>) -> Self {
+        Dispatcher {
+            raise_panics: true,
+            ..Dispatcher::new(protocol)
+        }
+    }
+
+    /// Sets what happens to the child when a callback panics (see [`PanicHandler`]).
+    pub fn set_panic_handler(&self, handler: Option<PanicHandler>) {
+        *lock(&self.on_panic) = handler;
+    }
+
+    /// What panicked, once a callback did: the callback's name and the panic's message.
+    pub fn panicked(&self) -> Option<String> {
+        lock(&self.panic).message.clone()
+    }
+
+    pub(crate) fn shown(&self) -> Arc<Shown> {
+        self.shown.clone()
+    }
+
+    /// Drops the calls still queued for `producer`: once unregistered, a producer hears
+    /// nothing more. Call it under the driver's lock, with the unregistration.
+    pub fn forget_producer(&self, producer: &Arc<dyn PushProducer>) {
+        self.queue.retain(|delivery| match delivery {
+            Delivery::Producer(queued, _) => {
+                !std::ptr::addr_eq(Arc::as_ptr(queued), Arc::as_ptr(producer))
+            }
+            _ => true,
+        });
     }
 
     /// A dispatcher that drops `protocol` right after delivering `process_ended`, before
@@ -112,8 +180,17 @@ impl Dispatcher {
     }
 
     /// Delivers what is queued, unless a delivery is already running.
+    ///
+    /// # Panics
+    /// On a dispatcher [`raising_panics`](Self::raising_panics), with the panic of a callback
+    /// this call delivered.
     pub fn deliver_queued(&self) {
-        self.queue.drain(|delivery| self.deliver(delivery));
+        if self.queue.drain(|delivery| self.deliver(delivery)) {
+            let payload = lock(&self.panic).payload.take();
+            if let (Some(payload), true) = (payload, self.raise_panics) {
+                resume_unwind(payload);
+            }
+        }
     }
 
     fn deliver(&self, delivery: Delivery) {
@@ -121,14 +198,23 @@ impl Dispatcher {
         if let Some(observer) = observer {
             observer(&delivery);
         }
-        match delivery {
-            Delivery::Producer(producer, call) => match call {
-                ProducerCall::Pause => producer.pause_producing(),
-                ProducerCall::Resume => producer.resume_producing(),
-                ProducerCall::Stop => producer.stop_producing(),
-            },
+        self.shown.note(&delivery);
+        let (callback, outcome) = match delivery {
+            Delivery::Producer(producer, call) => {
+                let outcome = catch_unwind(AssertUnwindSafe(|| match call {
+                    ProducerCall::Pause => producer.pause_producing(),
+                    ProducerCall::Resume => producer.resume_producing(),
+                    ProducerCall::Stop => producer.stop_producing(),
+                }));
+                let callback = match call {
+                    ProducerCall::Pause => "pause_producing",
+                    ProducerCall::Resume => "resume_producing",
+                    ProducerCall::Stop => "stop_producing",
+                };
+                (callback, outcome)
+            }
             Delivery::ProcessEnded(end) => {
-                self.with_protocol(|protocol| protocol.process_ended(end));
+                let outcome = self.call_protocol(|protocol| protocol.process_ended(end));
                 if self.release_at_end {
                     // Dropped outside the lock: the protocol's `Drop` may call the transport.
                     drop(self.take_protocol());
@@ -139,27 +225,88 @@ impl Dispatcher {
                     std::mem::take(&mut state.waiters)
                 };
                 waiters.into_iter().for_each(Waker::wake);
+                ("process_ended", outcome)
             }
-            Delivery::MakeConnection(transport) => {
-                self.with_protocol(|protocol| protocol.make_connection(transport));
-            }
-            Delivery::ChildData(fd, data) => {
-                self.with_protocol(|protocol| protocol.child_data_received(fd, &data));
-            }
-            Delivery::ChildConnectionLost(fd) => {
-                self.with_protocol(|protocol| protocol.child_connection_lost(fd));
-            }
-            Delivery::ProcessExited(end) => {
-                self.with_protocol(|protocol| protocol.process_exited(end));
-            }
+            Delivery::MakeConnection(transport) => (
+                "make_connection",
+                self.call_protocol(|protocol| protocol.make_connection(transport)),
+            ),
+            Delivery::ChildData(fd, data) => (
+                "child_data_received",
+                self.call_protocol(|protocol| protocol.child_data_received(fd, &data)),
+            ),
+            Delivery::ChildConnectionLost(fd) => (
+                "child_connection_lost",
+                self.call_protocol(|protocol| protocol.child_connection_lost(fd)),
+            ),
+            Delivery::ProcessExited(end) => (
+                "process_exited",
+                self.call_protocol(|protocol| protocol.process_exited(end)),
+            ),
+        };
+        if let Err(payload) = outcome {
+            self.callback_panicked(callback, payload);
         }
     }
 
-    /// Runs `f` on the protocol, if there is one. Calling it from inside one of the protocol's
-    /// own callbacks deadlocks; tests call it between events.
-    pub fn with_protocol<R>(&self, f: impl FnOnce(&mut dyn ProcessProtocol) -> R) -> Option<R> {
+    fn call_protocol(
+        &self,
+        f: impl FnOnce(&mut dyn ProcessProtocol),
+    ) -> Result<(), Box<dyn Any + Send>> {
         let mut protocol = lock(&self.protocol);
-        protocol.as_mut().map(|protocol| f(protocol.as_mut()))
+        match protocol.as_mut() {
+            Some(protocol) => catch_unwind(AssertUnwindSafe(|| f(protocol.as_mut()))),
+            None => Ok(()),
+        }
+    }
+
+    /// The protocol is dropped (it may be in any state now), the driver ends the child, and
+    /// the panic is kept for `ended` and, where asked, raised again after the drain.
+    fn callback_panicked(&self, callback: &str, payload: Box<dyn Any + Send>) {
+        let text = payload
+            .downcast_ref::<&str>()
+            .map(|text| (*text).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic with a non-text payload".to_owned());
+        {
+            let mut panic = lock(&self.panic);
+            if panic.message.is_none() {
+                panic.message = Some(format!("{callback} panicked: {text}"));
+            }
+            if panic.payload.is_none() {
+                panic.payload = Some(payload);
+            }
+        }
+        // A panic in `Drop` would abort; the protocol is dropped here, outside its lock.
+        drop(self.take_protocol());
+        let handler = lock(&self.on_panic).clone();
+        if let Some(handler) = handler {
+            handler();
+        }
+    }
+
+    /// Runs `f` on the protocol, if there is one, between deliveries: it waits for a delivery
+    /// running on another thread to finish, and events that `f` causes (a call on the
+    /// transport that closes a pipe, say) are delivered after it returns, never under it.
+    ///
+    /// # Panics
+    /// When called from inside one of this dispatcher's own deliveries (a protocol callback
+    /// asking for its own protocol), which could only deadlock.
+    pub fn with_protocol<R>(&self, f: impl FnOnce(&mut dyn ProcessProtocol) -> R) -> Option<R> {
+        let result = self
+            .queue
+            .hold(|| {
+                let mut protocol = lock(&self.protocol);
+                protocol.as_mut().map(|protocol| f(protocol.as_mut()))
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "with_protocol misuse: called from inside one of the protocol's own \
+                     callbacks, where the protocol is already borrowed"
+                )
+            });
+        self.deliver_queued();
+        result
     }
 
     /// Takes the protocol out; later events are dropped.
@@ -173,8 +320,12 @@ impl Dispatcher {
     }
 
     /// Resolves with the end reason once `process_ended` was delivered. Needs no runtime.
+    ///
+    /// # Panics
+    /// Once the end is in, when a protocol or producer callback panicked: the message names
+    /// the callback and repeats the panic's.
     pub async fn ended(&self) -> ProcessEnd {
-        poll_fn(|cx| {
+        let end = poll_fn(|cx| {
             let mut state = lock(&self.end);
             match state.end {
                 Some(end) => Poll::Ready(end),
@@ -186,7 +337,11 @@ impl Dispatcher {
                 }
             }
         })
-        .await
+        .await;
+        if let Some(message) = self.panicked() {
+            panic!("the process's protocol failed and its child was ended: {message}");
+        }
+        end
     }
 }
 

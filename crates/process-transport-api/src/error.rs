@@ -69,7 +69,7 @@ pub enum SpawnError {
 
 /// A text that is not a [`Signal`](crate::Signal).
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
-#[error("{0:?} is not a signal name (HUP, INT, KILL, TERM, STOP) or a positive number")]
+#[error("{0:?} is not a signal name (such as TERM, SIGUSR1 or hup) or a positive decimal number")]
 pub struct ParseSignalError(pub String);
 
 #[cfg(test)]

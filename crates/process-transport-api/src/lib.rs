@@ -69,13 +69,14 @@ mod fd;
 mod forward;
 pub mod model;
 mod queue;
+mod shown;
 mod signal;
 mod spec;
 mod state;
 mod traits;
 
 pub use address::Address;
-pub use dispatch::{DeliveryObserver, Dispatcher};
+pub use dispatch::{DeliveryObserver, Dispatcher, PanicHandler};
 pub use end::ProcessEnd;
 pub use error::{ParseSignalError, SpawnError, TransportError};
 pub use fd::ChildFd;

@@ -9,7 +9,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::{ChildFd, ChildFdMapping, ProcessEnd, ProcessTransport, PushProducer, TransportError};
+use crate::shown::Shown;
+use crate::{
+    ChildFd, ChildFdMapping, Dispatcher, ProcessEnd, ProcessTransport, PushProducer, TransportError,
+};
 
 /// The default high-water mark of a stdin buffer: above it a push producer is paused.
 pub const DEFAULT_HIGH_WATER: usize = 64 * 1024;
@@ -91,6 +94,8 @@ struct Pipe {
     mapping: ChildFdMapping,
     state: PipeState,
     buffered: usize,
+    /// The parent closed it (rather than the child, or an error).
+    closed_by_parent: bool,
 }
 
 struct Registered {
@@ -125,6 +130,9 @@ pub struct ProcessModel {
     producer: Option<Registered>,
     reading_paused: bool,
     high_water: usize,
+    /// What the protocol was shown, when a dispatcher reports it; without one, a change
+    /// counts as shown once it is queued.
+    shown: Option<Arc<Shown>>,
 }
 
 impl fmt::Debug for ProcessModel {
@@ -152,6 +160,7 @@ impl ProcessModel {
                     mapping,
                     state: PipeState::Open,
                     buffered: 0,
+                    closed_by_parent: false,
                 };
                 (fd, pipe)
             })
@@ -164,7 +173,25 @@ impl ProcessModel {
             producer: None,
             reading_paused: false,
             high_water: DEFAULT_HIGH_WATER,
+            shown: None,
         }
+    }
+
+    /// Lets the model know what `dispatcher` has delivered, so that a change the protocol has
+    /// not been shown yet never makes a call fail (section 4): a write to a pipe the child
+    /// closed is accepted and dropped until `child_connection_lost` is delivered, a signal
+    /// after the exit is accepted and dropped until `process_exited` is. Every driver that
+    /// delivers through a [`Dispatcher`] calls this once, at the start.
+    pub fn shown_by(&mut self, dispatcher: &Dispatcher) {
+        self.shown = Some(dispatcher.shown());
+    }
+
+    fn loss_shown(&self, fd: ChildFd) -> bool {
+        self.shown.as_ref().is_none_or(|shown| shown.loss(fd))
+    }
+
+    fn exit_shown(&self) -> bool {
+        self.shown.as_ref().is_none_or(|shown| shown.exit())
     }
 
     /// Sets the stdin high-water mark (default [`DEFAULT_HIGH_WATER`]).
@@ -216,9 +243,10 @@ impl ProcessModel {
             .map(|(&fd, pipe)| (fd, pipe.mapping, pipe.state))
     }
 
-    /// `true` while pipe `fd` is open and the parent writes it.
+    /// `true` while pipe `fd` is open and the parent writes it: written bytes reach the
+    /// child.
     pub fn is_writable(&self, fd: ChildFd) -> bool {
-        self.check_write(fd).is_ok()
+        matches!(self.admit_write(fd), Ok(true))
     }
 
     /// `true` while pipe `fd` is open and the parent reads it: the child's output there is
@@ -235,23 +263,40 @@ impl ProcessModel {
     }
 
     /// Whether a write to `fd` may go ahead: `UnknownChildFd` unless `fd` is a pipe the
-    /// parent writes, `ChildFdClosed` once it was closed or lost.
+    /// parent writes, `ChildFdClosed` once the parent closed it or the protocol was shown
+    /// its loss. See [`admit_write`](Self::admit_write) for where the bytes go.
     pub fn check_write(&self, fd: ChildFd) -> Result<(), TransportError> {
+        self.admit_write(fd).map(drop)
+    }
+
+    /// Whether a write to `fd` may go ahead, and where its bytes go: `Ok(true)` while the
+    /// pipe is open (they go to the child), `Ok(false)` when the child's end is gone but the
+    /// protocol has not been shown `child_connection_lost` yet (they are dropped, as the
+    /// kernel would drop them); the errors of [`check_write`](Self::check_write) otherwise.
+    pub fn admit_write(&self, fd: ChildFd) -> Result<bool, TransportError> {
         match self.pipes.get(&fd) {
             Some(pipe) if pipe.mapping == ChildFdMapping::ParentWrites => match pipe.state {
-                PipeState::Open => Ok(()),
+                PipeState::Open => Ok(true),
+                PipeState::Lost if !pipe.closed_by_parent && !self.loss_shown(fd) => Ok(false),
                 PipeState::Closing | PipeState::Lost => Err(TransportError::ChildFdClosed(fd)),
             },
             _ => Err(TransportError::UnknownChildFd(fd)),
         }
     }
 
-    /// Whether a signal may be sent: `ProcessExitedAlready` once the exit is known.
+    /// Whether a signal may be sent: `ProcessExitedAlready` once the protocol was shown
+    /// `process_exited`. Between the exit and that delivery a signal is accepted, and goes
+    /// nowhere: see [`signal_reaches_child`](Self::signal_reaches_child).
     pub fn check_signal(&self) -> Result<(), TransportError> {
         match self.exit {
-            Some(_) => Err(TransportError::ProcessExitedAlready),
-            None => Ok(()),
+            Some(_) if self.exit_shown() => Err(TransportError::ProcessExitedAlready),
+            _ => Ok(()),
         }
+    }
+
+    /// `true` until the exit is known: a signal sent now can still reach the child.
+    pub fn signal_reaches_child(&self) -> bool {
+        self.exit.is_none()
     }
 
     /// The parent closes pipe `fd`. Closing stdin stops and forgets the registered producer.
@@ -265,12 +310,14 @@ impl ProcessModel {
         match pipe.mapping {
             ChildFdMapping::ParentWrites => {
                 pipe.state = PipeState::Closing;
+                pipe.closed_by_parent = true;
                 if fd == ChildFd::STDIN {
                     self.stop_producer(out);
                 }
                 CloseAction::FlushThenClose
             }
             ChildFdMapping::ParentReads | ChildFdMapping::Inherit(_) => {
+                pipe.closed_by_parent = true;
                 self.pipe_lost(fd, out);
                 CloseAction::StopReading
             }
@@ -354,10 +401,11 @@ impl ProcessModel {
         Ok(())
     }
 
-    /// Forgets the registered producer.
-    pub fn unregister_producer(&mut self) -> Result<(), TransportError> {
+    /// Forgets the registered producer and returns it, so that the driver can drop the calls
+    /// still queued for it ([`Dispatcher::forget_producer`]).
+    pub fn unregister_producer(&mut self) -> Result<Arc<dyn PushProducer>, TransportError> {
         match self.producer.take() {
-            Some(_) => Ok(()),
+            Some(registered) => Ok(registered.producer),
             None => Err(TransportError::NoProducerRegistered),
         }
     }

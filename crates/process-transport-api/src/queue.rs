@@ -2,7 +2,8 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, ThreadId};
 
 /// A FIFO of events with at most one deliverer at a time.
 ///
@@ -12,6 +13,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 /// thread that calls `drain` while one is running returns at once and leaves its events to the
 /// running one. This is how every transport in the workspace keeps section 5's "no callback
 /// is ever re-entered" without deadlocks.
+///
+/// [`hold`](Self::hold) lets code other than a handler (a test inspecting the protocol) take
+/// the deliverer's place for a while: events caused meanwhile wait, and are delivered by the
+/// next drain.
 ///
 /// ```
 /// use process_transport_api::EventQueue;
@@ -32,11 +37,14 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 /// ```
 pub struct EventQueue<E> {
     inner: Mutex<Inner<E>>,
+    /// Signalled each time the deliverer's place is given up.
+    idle: Condvar,
 }
 
 struct Inner<E> {
     items: VecDeque<E>,
-    delivering: bool,
+    /// The thread delivering (or holding the queue), if any.
+    deliverer: Option<ThreadId>,
 }
 
 impl<E> Default for EventQueue<E> {
@@ -44,8 +52,9 @@ impl<E> Default for EventQueue<E> {
         EventQueue {
             inner: Mutex::new(Inner {
                 items: VecDeque::new(),
-                delivering: false,
+                deliverer: None,
             }),
+            idle: Condvar::new(),
         }
     }
 }
@@ -55,7 +64,7 @@ impl<E> fmt::Debug for EventQueue<E> {
         let inner = self.lock();
         f.debug_struct("EventQueue")
             .field("queued", &inner.items.len())
-            .field("delivering", &inner.delivering)
+            .field("delivering", &inner.deliverer.is_some())
             .finish()
     }
 }
@@ -91,15 +100,21 @@ impl<E> EventQueue<E> {
         self.len() == 0
     }
 
+    /// Drops the queued events for which `keep` returns `false`.
+    pub fn retain(&self, keep: impl FnMut(&E) -> bool) {
+        self.lock().items.retain(keep);
+    }
+
     /// Delivers every queued event to `deliver`, in order, unless a drain is already running
-    /// (on this thread or another), in which case that one delivers them.
-    pub fn drain(&self, mut deliver: impl FnMut(E)) {
+    /// (on this thread or another) or the queue is held, in which case that one delivers them.
+    /// Returns `true` when this call was the deliverer.
+    pub fn drain(&self, mut deliver: impl FnMut(E)) -> bool {
         {
             let mut inner = self.lock();
-            if inner.delivering {
-                return;
+            if inner.deliverer.is_some() {
+                return false;
             }
-            inner.delivering = true;
+            inner.deliverer = Some(thread::current().id());
         }
         let guard = Delivering(self);
         loop {
@@ -107,7 +122,8 @@ impl<E> EventQueue<E> {
                 let mut inner = self.lock();
                 let next = inner.items.pop_front();
                 if next.is_none() {
-                    inner.delivering = false;
+                    inner.deliverer = None;
+                    self.idle.notify_all();
                 }
                 next
             };
@@ -117,15 +133,46 @@ impl<E> EventQueue<E> {
             }
         }
         std::mem::forget(guard);
+        true
+    }
+
+    /// Runs `f` in the deliverer's place: waits until no other thread delivers, then keeps
+    /// every drain away until `f` returns, so that events `f` causes are queued rather than
+    /// delivered under it. The caller drains afterwards.
+    ///
+    /// Returns `None`, without running `f`, when called from inside a delivery on this
+    /// thread: waiting for itself would never end.
+    pub fn hold<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
+        let me = thread::current().id();
+        {
+            let mut inner = self.lock();
+            loop {
+                match inner.deliverer {
+                    None => break,
+                    Some(thread) if thread == me => return None,
+                    Some(_) => {
+                        inner = self
+                            .idle
+                            .wait(inner)
+                            .unwrap_or_else(PoisonError::into_inner);
+                    }
+                }
+            }
+            inner.deliverer = Some(me);
+        }
+        let _guard = Delivering(self);
+        Some(f())
     }
 }
 
-/// Clears the delivering flag if a handler panics, so that a later drain can go on.
+/// Gives up the deliverer's place when dropped (also when a handler panics), so that a later
+/// drain can go on.
 struct Delivering<'a, E>(&'a EventQueue<E>);
 
 impl<E> Drop for Delivering<'_, E> {
     fn drop(&mut self) {
-        self.0.lock().delivering = false;
+        self.0.lock().deliverer = None;
+        self.0.idle.notify_all();
     }
 }
 
@@ -143,8 +190,69 @@ mod tests {
         }));
         assert!(result.is_err());
         let mut rest = Vec::new();
-        queue.drain(|n| rest.push(n));
+        assert!(queue.drain(|n| rest.push(n)));
         assert_eq!(rest, [3]);
+    }
+
+    #[test]
+    fn events_pushed_while_held_wait_for_the_next_drain() {
+        let queue = EventQueue::new();
+        let held = queue.hold(|| {
+            queue.push(1);
+            assert!(!queue.drain(|_| panic!("a drain under a hold delivers nothing")));
+            "done"
+        });
+        assert_eq!(held, Some("done"));
+        let mut seen = Vec::new();
+        assert!(queue.drain(|n| seen.push(n)));
+        assert_eq!(seen, [1]);
+    }
+
+    #[test]
+    fn a_hold_from_inside_a_delivery_is_refused_not_a_deadlock() {
+        let queue = EventQueue::new();
+        queue.push(1);
+        let mut inner = None;
+        queue.drain(|_| inner = Some(queue.hold(|| ())));
+        assert_eq!(inner, Some(None));
+    }
+
+    #[test]
+    fn a_hold_waits_for_another_threads_delivery_to_finish() {
+        let queue = std::sync::Arc::new(EventQueue::new());
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (finish_tx, finish_rx) = std::sync::mpsc::channel::<()>();
+        queue.push(1);
+        let deliverer = {
+            let queue = queue.clone();
+            std::thread::spawn(move || {
+                queue.drain(|_| {
+                    started_tx.send(()).unwrap();
+                    finish_rx.recv().unwrap();
+                });
+            })
+        };
+        started_rx.recv().unwrap();
+        let order = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                queue.hold(|| order.lock().unwrap().push("held"));
+            });
+            order.lock().unwrap().push("delivering");
+            finish_tx.send(()).unwrap();
+        });
+        deliverer.join().unwrap();
+        assert_eq!(*order.lock().unwrap(), ["delivering", "held"]);
+    }
+
+    #[test]
+    fn retain_drops_queued_events() {
+        let queue = EventQueue::new();
+        queue.extend([1, 2, 3, 4]);
+        queue.retain(|n| n % 2 == 0);
+        let mut seen = Vec::new();
+        queue.drain(|n| seen.push(n));
+        assert_eq!(seen, [2, 4]);
     }
 
     #[test]

@@ -8,17 +8,27 @@ use crate::error::ParseSignalError;
 /// A signal to send with [`ProcessTransport::signal_process`](crate::ProcessTransport::signal_process).
 ///
 /// The named variants are the signals Twisted's `signalProcess` accepts by name; any other
-/// signal is given by number. Parsing accepts the names (upper case, without the `SIG` prefix)
-/// and decimal numbers; `Display` gives the same text back.
+/// signal is given by number.
+///
+/// Parsing accepts every standard signal name (`TERM`, `USR1`, `WINCH`, ...), with or without
+/// the `SIG` prefix and in any case, and positive decimal numbers written plainly (no sign, no
+/// leading zero). The five named variants parse to themselves; any other name parses to
+/// `Number` with the running platform's number. `Display` gives one canonical form: the
+/// upper-case name without `SIG` for the named variants, the decimal number for `Number`, so
+/// that `Display` then `parse` gives the same signal back.
 ///
 /// ```
 /// use process_transport_api::Signal;
 ///
 /// assert_eq!("TERM".parse::<Signal>().unwrap(), Signal::Term);
+/// assert_eq!("sigterm".parse::<Signal>().unwrap(), Signal::Term);
 /// assert_eq!("10".parse::<Signal>().unwrap(), Signal::Number(10));
+/// # #[cfg(target_os = "linux")]
+/// assert_eq!("SIGUSR1".parse::<Signal>().unwrap(), Signal::Number(10));
 /// assert_eq!(Signal::Hup.to_string(), "HUP");
 /// assert_eq!(Signal::Number(10).to_string(), "10");
 /// assert!("TERMINATE".parse::<Signal>().is_err());
+/// assert!("+9".parse::<Signal>().is_err());
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Signal {
@@ -78,20 +88,98 @@ impl fmt::Display for Signal {
     }
 }
 
+/// The standard signals other than the five named variants, with the running platform's
+/// numbers.
+#[cfg(target_os = "linux")]
+const OTHER_SIGNALS: &[(&str, i32)] = &[
+    ("QUIT", 3),
+    ("ILL", 4),
+    ("TRAP", 5),
+    ("ABRT", 6),
+    ("IOT", 6),
+    ("BUS", 7),
+    ("FPE", 8),
+    ("USR1", 10),
+    ("SEGV", 11),
+    ("USR2", 12),
+    ("PIPE", 13),
+    ("ALRM", 14),
+    ("STKFLT", 16),
+    ("CHLD", 17),
+    ("CONT", 18),
+    ("TSTP", 20),
+    ("TTIN", 21),
+    ("TTOU", 22),
+    ("URG", 23),
+    ("XCPU", 24),
+    ("XFSZ", 25),
+    ("VTALRM", 26),
+    ("PROF", 27),
+    ("WINCH", 28),
+    ("IO", 29),
+    ("POLL", 29),
+    ("PWR", 30),
+    ("SYS", 31),
+];
+
+/// The standard signals other than the five named variants, with the running platform's
+/// numbers (the BSD family's, macOS included).
+#[cfg(not(target_os = "linux"))]
+const OTHER_SIGNALS: &[(&str, i32)] = &[
+    ("QUIT", 3),
+    ("ILL", 4),
+    ("TRAP", 5),
+    ("ABRT", 6),
+    ("IOT", 6),
+    ("EMT", 7),
+    ("FPE", 8),
+    ("BUS", 10),
+    ("SEGV", 11),
+    ("SYS", 12),
+    ("PIPE", 13),
+    ("ALRM", 14),
+    ("URG", 16),
+    ("TSTP", 18),
+    ("CONT", 19),
+    ("CHLD", 20),
+    ("TTIN", 21),
+    ("TTOU", 22),
+    ("IO", 23),
+    ("XCPU", 24),
+    ("XFSZ", 25),
+    ("VTALRM", 26),
+    ("PROF", 27),
+    ("WINCH", 28),
+    ("INFO", 29),
+    ("USR1", 30),
+    ("USR2", 31),
+];
+
 impl FromStr for Signal {
     type Err = ParseSignalError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let signal = match text {
+        let refuse = || ParseSignalError(text.to_owned());
+        if text.bytes().next().is_some_and(|b| b.is_ascii_digit()) {
+            // Only the canonical spelling, so that every accepted number round-trips.
+            return match text.parse::<i32>() {
+                Ok(n) if n > 0 && n.to_string() == text => Ok(Signal::Number(n)),
+                _ => Err(refuse()),
+            };
+        }
+        let upper = text.to_ascii_uppercase();
+        let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+        let signal = match name {
             "HUP" => Signal::Hup,
             "INT" => Signal::Int,
             "KILL" => Signal::Kill,
             "TERM" => Signal::Term,
             "STOP" => Signal::Stop,
-            _ => match text.parse::<i32>() {
-                Ok(n) if n > 0 => Signal::Number(n),
-                _ => return Err(ParseSignalError(text.to_owned())),
-            },
+            _ => OTHER_SIGNALS
+                .iter()
+                .find(|(known, _)| *known == name)
+                .map(|&(_, number)| Signal::Number(number))
+                .ok_or_else(refuse)?,
         };
         Ok(signal)
     }
@@ -110,13 +198,58 @@ mod tests {
 
     #[test]
     fn bad_text_names_itself_in_the_error() {
-        let err = "SIGTERM".parse::<Signal>().unwrap_err();
+        let err = "SIGTERMINATE".parse::<Signal>().unwrap_err();
         assert_eq!(
             err.to_string(),
-            "\"SIGTERM\" is not a signal name (HUP, INT, KILL, TERM, STOP) or a positive number"
+            "\"SIGTERMINATE\" is not a signal name (such as TERM, SIGUSR1 or hup) or a \
+             positive decimal number"
         );
-        assert!("-3".parse::<Signal>().is_err());
-        assert!("0".parse::<Signal>().is_err());
-        assert!("".parse::<Signal>().is_err());
+        for text in [
+            "-3", "0", "", "+9", "09", " 9", "9 ", "SIG", "sig+9", "TERM ",
+        ] {
+            assert!(text.parse::<Signal>().is_err(), "{text:?} parsed");
+        }
+    }
+
+    #[test]
+    fn every_standard_name_parses_with_or_without_sig_in_any_case() {
+        for (text, signal) in [
+            ("SIGTERM", Signal::Term),
+            ("term", Signal::Term),
+            ("SigHup", Signal::Hup),
+            ("sigkill", Signal::Kill),
+            ("Int", Signal::Int),
+            ("SIGSTOP", Signal::Stop),
+        ] {
+            assert_eq!(text.parse::<Signal>(), Ok(signal), "{text}");
+        }
+        for &(name, number) in OTHER_SIGNALS {
+            for text in [name.to_owned(), format!("SIG{name}"), name.to_lowercase()] {
+                assert_eq!(text.parse::<Signal>(), Ok(Signal::Number(number)), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn other_names_take_the_linux_numbers() {
+        assert_eq!("USR1".parse::<Signal>(), Ok(Signal::Number(10)));
+        assert_eq!("sigwinch".parse::<Signal>(), Ok(Signal::Number(28)));
+        assert_eq!("PIPE".parse::<Signal>(), Ok(Signal::Number(13)));
+    }
+
+    #[test]
+    fn display_then_parse_gives_the_same_signal() {
+        let mut signals = vec![
+            Signal::Hup,
+            Signal::Int,
+            Signal::Kill,
+            Signal::Term,
+            Signal::Stop,
+        ];
+        signals.extend((1..=64).map(Signal::Number));
+        for signal in signals {
+            assert_eq!(signal.to_string().parse::<Signal>(), Ok(signal));
+        }
     }
 }

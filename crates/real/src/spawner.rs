@@ -69,18 +69,35 @@ fn check_runtime(spec: &SpawnSpec) -> Result<(), SpawnError> {
     }
 }
 
+/// Names the working directory, not the executable, when the directory is what is wrong.
 fn check_cwd(spec: &SpawnSpec) -> Result<(), SpawnError> {
-    match spec.get_cwd() {
-        Some(cwd) if !cwd.is_dir() => Err(SpawnError::Io(io::Error::new(
+    let Some(cwd) = spec.get_cwd() else {
+        return Ok(());
+    };
+    let (kind, why) = match std::fs::metadata(cwd) {
+        Ok(meta) if meta.is_dir() => return Ok(()),
+        Ok(_) => (io::ErrorKind::NotADirectory, "is not a directory"),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            (io::ErrorKind::NotFound, "does not exist")
+        }
+        Err(err) if err.kind() == io::ErrorKind::PermissionDenied => (
+            io::ErrorKind::PermissionDenied,
+            "cannot be reached: permission denied",
+        ),
+        Err(err) if err.raw_os_error() == Some(libc::ENOTDIR) => (
             io::ErrorKind::NotFound,
-            format!(
-                "cannot spawn {:?}: working directory {} is not a directory",
-                spec.get_executable().to_string_lossy(),
-                cwd.display()
-            ),
-        ))),
-        _ => Ok(()),
-    }
+            "does not exist (a part of its path is not a directory)",
+        ),
+        Err(_) => return Ok(()),
+    };
+    Err(SpawnError::Io(io::Error::new(
+        kind,
+        format!(
+            "cannot spawn {:?}: working directory {} {why}",
+            spec.get_executable().to_string_lossy(),
+            cwd.display()
+        ),
+    )))
 }
 
 #[async_trait]
@@ -95,8 +112,10 @@ impl ProcessSpawner for RealSpawner {
         check_cwd(&spec)?;
         let Spawned { pid, pidfd, pipes } = sys::spawn(&spec)?;
 
+        let dispatcher = Dispatcher::releasing_at_end(protocol);
         let mut model = ProcessModel::new(spec.get_child_fds(), Some(pid));
         model.set_high_water(self.high_water);
+        model.shown_by(&dispatcher);
         let mut senders = BTreeMap::new();
         let mut receivers = Vec::new();
         let mut broken = Vec::new();
@@ -127,11 +146,17 @@ impl ProcessSpawner for RealSpawner {
                 senders: senders.clone(),
                 receivers: receivers.into_iter().collect(),
             }),
-            dispatcher: Dispatcher::releasing_at_end(protocol),
+            dispatcher,
             pidfd: Mutex::new(Some(pidfd.clone())),
             live_pumps: AtomicUsize::new(0),
             pumps_done: Notify::new(),
         });
+        let weak = Arc::downgrade(&shared);
+        shared.dispatcher.set_panic_handler(Some(Arc::new(move || {
+            if let Some(shared) = weak.upgrade() {
+                shared.end_after_panic();
+            }
+        })));
         let transport = RealProcessTransport {
             shared: shared.clone(),
         };

@@ -131,7 +131,10 @@ impl State {
         data: &[u8],
         out: &mut Vec<Delivery>,
     ) -> Result<bool, TransportError> {
-        self.model.check_write(fd)?;
+        if !self.model.admit_write(fd)? {
+            // The child's end is gone, but the protocol has not been shown it yet.
+            return Ok(false);
+        }
         let buffer = self.buffers.entry(fd).or_default();
         let mut rest = data;
         if buffer.is_empty() && !data.is_empty() {
@@ -139,11 +142,13 @@ impl State {
                 match sender.try_write(data) {
                     Ok(n) => rest = &data[n..],
                     Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
-                    // EPIPE: the child closed its end; these bytes can never be delivered.
+                    // EPIPE: the child closed its end. These bytes are dropped, as the kernel
+                    // drops what a pipe holds when its reader goes; the protocol learns of the
+                    // loss from `child_connection_lost`, not from this call.
                     Err(_) => {
                         self.senders.remove(&fd);
                         self.model.pipe_lost(fd, out);
-                        return Err(TransportError::ChildFdClosed(fd));
+                        return Ok(false);
                     }
                 }
             }
@@ -183,6 +188,25 @@ impl Shared {
     /// Wakes every pump.
     pub(crate) fn wake_all(&self) {
         self.wakers.values().for_each(Notify::notify_waiters);
+    }
+
+    /// A callback of the protocol panicked: the child is killed and every pipe closed in this
+    /// process, so that the exit is reaped, `process_ended` comes and `ended` resolves (and
+    /// reports the panic).
+    pub(crate) fn end_after_panic(&self) {
+        if let Some(pidfd) = lock(&self.pidfd).as_ref() {
+            // Fails only when the child is already gone, which is the aim.
+            let _ = pidfd.signal(Signal::Kill);
+        }
+        self.act(|state, out| {
+            state.buffers.clear();
+            state.receivers.clear();
+            let fds: Vec<ChildFd> = state.model.pipes().map(|(fd, _, _)| fd).collect();
+            for fd in fds {
+                state.model.pipe_lost(fd, out);
+            }
+        });
+        self.wake_all();
     }
 }
 
@@ -244,7 +268,11 @@ impl Transport for RealProcessTransport {
     }
 
     fn unregister_producer(&self) -> Result<(), TransportError> {
-        self.shared.lock().model.unregister_producer()
+        self.shared.act(|state, _| {
+            let producer = state.model.unregister_producer()?;
+            self.shared.dispatcher.forget_producer(&producer);
+            Ok(())
+        })
     }
 }
 
@@ -285,19 +313,26 @@ impl ProcessTransport for RealProcessTransport {
         Ok(())
     }
 
+    /// Between the child's exit and the delivery of `process_exited` the signal is accepted
+    /// and goes nowhere, as a signal to a process that just died would.
     fn signal_process(&self, signal: Signal) -> Result<(), TransportError> {
-        self.shared.lock().model.check_signal()?;
+        {
+            let state = self.shared.lock();
+            state.model.check_signal()?;
+            if !state.model.signal_reaches_child() {
+                return Ok(());
+            }
+        }
         let pidfd = lock(&self.shared.pidfd);
-        // Gone once the child is reaped: its pid may belong to another process by now.
+        // Gone once the child is reaped: its pid may belong to another process by now, and
+        // `process_exited` is on its way.
         let Some(pidfd) = pidfd.as_ref() else {
-            return Err(TransportError::ProcessExitedAlready);
+            return Ok(());
         };
-        pidfd
-            .signal(signal)
-            .map_err(|err| match err.raw_os_error() {
-                Some(libc::ESRCH) => TransportError::ProcessExitedAlready,
-                _ => TransportError::Io(err),
-            })
+        match pidfd.signal(signal) {
+            Err(err) if err.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+            result => result.map_err(TransportError::Io),
+        }
     }
 
     /// Resolves after `process_ended` was delivered and every pipe and the pidfd of the

@@ -1,13 +1,16 @@
 //! The spawn path for a uid or gid change, which `posix_spawn` cannot do: the standard
 //! library's fork and exec, with a pre-exec hook that lays out the child fd map.
 
+use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use process_transport_api::{SpawnError, SpawnSpec};
 use rustix::io::fcntl_dupfd_cloexec;
+use rustix::pipe::{pipe_with, PipeFlags};
 
 use super::linux::{invalid, spawn_error, FdPlan};
 
@@ -25,9 +28,13 @@ pub(super) fn spawn(spec: &SpawnSpec, plan: &FdPlan) -> Result<u32, SpawnError> 
             None => command.env_remove(key),
         };
     }
-    if let Some(cwd) = spec.get_cwd() {
-        command.current_dir(cwd);
-    }
+    // The working directory is entered by the hook below, after the uid change (so the new
+    // user's rights count), and a failure there is told apart from one of the executable.
+    let cwd = spec
+        .get_cwd()
+        .map(|cwd| CString::new(cwd.as_os_str().as_bytes()))
+        .transpose()
+        .map_err(|_| invalid(spec, "the working directory holds a NUL byte"))?;
     if let Some(uid) = spec.get_uid() {
         command.uid(uid);
     }
@@ -38,7 +45,12 @@ pub(super) fn spawn(spec: &SpawnSpec, plan: &FdPlan) -> Result<u32, SpawnError> 
     // library's own close-on-exec pipe (which reports exec errors) cannot be given one of
     // them and then be overwritten by the map.
     let reservations = reserve(spec, &plan.targets)?;
+    // The hook writes one byte here when entering the working directory fails.
+    let (cwd_failed, cwd_report) = pipe_with(PipeFlags::CLOEXEC)
+        .map_err(|err| invalid(spec, format!("cannot create a pipe: {err}")))?;
     let hook = ChildPlan {
+        cwd,
+        cwd_report: cwd_report.as_raw_fd(),
         moves: plan
             .moves
             .iter()
@@ -52,9 +64,36 @@ pub(super) fn spawn(spec: &SpawnSpec, plan: &FdPlan) -> Result<u32, SpawnError> 
     unsafe {
         command.pre_exec(move || hook.apply());
     }
-    let child = command.spawn().map_err(|err| spawn_error(spec, err))?;
+    let spawned = command.spawn();
     drop(reservations);
-    Ok(child.id())
+    drop(cwd_report);
+    match spawned {
+        Ok(child) => Ok(child.id()),
+        Err(err) if reported(&cwd_failed) => Err(cwd_error(spec, err)),
+        Err(err) => Err(spawn_error(spec, err)),
+    }
+}
+
+/// `true` when the child wrote to the report pipe before it exited.
+fn reported(read_end: &OwnedFd) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(rustix::io::read(read_end, &mut byte), Ok(1))
+}
+
+fn cwd_error(spec: &SpawnSpec, err: io::Error) -> SpawnError {
+    let cwd = spec.get_cwd().map(|cwd| cwd.display().to_string());
+    let who = match spec.get_uid() {
+        Some(uid) => format!(" as uid {uid}"),
+        None => String::new(),
+    };
+    SpawnError::Io(io::Error::new(
+        err.kind(),
+        format!(
+            "cannot spawn {:?}: working directory {} cannot be entered{who}: {err}",
+            spec.get_executable().to_string_lossy(),
+            cwd.unwrap_or_default(),
+        ),
+    ))
 }
 
 fn reserve(spec: &SpawnSpec, targets: &[RawFd]) -> Result<Vec<OwnedFd>, SpawnError> {
@@ -72,6 +111,10 @@ fn reserve(spec: &SpawnSpec, targets: &[RawFd]) -> Result<Vec<OwnedFd>, SpawnErr
 
 /// What the child does between fork and exec.
 struct ChildPlan {
+    /// The working directory to enter, if any.
+    cwd: Option<CString>,
+    /// Where to write one byte when entering `cwd` fails.
+    cwd_report: RawFd,
     /// (fd above every target, target) pairs.
     moves: Vec<(RawFd, RawFd)>,
     targets: Vec<RawFd>,
@@ -83,6 +126,13 @@ impl ChildPlan {
         // SAFETY (block): plain syscalls on fd and signal numbers, each async-signal-safe; no
         // memory is allocated or freed.
         unsafe {
+            if let Some(cwd) = &self.cwd {
+                if libc::chdir(cwd.as_ptr()) != 0 {
+                    let err = io::Error::last_os_error();
+                    libc::write(self.cwd_report, b"c".as_ptr().cast(), 1);
+                    return Err(err);
+                }
+            }
             for &(from, to) in &self.moves {
                 if libc::dup2(from, to) < 0 {
                     return Err(io::Error::last_os_error());

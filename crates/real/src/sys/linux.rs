@@ -88,15 +88,56 @@ fn reap_at_once(pid: u32) {
     }
 }
 
+/// The soft limit on open fds (`RLIMIT_NOFILE`): every fd number stays below it.
+fn open_file_limit() -> u64 {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX)
+}
+
+/// Checks that child fd `fd` can be placed: it and one spare fd above the highest target (the
+/// spawn moves each fd there first) must fit under the open-file limit.
+fn check_placeable(spec: &SpawnSpec, fd: ChildFd, limit: u64) -> Result<RawFd, SpawnError> {
+    let fits = u64::from(fd.0) + 1 < limit;
+    match RawFd::try_from(fd.0) {
+        Ok(target) if fits => Ok(target),
+        _ => Err(invalid(
+            spec,
+            format!(
+                "cannot place child fd {fd}: it is above this process's open-file limit \
+                 ({limit}, RLIMIT_NOFILE); child fds must be below {}",
+                limit.saturating_sub(1)
+            ),
+        )),
+    }
+}
+
 fn plan_fds(spec: &SpawnSpec) -> Result<(FdPlan, Vec<Pipe>), SpawnError> {
+    let limit = open_file_limit();
     let targets: Vec<RawFd> = spec
         .get_child_fds()
         .keys()
-        .map(|fd| {
-            RawFd::try_from(fd.0).map_err(|_| invalid(spec, format!("child fd {fd} is too large")))
-        })
+        .map(|&fd| check_placeable(spec, fd, limit))
         .collect::<Result<_, _>>()?;
     let max_target = targets.iter().copied().max().unwrap_or(2).max(2);
+
+    // Inherited fds are checked and duplicated before any pipe exists: a parent fd that is
+    // not open must be refused, not be taken for one of this spawn's own pipes.
+    let mut inherited = std::collections::BTreeMap::new();
+    for (&fd, &mapping) in spec.get_child_fds() {
+        if let ChildFdMapping::Inherit(parent) = mapping {
+            // SAFETY: the fd is only borrowed for this one fcntl, which fails with EBADF
+            // when it is not open; nothing keeps the borrow.
+            let borrowed = unsafe { BorrowedFd::borrow_raw(parent) };
+            let copy = fcntl_dupfd_cloexec(borrowed, 0).map_err(|_| {
+                invalid(
+                    spec,
+                    format!("child fd {fd} inherits parent fd {parent}, which is not open"),
+                )
+            })?;
+            inherited.insert(fd, copy);
+        }
+    }
 
     let mut pipes = Vec::new();
     let mut moves = Vec::new();
@@ -112,17 +153,12 @@ fn plan_fds(spec: &SpawnSpec) -> Result<(FdPlan, Vec<Pipe>), SpawnError> {
                 pipes.push(Pipe::Writes(fd, write));
                 read
             }
-            ChildFdMapping::Inherit(parent) => {
-                // SAFETY: the fd is only borrowed for this one fcntl, which fails with EBADF
-                // when it is not open; nothing keeps the borrow.
-                let borrowed = unsafe { BorrowedFd::borrow_raw(parent) };
-                fcntl_dupfd_cloexec(borrowed, 0).map_err(|_| {
-                    invalid(
-                        spec,
-                        format!("child fd {fd} inherits parent fd {parent}, which is not open"),
-                    )
-                })?
-            }
+            ChildFdMapping::Inherit(parent) => inherited.remove(&fd).ok_or_else(|| {
+                invalid(
+                    spec,
+                    format!("child fd {fd} inherits parent fd {parent}, not copied"),
+                )
+            })?,
         };
         let above = fcntl_dupfd_cloexec(child_side.as_fd(), max_target + 1)
             .map_err(|err| invalid(spec, format!("cannot place child fd {fd}: {err}")))?;

@@ -188,10 +188,73 @@ async fn an_fd_map_that_cannot_be_set_up_is_an_invalid_spec() {
 }
 
 #[tokio::test]
-async fn a_missing_working_directory_is_named() {
+async fn a_missing_working_directory_is_named_as_missing() {
     let (err, _) = spawn_error(SpawnSpec::new("true").cwd("/no/such/dir")).await;
-    assert!(matches!(err, SpawnError::Io(_)), "{err:?}");
-    assert!(err.to_string().contains("/no/such/dir"), "{err}");
+    match err {
+        SpawnError::Io(ref io) => assert_eq!(io.kind(), std::io::ErrorKind::NotFound),
+        ref other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(
+        err.to_string(),
+        "spawn failed: cannot spawn \"true\": working directory /no/such/dir does not exist"
+    );
+}
+
+#[tokio::test]
+async fn a_file_as_working_directory_is_named_as_not_a_directory() {
+    let (err, _) = spawn_error(SpawnSpec::new("true").cwd("/bin/sh")).await;
+    assert_eq!(
+        err.to_string(),
+        "spawn failed: cannot spawn \"true\": working directory /bin/sh is not a directory"
+    );
+}
+
+#[tokio::test]
+async fn a_working_directory_the_new_uid_cannot_enter_is_named_not_the_executable() {
+    if !running_as_root() {
+        eprintln!("skipped: changing uid and gid needs root");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("pt-private-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let (err, log) = spawn_error(SpawnSpec::new("true").uid(65534).gid(65534).cwd(&dir)).await;
+    std::fs::remove_dir(&dir).unwrap();
+    match err {
+        SpawnError::Io(ref io) => assert_eq!(io.kind(), std::io::ErrorKind::PermissionDenied),
+        ref other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "spawn failed: cannot spawn \"true\": working directory {} cannot be entered as \
+             uid 65534: Permission denied (os error 13)",
+            dir.display()
+        )
+    );
+    assert_eq!(log.events(), []);
+}
+
+#[tokio::test]
+async fn an_fd_number_above_the_open_file_limit_is_named_with_the_reason() {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap();
+    for fd in [65_535, i32::MAX as u32, u32::MAX] {
+        let spec = SpawnSpec::new("true").child_fd(ChildFd(fd), ChildFdMapping::ParentReads);
+        let (err, log) = spawn_error(spec).await;
+        assert!(matches!(err, SpawnError::InvalidSpec(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "invalid spawn spec: cannot spawn \"true\": cannot place child fd {fd}: it is \
+                 above this process's open-file limit ({limit}, RLIMIT_NOFILE); child fds must \
+                 be below {}",
+                limit - 1
+            )
+        );
+        assert_eq!(log.events(), []);
+    }
 }
 
 #[tokio::test]

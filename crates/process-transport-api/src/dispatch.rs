@@ -339,7 +339,7 @@ impl Dispatcher {
         })
         .await;
         if let Some(message) = self.panicked() {
-            panic!("the process's protocol failed and its child was ended: {message}");
+            panic!("the process's protocol failed and its child was ended ({end}): {message}");
         }
         end
     }

@@ -54,7 +54,7 @@ pub const HANG_GUARD: Duration = Duration::from_secs(60);
 
 /// The names of every scenario, in the order [`run_contract`] runs them.
 pub fn scenario_names() -> Vec<&'static str> {
-    scenarios::ALL.iter().map(|(name, _)| *name).collect()
+    scenarios::all().map(|(name, _)| *name).collect()
 }
 
 /// Runs every scenario against `spawner`, starting children as `catalog` says, one after the
@@ -62,7 +62,7 @@ pub fn scenario_names() -> Vec<&'static str> {
 pub async fn run_contract(spawner: &dyn ProcessSpawner, catalog: &dyn Catalog) -> Report {
     let ctx = scenarios::Ctx { spawner, catalog };
     let mut report = Report::default();
-    for (name, scenario) in scenarios::ALL {
+    for (name, scenario) in scenarios::all() {
         let result = scenario(&ctx).await;
         report.outcomes.push(Outcome { name, result });
     }

@@ -28,15 +28,22 @@ macro_rules! ensure {
 }
 
 macro_rules! scenarios {
-    ($($name:ident => |$ctx:ident| $body:block)*) => {
+    ($list:ident; $($name:ident => |$ctx:ident| $body:block)*) => {
         $(
             fn $name<'a>($ctx: &'a Ctx<'a>) -> Pin<Box<dyn Future<Output = Check> + 'a>> {
                 Box::pin(async move $body)
             }
         )*
-        /// Every scenario, by name, in order.
-        pub(crate) const ALL: &[(&str, Scenario)] = &[$((stringify!($name), $name)),*];
+        /// The scenarios of this module, by name, in order.
+        pub(crate) const $list: &[(&str, Scenario)] = &[$((stringify!($name), $name)),*];
     };
+}
+
+mod unshown;
+
+/// Every scenario, by name, in the order the suite runs them.
+pub(crate) fn all() -> impl Iterator<Item = &'static (&'static str, Scenario)> {
+    BASICS.iter().chain(unshown::UNSHOWN)
 }
 
 /// What a scenario runs against.
@@ -181,6 +188,7 @@ fn pattern(len: usize) -> Vec<u8> {
 }
 
 scenarios! {
+    BASICS;
     make_connection_comes_first_and_once => |ctx| {
         let (transport, log) = ctx.spawn(Child::Talk).await?;
         end(&transport).await?;

@@ -244,8 +244,14 @@ fn perform(shared: &Shared, call: &Call, transport: &Arc<dyn ProcessTransport>) 
             (Ok(()), closes(&[0, 1, 2]))
         }
         Call::Signal(signal) => (transport.signal_process(*signal), vec![]),
-        Call::Pause => (Ok(transport.pause_producing()), vec![]),
-        Call::Resume => (Ok(transport.resume_producing()), vec![]),
+        Call::Pause => {
+            transport.pause_producing();
+            (Ok(()), vec![])
+        }
+        Call::Resume => {
+            transport.resume_producing();
+            (Ok(()), vec![])
+        }
         Call::Register(streaming) => {
             let producer = Arc::new(FuzzProducer {
                 unregistered: AtomicBool::new(false),

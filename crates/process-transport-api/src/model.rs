@@ -19,7 +19,7 @@ pub const DEFAULT_HIGH_WATER: usize = 64 * 1024;
 
 /// One call a transport owes its protocol or its registered producer.
 ///
-/// Drivers queue these (see [`Dispatcher`](crate::Dispatcher)) and deliver them one at a time,
+/// Drivers queue these (see [`Dispatcher`]) and deliver them one at a time,
 /// outside every lock.
 pub enum Delivery {
     /// `ProcessProtocol::make_connection`.

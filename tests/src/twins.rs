@@ -2,11 +2,11 @@
 //! `ShellCatalog`, registered on a `MemoryProcessReactor` with scripts that behave like the
 //! real programs.
 
-use process_transport_api::{ChildFd, Signal};
+use process_transport_api::{ChildFd, ProcessEnd, Signal};
 use process_transport_contract::{
-    Catalog, Child, ShellCatalog, EXTRA_FD_TEXT, READY, TALK_STDERR, TALK_STDOUT,
+    Catalog, Child, ShellCatalog, ENV_NAME, EXTRA_FD_TEXT, READY, TALK_STDERR, TALK_STDOUT,
 };
-use process_transport_fakes::{MemoryProcessReactor, Script, SignalAction};
+use process_transport_fakes::{FakeChild, MemoryProcessReactor, Script, SignalAction};
 
 /// The script that plays `child` as `ShellCatalog`'s program for it behaves; `None` for a
 /// child that must not exist.
@@ -26,8 +26,46 @@ pub fn twin(child: Child) -> Option<Script> {
         // `sleep` reads nothing: what is written stays in the pipe.
         Child::WaitForSignal => Script::new().stdout(READY).holds_stdin(),
         Child::Missing => return None,
+        // Reads nothing until stdin closes, which the suite does last.
+        Child::StagedFds => Script::new().holds_stdin().on_stdin_eof(staged_copies),
+        Child::CloseAllAndWait => Script::new()
+            .close(ChildFd::STDERR)
+            .close(ChildFd::STDOUT)
+            .close(ChildFd::STDIN),
+        Child::EchoToStderr => Script::cat_to(ChildFd::STDERR),
+        Child::Grandchild => Script::new()
+            .stdout(READY)
+            .exit_keeping_fds(ProcessEnd::Done),
+        Child::PrintEnv => Script::new()
+            .start_with(|child| {
+                let value = child
+                    .spec()
+                    .get_env()
+                    .vars()
+                    .find(|(key, _)| *key == ENV_NAME)
+                    .and_then(|(_, value)| value)
+                    .map(|value| value.as_encoded_bytes().to_vec())
+                    .unwrap_or_default();
+                let _ = child.write(ChildFd::STDOUT, value);
+            })
+            .exit(0),
+        Child::PrintCwd => Script::new()
+            .start_with(|child| {
+                let cwd = child.spec().get_cwd().map(|cwd| cwd.display().to_string());
+                let _ = child.write(ChildFd::STDOUT, format!("{}\n", cwd.unwrap_or_default()));
+            })
+            .exit(0),
     };
     Some(script)
+}
+
+/// `cat <&3 >&4; exec 4>&-; cat <&5; exec cat`, once everything was written and closed.
+fn staged_copies(child: &FakeChild) {
+    let _ = child.write(ChildFd(4), child.read(ChildFd(3)));
+    child.close(ChildFd(4));
+    let _ = child.write(ChildFd::STDOUT, child.read(ChildFd(5)));
+    let _ = child.write(ChildFd::STDOUT, child.read(ChildFd::STDIN));
+    child.exit(0);
 }
 
 /// A strict reactor on which every command of `ShellCatalog` is played by its twin; any other

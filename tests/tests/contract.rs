@@ -6,9 +6,9 @@ use process_transport_real::RealSpawner;
 use process_transport_tests::twins::twin_reactor;
 
 #[test]
-fn the_suite_has_at_least_forty_named_scenarios() {
+fn the_suite_has_at_least_seventy_named_scenarios() {
     let names = scenario_names();
-    assert!(names.len() >= 40, "{} scenarios", names.len());
+    assert!(names.len() >= 70, "{} scenarios", names.len());
     let mut unique = names.clone();
     unique.sort_unstable();
     unique.dedup();

@@ -8,8 +8,11 @@ pub const TALK_STDOUT: &str = "out\n";
 pub const TALK_STDERR: &str = "err\n";
 /// What `Child::ExtraFd` writes on fd 3.
 pub const EXTRA_FD_TEXT: &str = "extra\n";
-/// What `Child::IgnoreTerm` and `Child::WaitForSignal` write on stdout once ready.
+/// What `Child::IgnoreTerm`, `Child::WaitForSignal` and `Child::Grandchild` write on stdout
+/// once ready.
 pub const READY: &str = "ready\n";
+/// The variable `Child::PrintEnv` prints.
+pub const ENV_NAME: &str = "PROCESS_TRANSPORT_CONTRACT";
 
 /// A child the contract starts. A [`Catalog`] says how to start each on a given spawner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -31,12 +34,27 @@ pub enum Child {
     WaitForSignal,
     /// A program that does not exist.
     Missing,
+    /// Child fds 0 (written), 1 (read), 2 (inherited), 3 (written), 4 (read), 5 (written):
+    /// copies fd 3 to fd 4 until end of file and closes fd 4, then copies fd 5 and then
+    /// stdin to stdout; exits 0.
+    StagedFds,
+    /// Closes its fds 2, 1 and 0, in that order, then waits, until a signal ends it.
+    CloseAllAndWait,
+    /// Copies stdin to stderr as it arrives; exits 0 at end of file.
+    EchoToStderr,
+    /// Leaves a grandchild holding its pipes (it exits at the end of stdin), writes
+    /// [`READY`] on stdout and exits 0.
+    Grandchild,
+    /// Writes the value of [`ENV_NAME`] on stdout, without a newline; exits 0.
+    PrintEnv,
+    /// Writes its working directory and a newline on stdout; exits 0.
+    PrintCwd,
 }
 
 impl Child {
     /// Every child the suite starts, for a catalog that must prepare each (the fakes'
     /// scripted twins).
-    pub const ALL: [Child; 9] = [
+    pub const ALL: [Child; 15] = [
         Child::Echo,
         Child::Exit(0),
         Child::Exit(3),
@@ -46,6 +64,12 @@ impl Child {
         Child::ExtraFd,
         Child::WaitForSignal,
         Child::Missing,
+        Child::StagedFds,
+        Child::CloseAllAndWait,
+        Child::EchoToStderr,
+        Child::Grandchild,
+        Child::PrintEnv,
+        Child::PrintCwd,
     ];
 }
 
@@ -81,6 +105,16 @@ impl Catalog for ShellCatalog {
             }
             Child::WaitForSignal => sh("printf 'ready\\n'; exec sleep 600"),
             Child::Missing => SpawnSpec::new("no-such-program-for-the-contract"),
+            Child::StagedFds => sh("cat <&3 >&4; exec 4>&-; cat <&5; exec cat")
+                .child_fd(ChildFd::STDERR, ChildFdMapping::Inherit(2))
+                .child_fd(ChildFd(3), ChildFdMapping::ParentWrites)
+                .child_fd(ChildFd(4), ChildFdMapping::ParentReads)
+                .child_fd(ChildFd(5), ChildFdMapping::ParentWrites),
+            Child::CloseAllAndWait => sh("exec 2>&- 1>&- 0<&-; exec sleep 600"),
+            Child::EchoToStderr => sh("exec cat >&2"),
+            Child::Grandchild => sh("cat <&0 & printf 'ready\\n'"),
+            Child::PrintEnv => sh(&format!("printf %s \"${ENV_NAME}\"")),
+            Child::PrintCwd => sh("pwd"),
         }
     }
 }

@@ -13,7 +13,7 @@
 //! // A catalog says how the spawner under test starts each child the suite needs.
 //! let spec = ShellCatalog.spec(Child::Talk);
 //! assert_eq!(spec.get_executable(), "sh");
-//! assert!(process_transport_contract::scenario_names().len() >= 40);
+//! assert!(process_transport_contract::scenario_names().len() >= 70);
 //! ```
 //!
 //! Running it (inside a tokio runtime with time enabled):
@@ -44,7 +44,9 @@ use std::time::Duration;
 
 use process_transport_api::ProcessSpawner;
 
-pub use catalog::{Catalog, Child, ShellCatalog, EXTRA_FD_TEXT, READY, TALK_STDERR, TALK_STDOUT};
+pub use catalog::{
+    Catalog, Child, ShellCatalog, ENV_NAME, EXTRA_FD_TEXT, READY, TALK_STDERR, TALK_STDOUT,
+};
 pub use recorder::{check_order, Event, Log, Reaction, Recorder, RecordingProducer};
 pub use report::{Outcome, Report};
 

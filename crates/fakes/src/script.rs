@@ -39,6 +39,18 @@ enum Step {
     Output(ChildFd, Vec<u8>),
     Close(ChildFd),
     End(ProcessEnd),
+    ExitKeepingFds(ProcessEnd),
+    Custom(StartReaction),
+}
+
+/// A start step written as a closure.
+#[derive(Clone)]
+struct StartReaction(Arc<dyn Fn(&FakeChild) + Send + Sync>);
+
+impl fmt::Debug for StartReaction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StartReaction(..)")
+    }
 }
 
 /// Exits 0 at the end of stdin, unless something (a signal) ended the child first.
@@ -110,11 +122,15 @@ impl Script {
     /// the real program, it dies by `SIGPIPE` (signal 13) when it echoes into a stdout the
     /// parent closed.
     pub fn cat() -> Self {
+        Self::cat_to(ChildFd::STDOUT)
+    }
+
+    /// A child like `cat >&N`: echoes stdin to `fd` as it arrives, exits 0 at end of file,
+    /// and dies by `SIGPIPE` when it echoes into an `fd` the parent closed.
+    pub fn cat_to(fd: ChildFd) -> Self {
         Script::new()
-            .on_stdin(|child, data| {
-                if child.write(ChildFd::STDOUT, data).is_err()
-                    && child.transport().exited().is_none()
-                {
+            .on_stdin(move |child, data| {
+                if child.write(fd, data).is_err() && child.transport().exited().is_none() {
                     child.kill(Signal::Number(SIGPIPE));
                 }
             })
@@ -178,6 +194,20 @@ impl Script {
         self
     }
 
+    /// Reports the exit with `end` once the start output is written, while the child's fds stay
+    /// open (a grandchild holds them): `process_ended` waits until they are closed.
+    pub fn exit_keeping_fds(mut self, end: ProcessEnd) -> Self {
+        self.start.push(Step::ExitKeepingFds(end));
+        self
+    }
+
+    /// Runs `step` with the child when it starts, after the start steps before it: for output
+    /// that depends on the spawn (its [`spec`](FakeChild::spec), say).
+    pub fn start_with(mut self, step: impl Fn(&FakeChild) + Send + Sync + 'static) -> Self {
+        self.start.push(Step::Custom(StartReaction(Arc::new(step))));
+        self
+    }
+
     /// Calls `react` with each piece of stdin as the protocol writes it.
     pub fn on_stdin(mut self, react: impl Fn(&FakeChild, &[u8]) + Send + Sync + 'static) -> Self {
         self.on_stdin = Some(Arc::new(react));
@@ -223,7 +253,11 @@ impl Script {
                 }
                 Step::Close(fd) => child.close(*fd),
                 Step::End(end) if child.transport().exited().is_none() => child.end(*end),
-                Step::End(_) => {}
+                Step::ExitKeepingFds(end) if child.transport().exited().is_none() => {
+                    child.exit_keeping_fds(*end);
+                }
+                Step::End(_) | Step::ExitKeepingFds(_) => {}
+                Step::Custom(StartReaction(step)) => step(child),
             }
         }
     }

@@ -10,7 +10,7 @@ use process_transport_api::{
     SpawnError, SpawnSpec, TransportError,
 };
 
-use crate::catalog::{Catalog, Child, EXTRA_FD_TEXT, READY, TALK_STDERR, TALK_STDOUT};
+use crate::catalog::{Catalog, Child, ENV_NAME, EXTRA_FD_TEXT, READY, TALK_STDERR, TALK_STDOUT};
 use crate::recorder::{check_order, Event, Log, Recorder, RecordingProducer};
 use crate::HANG_GUARD;
 
@@ -39,11 +39,12 @@ macro_rules! scenarios {
     };
 }
 
+mod shapes;
 mod unshown;
 
 /// Every scenario, by name, in the order the suite runs them.
 pub(crate) fn all() -> impl Iterator<Item = &'static (&'static str, Scenario)> {
-    BASICS.iter().chain(unshown::UNSHOWN)
+    BASICS.iter().chain(unshown::UNSHOWN).chain(shapes::SHAPES)
 }
 
 /// What a scenario runs against.

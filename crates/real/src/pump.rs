@@ -1,6 +1,6 @@
 //! The tasks that move bytes between the pipes and the model, and report the exit.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::sync::Arc;
 use std::task::Poll;
@@ -174,27 +174,66 @@ pub(crate) async fn read_pump(guard: PumpGuard, fd: ChildFd) {
     }
 }
 
-/// Waits for the child's exit through its pidfd, reaps it, then reports the exit.
-pub(crate) async fn exit_pump(guard: PumpGuard, pidfd: Pidfd) {
-    let shared = &guard.0;
-    let end = match wait(&pidfd).await {
-        Ok((Some(code), _)) => ProcessEnd::from_exit_code(code),
-        Ok((None, Some(signal))) => ProcessEnd::from_signal(signal),
-        // Reaped elsewhere (someone called wait on every child): the end is unknown.
-        Ok((None, None)) | Err(_) => ProcessEnd::Terminated {
-            exit_code: None,
-            signal: None,
-        },
+/// What happens when the exit pump is dropped before it reaped the child (the tokio runtime
+/// shut down while the child ran, maybe before the pump was ever polled): every pipe closes in
+/// this process, as when a `tokio::process::Child`'s handles are dropped, and the child is
+/// reaped on a thread of its own, so it is not left a zombie once it exits.
+struct Orphan {
+    pidfd: Option<Pidfd>,
+    shared: Arc<Shared>,
+}
+
+impl Orphan {
+    /// The pump reaped the child: nothing is left to do on drop.
+    fn reaped(&mut self) {
+        self.pidfd = None;
+    }
+}
+
+impl Drop for Orphan {
+    fn drop(&mut self) {
+        if let Some(pidfd) = self.pidfd.take() {
+            {
+                let mut state = self.shared.lock();
+                state.senders.clear();
+                state.receivers.clear();
+                state.buffers.clear();
+            }
+            crate::sys::reap_orphan(pidfd);
+        }
+    }
+}
+
+/// Waits for the child's exit through its pidfd, reaps it, then reports the exit. The orphan
+/// guard is made before the future is first polled, so that it acts even then.
+pub(crate) fn exit_pump(guard: PumpGuard, pidfd: Pidfd) -> impl Future<Output = ()> {
+    let mut orphan = Orphan {
+        pidfd: Some(pidfd.clone()),
+        shared: guard.0.clone(),
     };
-    // The pid may be reused from now on: no signal may go out through it, and the pidfd
-    // closes here rather than when the last clone of the transport is dropped.
-    shared
-        .pidfd
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .take();
-    drop(pidfd);
-    shared.act(|state, out| state.model.process_exited(end, out));
+    async move {
+        let shared = &guard.0;
+        let waited = wait(&pidfd).await;
+        orphan.reaped();
+        let end = match waited {
+            Ok((Some(code), _)) => ProcessEnd::from_exit_code(code),
+            Ok((None, Some(signal))) => ProcessEnd::from_signal(signal),
+            // Reaped elsewhere (someone called wait on every child): the end is unknown.
+            Ok((None, None)) | Err(_) => ProcessEnd::Terminated {
+                exit_code: None,
+                signal: None,
+            },
+        };
+        // The pid may be reused from now on: no signal may go out through it, and the pidfd
+        // closes here rather than when the last clone of the transport is dropped.
+        shared
+            .pidfd
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        drop(pidfd);
+        shared.act(|state, out| state.model.process_exited(end, out));
+    }
 }
 
 async fn wait(pidfd: &Pidfd) -> io::Result<(Option<i32>, Option<i32>)> {

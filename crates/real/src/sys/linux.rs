@@ -226,6 +226,13 @@ impl Pidfd {
         Ok(status.map(|status| (status.exit_status(), status.terminating_signal())))
     }
 
+    /// Waits, blocking, until the child exits, and reaps it.
+    fn reap_blocking(&self) -> io::Result<()> {
+        use rustix::process::{waitid, WaitId, WaitIdOptions};
+        waitid(WaitId::PidFd(self.0.as_fd()), WaitIdOptions::EXITED)?;
+        Ok(())
+    }
+
     /// The fd, for readiness: it becomes readable when the child exits.
     pub(crate) fn fd(&self) -> Arc<OwnedFd> {
         self.0.clone()
@@ -236,6 +243,25 @@ impl AsRawFd for Pidfd {
     fn as_raw_fd(&self) -> RawFd {
         self.0.as_raw_fd()
     }
+}
+
+/// Reaps a child nobody watches any more (its runtime shut down) on a small thread of its
+/// own, so that it leaves no zombie once it exits. Rare, so one thread per orphan.
+pub(crate) fn reap_orphan(pidfd: Pidfd) {
+    let reaper = std::thread::Builder::new()
+        .name("process-transport-reaper".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            // EINTR is retried; any other error means the child is already reaped.
+            while let Err(err) = pidfd.reap_blocking() {
+                if err.kind() != io::ErrorKind::Interrupted {
+                    break;
+                }
+            }
+        });
+    // Without a thread the child stays unreaped until this process exits: nothing better
+    // can be done from a destructor.
+    drop(reaper);
 }
 
 /// The platform's number of `signal`.

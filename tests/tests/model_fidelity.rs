@@ -1,8 +1,11 @@
 //! A model-based property test: random sequences of writes, closes, signals, pause/resume and
-//! producer registration, applied to real `cat` and to the fakes' scripted twin of it, give
-//! equal traces: what each call returned, the bytes per fd, the fds lost, the end.
+//! producer registration, applied to a real program and to the fakes' scripted twin of it,
+//! give equal traces: what each call returned, the bytes per fd, the fds lost, the end. The
+//! programs: `cat`; a `sh` loop answering each line; `head -c N`, which stops reading early;
+//! and a `sh` that ignores `TERM` before it runs `cat`.
 //!
-//! 200 cases by default; `PROPTEST_CASES=5000 cargo test --test model_fidelity` for more.
+//! 200 cases per program by default; `PROPTEST_CASES=10000 cargo test --release --test
+//! model_fidelity` for an on-demand run.
 //! After each step the harness waits, on events only, until both sides are quiet (the echo
 //! arrived, the exit was reported), so that the real side's timing cannot leak into the trace.
 
@@ -11,8 +14,10 @@ use std::sync::Arc;
 use process_transport_api::{
     ChildFd, ProcessEnd, ProcessSpawner, ProcessTransport, Signal, SpawnSpec, TransportError,
 };
+use process_transport_contract::{Catalog, Child, ShellCatalog, READY};
+use process_transport_fakes::{MemoryProcessReactor, Script};
 use process_transport_real::RealSpawner;
-use process_transport_tests::twins::twin_reactor;
+use process_transport_tests::twins::twin;
 use process_transport_tests::{check_order, guard, Event, Log, Recorder, RecordingProducer};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -32,11 +37,124 @@ enum Op {
     Unregister,
 }
 
-fn bytes() -> impl Strategy<Value = Vec<u8>> {
-    proptest::collection::vec(any::<u8>(), 0..64)
+/// A real program and what its scripted twin must do the same.
+#[derive(Clone, Copy, Debug)]
+enum Program {
+    /// `cat`.
+    Cat,
+    /// `sh -c 'while read -r l; do printf '%s!\n' "$l"; done'`: answers each line.
+    Lines,
+    /// `head -c HEAD_BYTES`: reads that much (or to the end of stdin), writes it, exits.
+    Head,
+    /// `sh -c "trap '' TERM; printf 'ready\n'; exec cat"`.
+    TrapTerm,
 }
 
-fn op() -> impl Strategy<Value = Op> {
+/// What `Program::Head` copies.
+const HEAD_BYTES: usize = 100;
+
+impl Program {
+    fn spec(self) -> SpawnSpec {
+        match self {
+            Program::Cat => SpawnSpec::new("cat"),
+            Program::Lines => SpawnSpec::new("sh")
+                .args(["-c", "while read -r l; do printf '%s!\\n' \"$l\"; done"]),
+            Program::Head => SpawnSpec::new("head").args(["-c", &HEAD_BYTES.to_string()]),
+            Program::TrapTerm => ShellCatalog.spec(Child::IgnoreTerm),
+        }
+    }
+
+    fn twin(self) -> Script {
+        match self {
+            Program::Cat => Script::cat(),
+            Program::Lines => Script::answer_lines(|line| format!("{line}!\n")),
+            Program::Head => Script::head_bytes(HEAD_BYTES),
+            Program::TrapTerm => twin(Child::IgnoreTerm).expect("a twin"),
+        }
+    }
+
+    fn reactor(self) -> MemoryProcessReactor {
+        let reactor = MemoryProcessReactor::strict();
+        let spec = self.spec();
+        let words = std::iter::once(spec.get_executable().to_owned())
+            .chain(spec.get_args().iter().cloned());
+        reactor.register(words, self.twin());
+        reactor
+    }
+
+    /// What the program prints before it reads anything.
+    fn greeting(self) -> &'static [u8] {
+        match self {
+            Program::TrapTerm => READY.as_bytes(),
+            _ => b"",
+        }
+    }
+
+    fn ignores(self, signal: Signal) -> bool {
+        matches!((self, signal), (Program::TrapTerm, Signal::Term))
+    }
+
+    /// Bytes the ops write: a line reader gets short lowercase lines (a shell's `read` would
+    /// change spaces, backslashes and NULs).
+    fn bytes(self) -> BoxedStrategy<Vec<u8>> {
+        match self {
+            Program::Lines => {
+                proptest::collection::vec(prop_oneof![8 => b'a'..=b'z', 2 => Just(b'\n')], 0..24)
+                    .boxed()
+            }
+            _ => proptest::collection::vec(any::<u8>(), 0..64).boxed(),
+        }
+    }
+}
+
+/// How the program answers stdin: how much stdout is due, and whether it then exits.
+#[derive(Default)]
+struct Echo {
+    /// Stdin bytes the program took so far.
+    taken: usize,
+    /// An unfinished line (`Lines`).
+    partial: usize,
+}
+
+impl Echo {
+    /// Feeds `data`; returns the stdout bytes it makes due and whether the program exits.
+    fn feed(&mut self, program: Program, data: &[u8]) -> (usize, bool) {
+        match program {
+            Program::Cat | Program::TrapTerm => (data.len(), false),
+            Program::Lines => {
+                let mut due = 0;
+                for &byte in data {
+                    if byte == b'\n' {
+                        due += self.partial + 2;
+                        self.partial = 0;
+                    } else {
+                        self.partial += 1;
+                    }
+                }
+                (due, false)
+            }
+            // GNU head -c reads all it needs before it writes.
+            Program::Head => {
+                self.taken += data.len().min(HEAD_BYTES - self.taken);
+                match self.taken == HEAD_BYTES {
+                    true => (HEAD_BYTES, true),
+                    false => (0, false),
+                }
+            }
+        }
+    }
+
+    /// The stdout bytes due when stdin ends.
+    fn at_eof(&self, program: Program) -> usize {
+        match program {
+            Program::Head => self.taken,
+            _ => 0,
+        }
+    }
+}
+
+fn op(program: Program) -> impl Strategy<Value = Op> {
+    let bytes = move || program.bytes();
     let fd = prop_oneof![Just(0u32), Just(1), Just(2), Just(3), Just(9)].prop_map(ChildFd);
     let signal = prop_oneof![
         Just(Signal::Term),
@@ -110,19 +228,26 @@ fn short(result: Result<(), TransportError>) -> String {
     }
 }
 
-async fn run(spawner: &dyn ProcessSpawner, ops: &[Op]) -> Trace {
+async fn run(spawner: &dyn ProcessSpawner, program: Program, ops: &[Op]) -> Trace {
     let (recorder, log) = Recorder::new();
     let transport: Arc<dyn ProcessTransport> = spawner
-        .spawn_process(recorder, SpawnSpec::new("cat"))
+        .spawn_process(recorder, program.spec())
         .await
         .unwrap();
+    let greeting = program.greeting().len();
+    log.wait_until("the greeting", |events| {
+        delivered(events, ChildFd::STDOUT) >= greeting
+    })
+    .await
+    .unwrap();
     let mut expect = Expect {
         paused: false,
         stdin_open: true,
         stdout_open: true,
         exited: false,
-        echo: 0,
+        echo: greeting,
     };
+    let mut echo = Echo::default();
     let mut results = Vec::new();
     for op in ops {
         // While paused, whether the child already echoed what it was given before a signal
@@ -142,20 +267,20 @@ async fn run(spawner: &dyn ProcessSpawner, ops: &[Op]) -> Trace {
             .unwrap();
             transport.pause_producing();
         }
-        let mut wrote = 0;
+        let mut wrote = Vec::new();
         let result = match op {
             Op::Write(data) => {
-                wrote = data.len();
+                wrote = data.clone();
                 short(transport.write(data))
             }
             Op::WriteSequence(pieces) => {
                 let pieces: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
-                wrote = pieces.iter().map(|p| p.len()).sum();
+                wrote = pieces.concat();
                 short(transport.write_sequence(&pieces))
             }
             Op::WriteTo(fd, data) => {
                 if *fd == ChildFd::STDIN {
-                    wrote = data.len();
+                    wrote = data.clone();
                 }
                 short(transport.write_to_child(*fd, data))
             }
@@ -190,11 +315,26 @@ async fn run(spawner: &dyn ProcessSpawner, ops: &[Op]) -> Trace {
 
         // Settle: wait until the effect of the step is visible on the real side too.
         match op {
-            Op::Write(_) | Op::WriteSequence(_) | Op::WriteTo(..) if ok && wrote > 0 => {
+            Op::Write(_) | Op::WriteSequence(_) | Op::WriteTo(..)
+                if ok && !wrote.is_empty() && !expect.exited =>
+            {
+                let (due, exits) = echo.feed(program, &wrote);
                 if expect.stdout_open {
-                    expect.echo += wrote;
-                } else {
-                    // cat echoes into a closed stdout and dies by SIGPIPE.
+                    expect.echo += due;
+                    if exits && !expect.paused {
+                        // Everything due is printed before the exit.
+                        let echo = expect.echo;
+                        log.wait_until("the echo", |events| {
+                            delivered(events, ChildFd::STDOUT) >= echo
+                        })
+                        .await
+                        .unwrap();
+                    }
+                    if exits {
+                        wait_exit(&log, &mut expect).await;
+                    }
+                } else if due > 0 || exits {
+                    // It prints into a closed stdout and dies by SIGPIPE (or exits).
                     wait_exit(&log, &mut expect).await;
                 }
             }
@@ -202,7 +342,9 @@ async fn run(spawner: &dyn ProcessSpawner, ops: &[Op]) -> Trace {
                 expect.stdout_open = false;
                 expect.echo = delivered(&log.events(), ChildFd::STDOUT);
             }
-            Op::Signal(_) if ok => wait_exit(&log, &mut expect).await,
+            Op::Signal(signal) if ok && !program.ignores(*signal) => {
+                wait_exit(&log, &mut expect).await;
+            }
             Op::Pause => expect.paused = true,
             Op::Resume => expect.paused = false,
             _ => {}
@@ -212,7 +354,10 @@ async fn run(spawner: &dyn ProcessSpawner, ops: &[Op]) -> Trace {
             Op::Close(ChildFd::STDIN) | Op::CloseStdin | Op::LoseConnection
         );
         if closes_stdin && expect.stdin_open && !expect.exited {
-            // cat ends at end of file.
+            // Every program ends at end of file, after printing what is due then.
+            if expect.stdout_open {
+                expect.echo += echo.at_eof(program);
+            }
             wait_exit(&log, &mut expect).await;
         }
         if !expect.paused && expect.stdout_open {
@@ -253,8 +398,7 @@ fn cases() -> u32 {
         .unwrap_or(200)
 }
 
-#[test]
-fn the_fake_and_the_real_cat_give_equal_traces() {
+fn check_program(program: Program) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -265,14 +409,34 @@ fn the_fake_and_the_real_cat_give_equal_traces() {
         ..Config::default()
     });
     runner
-        .run(&proptest::collection::vec(op(), 0..24), |ops| {
+        .run(&proptest::collection::vec(op(program), 0..24), |ops| {
             let (real, fake) = runtime.block_on(async {
-                let real = run(&RealSpawner::new(), &ops).await;
-                let fake = run(&twin_reactor(), &ops).await;
+                let real = run(&RealSpawner::new(), program, &ops).await;
+                let fake = run(&program.reactor(), program, &ops).await;
                 (real, fake)
             });
-            prop_assert_eq!(real, fake, "ops: {:?}", ops);
+            prop_assert_eq!(real, fake, "{:?}, ops: {:?}", program, ops);
             Ok(())
         })
         .unwrap();
+}
+
+#[test]
+fn the_fake_and_the_real_cat_give_equal_traces() {
+    check_program(Program::Cat);
+}
+
+#[test]
+fn the_fake_and_a_real_line_answering_shell_give_equal_traces() {
+    check_program(Program::Lines);
+}
+
+#[test]
+fn the_fake_and_the_real_head_give_equal_traces() {
+    check_program(Program::Head);
+}
+
+#[test]
+fn the_fake_and_a_real_shell_ignoring_term_give_equal_traces() {
+    check_program(Program::TrapTerm);
 }

@@ -33,7 +33,11 @@ fn a_runtime_dropped_with_a_child_running_leaves_no_zombie_once_it_exits() {
     // Nothing signals a reap to another thread; look until the pid is gone.
     let start = Instant::now();
     while exists(pid) {
-        assert!(start.elapsed() < HANG_GUARD, "child {pid} is still there: {}", std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default());
+        assert!(
+            start.elapsed() < HANG_GUARD,
+            "child {pid} is still there: {}",
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default()
+        );
         std::thread::yield_now();
     }
 }

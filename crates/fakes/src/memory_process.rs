@@ -279,11 +279,14 @@ impl MemoryProcessTransport {
         result
     }
 
-    /// Closes `fd` and tells the script when stdin closed.
-    fn close_fd(&self, fd: ChildFd) {
+    /// Closes `fds` in one step, so that the child (a script) sees them all closed at once,
+    /// as a real child does, and tells the script when stdin closed.
+    fn close_fds(&self, fds: &[ChildFd]) {
         self.act(|state, out| {
             let was_open = state.model.pipe_state(ChildFd::STDIN) == Some(PipeState::Open);
-            state.close_child_fd(fd, out);
+            for &fd in fds {
+                state.close_child_fd(fd, out);
+            }
             if was_open && state.model.pipe_state(ChildFd::STDIN) != Some(PipeState::Open) {
                 self.queue_script_event(ScriptEvent::StdinClosed);
             }
@@ -292,9 +295,7 @@ impl MemoryProcessTransport {
     }
 
     fn lose(&self) {
-        for fd in ProcessModel::LOSE_CONNECTION_ORDER {
-            self.close_fd(fd);
-        }
+        self.close_fds(&ProcessModel::LOSE_CONNECTION_ORDER);
     }
 
     /// Records the write; the bytes reach the child unless its end is already gone (the
@@ -489,7 +490,7 @@ impl ProcessTransport for MemoryProcessTransport {
 
     fn close_child_fd(&self, fd: ChildFd) {
         self.inner.log.call(TransportCall::CloseChildFd(fd));
-        self.close_fd(fd);
+        self.close_fds(&[fd]);
     }
 
     fn write_to_child(&self, fd: ChildFd, data: &[u8]) -> Result<(), TransportError> {

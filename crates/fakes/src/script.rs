@@ -53,6 +53,56 @@ impl fmt::Debug for StartReaction {
     }
 }
 
+/// State a script keeps for each child it plays: one script can be registered once and play
+/// many spawns. Keyed by the child's spec, which each spawn has its own of.
+struct PerChild<T>(Arc<std::sync::Mutex<std::collections::HashMap<usize, T>>>);
+
+impl<T> Clone for PerChild<T> {
+    fn clone(&self) -> Self {
+        PerChild(self.0.clone())
+    }
+}
+
+impl<T> Default for PerChild<T> {
+    fn default() -> Self {
+        PerChild(Arc::default())
+    }
+}
+
+impl<T: Default> PerChild<T> {
+    fn key(child: &FakeChild) -> usize {
+        std::ptr::from_ref(child.spec()) as usize
+    }
+
+    fn with<R>(&self, child: &FakeChild, f: impl FnOnce(&mut T) -> R) -> R {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(map.entry(Self::key(child)).or_default())
+    }
+
+    fn remove(&self, child: &FakeChild) {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.remove(&Self::key(child));
+    }
+}
+
+/// Writes `data` on `fd` as a real child would: a write into a pipe the parent closed kills
+/// it by `SIGPIPE`. Returns `false` when the child is gone.
+fn write_or_die(child: &FakeChild, fd: ChildFd, data: &[u8]) -> bool {
+    if child.write(fd, data).is_ok() {
+        return true;
+    }
+    if child.transport().exited().is_none() {
+        child.kill(Signal::Number(SIGPIPE));
+    }
+    false
+}
+
 /// Exits 0 at the end of stdin, unless something (a signal) ended the child first.
 fn exit_at_eof(child: &FakeChild) {
     if child.transport().exited().is_none() {
@@ -138,22 +188,66 @@ impl Script {
     }
 
     /// A child that answers each complete line of stdin with `answer(line)` on stdout (the
-    /// line without its newline; the answer is written as given) and exits 0 at end of file.
+    /// line without its newline; the answer is written as given) and exits 0 at end of file,
+    /// dropping an unfinished last line, as a shell's `while read` loop does. Like the real
+    /// loop, it dies by `SIGPIPE` when it answers into a stdout the parent closed.
     pub fn answer_lines(answer: impl Fn(&str) -> String + Send + Sync + 'static) -> Self {
-        let partial = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let partial = PerChild::<Vec<u8>>::default();
+        let forget = partial.clone();
         Script::new()
             .on_stdin(move |child, data| {
-                let mut partial = partial
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                partial.extend_from_slice(data);
-                while let Some(end) = partial.iter().position(|&b| b == b'\n') {
-                    let line: Vec<u8> = partial.drain(..=end).collect();
-                    let reply = answer(&String::from_utf8_lossy(&line[..end]));
-                    let _ = child.write(ChildFd::STDOUT, reply);
+                let replies: Vec<String> = partial.with(child, |partial| {
+                    partial.extend_from_slice(data);
+                    let mut replies = Vec::new();
+                    while let Some(end) = partial.iter().position(|&b| b == b'\n') {
+                        let line: Vec<u8> = partial.drain(..=end).collect();
+                        replies.push(answer(&String::from_utf8_lossy(&line[..end])));
+                    }
+                    replies
+                });
+                for reply in replies {
+                    if !write_or_die(child, ChildFd::STDOUT, reply.as_bytes()) {
+                        return;
+                    }
                 }
             })
-            .on_stdin_eof(exit_at_eof)
+            .on_stdin_eof(move |child| {
+                forget.remove(child);
+                exit_at_eof(child);
+            })
+    }
+
+    /// A child like GNU `head -c bytes`: reads until it has `bytes` bytes of stdin (or stdin
+    /// ends), then writes them on stdout at once and exits 0, reading no more. It dies by
+    /// `SIGPIPE` when it writes into a stdout the parent closed.
+    pub fn head_bytes(bytes: usize) -> Self {
+        let taken = PerChild::<Vec<u8>>::default();
+        let at_eof = taken.clone();
+        let script = Script::new()
+            .on_stdin(move |child, data| {
+                let full = taken.with(child, |taken| {
+                    let room = bytes - taken.len();
+                    taken.extend_from_slice(&data[..data.len().min(room)]);
+                    (taken.len() == bytes).then(|| std::mem::take(taken))
+                });
+                if let Some(head) = full {
+                    taken.remove(child);
+                    if write_or_die(child, ChildFd::STDOUT, &head) {
+                        exit_at_eof(child);
+                    }
+                }
+            })
+            .on_stdin_eof(move |child| {
+                let head = at_eof.with(child, std::mem::take);
+                at_eof.remove(child);
+                if head.is_empty() || write_or_die(child, ChildFd::STDOUT, &head) {
+                    exit_at_eof(child);
+                }
+            });
+        if bytes == 0 {
+            return script.start_with(exit_at_eof);
+        }
+        script
     }
 
     /// Writes `data` on `fd` when the child starts.

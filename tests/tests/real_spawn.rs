@@ -201,6 +201,17 @@ async fn a_missing_working_directory_is_named_as_missing() {
 }
 
 #[tokio::test]
+async fn a_pty_spec_is_refused_not_silently_run_on_pipes() {
+    let (err, log) = spawn_error(SpawnSpec::new("true").use_pty(true)).await;
+    assert_eq!(
+        err.to_string(),
+        "invalid spawn spec: cannot spawn \"true\": use_pty is not supported by the real \
+         transport yet"
+    );
+    assert_eq!(log.events(), []);
+}
+
+#[tokio::test]
 async fn a_file_as_working_directory_is_named_as_not_a_directory() {
     let (err, _) = spawn_error(SpawnSpec::new("true").cwd("/bin/sh")).await;
     assert_eq!(

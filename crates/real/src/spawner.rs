@@ -108,6 +108,13 @@ impl ProcessSpawner for RealSpawner {
         spec: SpawnSpec,
     ) -> Result<Arc<dyn ProcessTransport>, SpawnError> {
         spec.validate()?;
+        if spec.get_use_pty() {
+            // Never ignored silently: the child would get pipes where it asked for a terminal.
+            return Err(SpawnError::InvalidSpec(format!(
+                "cannot spawn {:?}: use_pty is not supported by the real transport yet",
+                spec.get_executable().to_string_lossy()
+            )));
+        }
         check_runtime(&spec)?;
         check_cwd(&spec)?;
         let Spawned { pid, pidfd, pipes } = sys::spawn(&spec)?;

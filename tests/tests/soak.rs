@@ -46,7 +46,10 @@ async fn one(spawner: &RealSpawner, i: usize) {
             SpawnSpec::new("sh").args(["-c", "echo out; echo err >&2"]),
             ProcessEnd::Done,
         ),
-        _ => (SpawnSpec::new("sleep").arg("600"), ProcessEnd::from_signal(9)),
+        _ => (
+            SpawnSpec::new("sleep").arg("600"),
+            ProcessEnd::from_signal(9),
+        ),
     };
     let (recorder, _log) = Recorder::reacting(move |event, transport| {
         if *event == Event::Connected {
@@ -101,5 +104,8 @@ async fn ten_thousand_mixed_spawns_leave_no_fd_zombie_or_growing_memory() {
     assert_eq!(fds_after, fds, "open fds");
     assert_eq!(zombies_after, 0, "zombies");
     // Flat memory: a leak of even 1 KiB per spawn would show as 10 MiB.
-    assert!(rss_after < rss + 4096, "RSS grew from {rss} KiB to {rss_after} KiB");
+    assert!(
+        rss_after < rss + 4096,
+        "RSS grew from {rss} KiB to {rss_after} KiB"
+    );
 }

@@ -51,14 +51,16 @@ async fn one(spawner: &RealSpawner, i: usize) {
             ProcessEnd::from_signal(9),
         ),
     };
+    let kind = i % 5;
     let (recorder, _log) = Recorder::reacting(move |event, transport| {
         if *event == Event::Connected {
-            if i % 5 == 0 {
-                transport.write(b"soak\n").unwrap();
-                transport.close_stdin();
-            }
-            if i % 5 == 4 {
-                transport.signal_process(Signal::Kill).unwrap();
+            match kind {
+                0 => {
+                    transport.write(b"soak\n").unwrap();
+                    transport.close_stdin();
+                }
+                4 => transport.signal_process(Signal::Kill).unwrap(),
+                _ => {}
             }
         }
     });

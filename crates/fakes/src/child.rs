@@ -191,10 +191,14 @@ impl FakeChild {
         });
     }
 
-    /// Runs `f` on the protocol as its concrete type `P`.
+    /// Runs `f` on the protocol as its concrete type `P`. Events that `f` causes (a call on
+    /// the protocol's transport that closes a pipe or makes a script answer) are delivered
+    /// after `f` returns, never under it.
     ///
     /// # Panics
-    /// When there is no protocol (a transport made on its own, or taken), or it is not a `P`.
+    /// When there is no protocol (a transport made on its own, or taken), or it is not a `P`;
+    /// and when called from inside one of the protocol's own callbacks (a misuse: the protocol
+    /// is already borrowed there).
     pub fn with_protocol<P: ProcessProtocol, R>(&self, f: impl FnOnce(&mut P) -> R) -> R {
         self.transport
             .inner()

@@ -45,3 +45,17 @@ pub async fn run_real(
     let end = guard(transport.ended()).await;
     (transport, end)
 }
+
+/// The text of a caught panic's payload (`panic!` with a literal or a format), or an empty
+/// string for any other payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| {
+            payload
+                .downcast_ref::<&str>()
+                .map(|text| (*text).to_owned())
+        })
+        .unwrap_or_default()
+}

@@ -16,13 +16,13 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
 use process_transport_api::{
-    ChildFd, CloseReason, ProcessEnd, ProcessProtocol, ProcessTransport, Protocol, PushProducer,
-    Signal, SpawnSpec, Transport, TransportError,
+    ChildFd, CloseReason, ProcessTransport, Protocol, PushProducer, Signal, SpawnSpec, Transport,
+    TransportError,
 };
 use process_transport_fakes::{
     FakeChild, MemoryProcessReactor, Script, StringTransport, StringTransportWithDisconnection,
 };
-use process_transport_tests::{check_order, Event};
+use process_transport_tests::{check_order, panic_message, Event, Log, Recorder};
 
 fn cases() -> u32 {
     std::env::var("FUZZ_CASES")
@@ -133,14 +133,12 @@ fn kind() -> impl Strategy<Value = Kind> {
 /// What the protocol was shown and what the checks found, shared with the test.
 #[derive(Default)]
 struct Seen {
-    events: Vec<Event>,
     lost: BTreeSet<ChildFd>,
     exited: bool,
     /// Fds the protocol's side closed itself.
     closed: BTreeSet<ChildFd>,
     violations: Vec<String>,
     reactions: VecDeque<Call>,
-    depth: usize,
     /// The producer registered last, whoever registered it.
     producer: Option<Arc<FuzzProducer>>,
 }
@@ -183,34 +181,24 @@ impl PushProducer for FuzzProducer {
     }
 }
 
-struct FuzzProtocol {
-    shared: Shared,
-    transport: Option<Arc<dyn ProcessTransport>>,
-}
-
-impl FuzzProtocol {
-    fn record(&mut self, event: Event) {
+/// The protocol: the contract's `Recorder`, noting what it was shown and making, from inside
+/// each callback, the calls queued for it.
+fn fuzz_protocol(shared: &Shared) -> (Box<Recorder>, Log) {
+    let shared = shared.clone();
+    Recorder::reacting(move |event, transport| {
         let reactions: Vec<Call> = {
-            let mut seen = self.shared.lock();
-            seen.depth += 1;
-            if seen.depth > 1 {
-                seen.violations.push(format!("re-entered with {event:?}"));
-            }
+            let mut seen = shared.lock();
             match event {
-                Event::Lost(fd) => drop(seen.lost.insert(fd)),
+                Event::Lost(fd) => drop(seen.lost.insert(*fd)),
                 Event::Exited(_) => seen.exited = true,
                 _ => {}
             }
-            seen.events.push(event);
             seen.reactions.drain(..).collect()
         };
-        if let Some(transport) = self.transport.clone() {
-            for call in reactions {
-                perform(&self.shared, &call, &transport);
-            }
+        for call in reactions {
+            perform(&shared, &call, transport);
         }
-        self.shared.lock().depth -= 1;
-    }
+    })
 }
 
 /// Makes `call` and checks its result against what the protocol had been shown when it made
@@ -298,25 +286,6 @@ fn perform(shared: &Shared, call: &Call, transport: &Arc<dyn ProcessTransport>) 
     seen.closed.extend(closing);
 }
 
-impl ProcessProtocol for FuzzProtocol {
-    fn make_connection(&mut self, transport: Arc<dyn ProcessTransport>) {
-        self.transport = Some(transport);
-        self.record(Event::Connected);
-    }
-    fn child_data_received(&mut self, fd: ChildFd, data: &[u8]) {
-        self.record(Event::Data(fd, data.to_vec()));
-    }
-    fn child_connection_lost(&mut self, fd: ChildFd) {
-        self.record(Event::Lost(fd));
-    }
-    fn process_exited(&mut self, end: ProcessEnd) {
-        self.record(Event::Exited(end));
-    }
-    fn process_ended(&mut self, end: ProcessEnd) {
-        self.record(Event::Ended(end));
-    }
-}
-
 fn play(child: &FakeChild, shared: &Shared, op: &Op) {
     let exited = child.transport().exited().is_some();
     match op {
@@ -325,9 +294,9 @@ fn play(child: &FakeChild, shared: &Shared, op: &Op) {
             perform(shared, call, &transport);
         }
         Op::InsideWithProtocol(call) => {
-            child.with_protocol(|protocol: &mut FuzzProtocol| {
-                let transport = protocol.transport.clone().expect("connected");
-                perform(&protocol.shared, call, &transport);
+            child.with_protocol(|protocol: &mut Recorder| {
+                let transport = protocol.transport().expect("connected").clone();
+                perform(shared, call, &transport);
             });
         }
         Op::React(calls) => shared.lock().reactions.extend(calls.iter().cloned()),
@@ -352,12 +321,9 @@ fn run_process(kind: Kind, ops: &[Op]) -> Result<(), TestCaseError> {
         Kind::Silent => {}
     }
     let shared = Shared::default();
-    let protocol = FuzzProtocol {
-        shared: shared.clone(),
-        transport: None,
-    };
+    let (protocol, log) = fuzz_protocol(&shared);
     let child = reactor
-        .spawn(Box::new(protocol), SpawnSpec::new("child"))
+        .spawn(protocol, SpawnSpec::new("child"))
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     for op in ops {
         play(&child, &shared, op);
@@ -370,17 +336,19 @@ fn run_process(kind: Kind, ops: &[Op]) -> Result<(), TestCaseError> {
     child.transport().lose_connection();
     // The protocol keeps its transport and the last producer keeps the record: break both
     // cycles, or every case's child (and every byte it was sent) stays in memory.
-    drop(child.take_protocol::<FuzzProtocol>());
+    drop(child.take_protocol::<Recorder>());
     let producer = shared.lock().producer.take();
     drop(producer);
     let seen = shared.lock();
     prop_assert!(seen.violations.is_empty(), "{:?}", seen.violations);
+    prop_assert_eq!(log.reentered(), 0, "callbacks were re-entered");
+    let events = log.events();
     prop_assert!(
-        matches!(seen.events.last(), Some(Event::Ended(_))),
+        matches!(events.last(), Some(Event::Ended(_))),
         "no process_ended: {:?}",
-        seen.events
+        events
     );
-    check_order(&seen.events, &STD_PIPES).map_err(TestCaseError::fail)?;
+    check_order(&events, &STD_PIPES).map_err(TestCaseError::fail)?;
     Ok(())
 }
 
@@ -459,11 +427,7 @@ fn allowing_misuse(f: impl FnOnce()) -> Result<bool, TestCaseError> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(()) => Ok(false),
         Err(payload) => {
-            let text = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                .unwrap_or_default();
+            let text = panic_message(&*payload);
             prop_assert!(text.contains(" misuse: "), "an undocumented panic: {text}");
             Ok(true)
         }

@@ -10,7 +10,7 @@ use process_transport_api::{
 };
 use process_transport_fakes::{MemoryProcessReactor, Script};
 use process_transport_real::RealSpawner;
-use process_transport_tests::guard;
+use process_transport_tests::{guard, panic_message};
 
 /// Writes a line to the child and panics on the first output it gets back.
 struct PanicsOnData;
@@ -22,14 +22,6 @@ impl ProcessProtocol for PanicsOnData {
     fn child_data_received(&mut self, _fd: ChildFd, _data: &[u8]) {
         panic!("boom");
     }
-}
-
-fn message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_default()
 }
 
 const KILLED: ProcessEnd = ProcessEnd::Terminated {
@@ -48,7 +40,7 @@ async fn a_real_child_is_killed_and_ended_reports_the_panic() {
     let err = guard(waiting).await.expect_err("ended() raises the panic");
     assert!(err.is_panic());
     assert_eq!(
-        message(&*err.into_panic()),
+        panic_message(&*err.into_panic()),
         "the process's protocol failed and its child was ended (killed by signal 9): \
          child_data_received panicked: boom"
     );
@@ -64,7 +56,7 @@ fn a_fake_raises_the_panic_on_the_call_that_delivered_it_and_ends_the_child() {
         child.write(ChildFd::STDOUT, "hello\n").unwrap();
     }))
     .expect_err("the panic reaches the test's call");
-    assert_eq!(message(&*raised), "boom");
+    assert_eq!(panic_message(&*raised), "boom");
 
     let transport = child.transport();
     assert_eq!(transport.ended_now(), Some(KILLED));
@@ -81,7 +73,7 @@ fn a_fake_raises_the_panic_on_the_call_that_delivered_it_and_ends_the_child() {
     }))
     .expect_err("ended() raises the panic too");
     assert_eq!(
-        message(&*ended),
+        panic_message(&*ended),
         "the process's protocol failed and its child was ended (killed by signal 9): \
          child_data_received panicked: boom"
     );
@@ -96,7 +88,7 @@ fn a_scripted_fake_stops_its_script_after_the_panic() {
         reactor.spawn(Box::new(PanicsOnData), SpawnSpec::new("cat"))
     }))
     .expect_err("the echo's delivery panics inside the spawn");
-    assert_eq!(message(&*raised), "boom");
+    assert_eq!(panic_message(&*raised), "boom");
     let transport = reactor.last_child().transport();
     assert_eq!(transport.ended_now(), Some(KILLED));
     assert_eq!(

@@ -56,6 +56,11 @@ impl FakeChild {
         FakeChild { transport, spec }
     }
 
+    /// `true` when `fd` is mapped to the null device.
+    pub(crate) fn is_null(&self, fd: ChildFd) -> bool {
+        self.spec.get_child_fds().get(&fd) == Some(&ChildFdMapping::Null)
+    }
+
     /// The spec this child was spawned with.
     pub fn spec(&self) -> &SpawnSpec {
         &self.spec
@@ -70,10 +75,15 @@ impl FakeChild {
     /// `child_data_received`, or one per chunk when a chunk size is set (held while the
     /// transport is paused). An empty write delivers nothing.
     ///
-    /// Fails with `UnknownChildFd` when `fd` is not a pipe the parent reads and with
-    /// `ChildFdClosed` once either side closed it, as a real child's write would fail.
+    /// A write on an fd mapped to [`ChildFdMapping::Null`] succeeds and goes nowhere, as a
+    /// write to `/dev/null` does. Fails with `UnknownChildFd` when `fd` is neither that nor a
+    /// pipe the parent reads, and with `ChildFdClosed` once either side closed it, as a real
+    /// child's write would fail.
     pub fn write(&self, fd: ChildFd, data: impl AsRef<[u8]>) -> Result<(), TransportError> {
         let data = data.as_ref();
+        if self.is_null(fd) {
+            return Ok(());
+        }
         self.transport.act(|state, out| {
             if state.model.pipe_mapping(fd) != Some(ChildFdMapping::ParentReads) {
                 return Err(TransportError::UnknownChildFd(fd));
@@ -129,8 +139,11 @@ impl FakeChild {
     }
 
     /// `true` when the child would see end of file on `fd`: the parent closed it (or the
-    /// child did) and every byte was read.
+    /// child did) and every byte was read, or `fd` is the null device.
     pub fn at_eof(&self, fd: ChildFd) -> bool {
+        if self.is_null(fd) {
+            return true;
+        }
         let state = self.transport.lock();
         let closed = state.model.pipe_mapping(fd) == Some(ChildFdMapping::ParentWrites)
             && !state.model.is_writable(fd);

@@ -338,7 +338,7 @@ impl Script {
         self.chunk_size
     }
 
-    /// Runs the start steps.
+    /// Runs the start steps; then, when stdin is the null device, the end-of-file reaction.
     pub(crate) fn start(&self, child: &FakeChild) {
         for step in &self.start {
             match step {
@@ -353,6 +353,10 @@ impl Script {
                 Step::End(_) | Step::ExitKeepingFds(_) => {}
                 Step::Custom(StartReaction(step)) => step(child),
             }
+        }
+        // A stdin on the null device is at its end from the start.
+        if child.is_null(ChildFd::STDIN) {
+            self.stdin_closed(child);
         }
     }
 

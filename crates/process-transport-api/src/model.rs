@@ -316,7 +316,7 @@ impl ProcessModel {
                 }
                 CloseAction::FlushThenClose
             }
-            ChildFdMapping::ParentReads | ChildFdMapping::Inherit(_) => {
+            ChildFdMapping::ParentReads | ChildFdMapping::Inherit(_) | ChildFdMapping::Null => {
                 pipe.closed_by_parent = true;
                 self.pipe_lost(fd, out);
                 CloseAction::StopReading

@@ -13,6 +13,7 @@ use crate::{ChildFd, SpawnError};
 ///
 /// assert!(ChildFdMapping::ParentWrites.is_pipe());
 /// assert!(!ChildFdMapping::Inherit(5).is_pipe());
+/// assert!(!ChildFdMapping::Null.is_pipe());
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ChildFdMapping {
@@ -22,12 +23,20 @@ pub enum ChildFdMapping {
     ParentWrites,
     /// The parent's own fd with this number, inherited by the child as is.
     Inherit(i32),
+    /// The null device: reads see end of file at once, writes are accepted and discarded
+    /// (`std::process::Stdio::null()`). The real transport opens `/dev/null` for it; the fakes
+    /// give the child an fd that is empty to read and swallows what is written. Like an
+    /// inherited fd, it is not a pipe: it has no events and the parent cannot write to it.
+    Null,
 }
 
 impl ChildFdMapping {
     /// `true` for the two pipe kinds, whose ends the transport owns and reports.
     pub fn is_pipe(self) -> bool {
-        !matches!(self, ChildFdMapping::Inherit(_))
+        matches!(
+            self,
+            ChildFdMapping::ParentReads | ChildFdMapping::ParentWrites
+        )
     }
 }
 

@@ -1,6 +1,7 @@
 //! Scenarios of fd shapes, sizes, crowds and the spec's environment: extra fds both ways with
 //! staged closes, a child closing its own fds, pipes closed by the parent before the child
-//! writes, a grandchild holding the pipes, many write sizes, 25 children at once, env and cwd.
+//! writes, a grandchild holding the pipes, many write sizes, 25 children at once, env and cwd,
+//! and fds on the null device.
 
 use super::*;
 
@@ -204,5 +205,28 @@ scenarios! {
         ensure!(known >= 1 && pids[..known].iter().all(|p| *p == pids[0]), "pids: {pids:?}");
         ensure!(pids[known..].iter().all(|p| p == "None"), "pids: {pids:?}");
         check_order(&log.events(), &STD_PIPES)
+    }
+
+    a_stdin_on_the_null_device_reads_as_end_of_file_at_once_and_is_not_writable => |ctx| {
+        let spec = ctx.catalog.spec(Child::Echo).child_fd(ChildFd::STDIN, ChildFdMapping::Null);
+        let (transport, log) = ctx.spawn_spec(spec).await?;
+        let write = transport.write(b"nowhere\n");
+        let end = end(&transport).await?;
+        unknown(write, ChildFd::STDIN)?;
+        ensure!(end == ProcessEnd::Done, "end: {end:?}");
+        ensure!(log.bytes(ChildFd::STDOUT).is_empty(), "stdout: {:?}", joined(&log, ChildFd::STDOUT));
+        ensure!(count(&log.events(), &Event::Lost(ChildFd::STDIN)) == 0, "the null stdin was lost: {:?}", log.events());
+        check_order(&log.events(), &[ChildFd::STDOUT, ChildFd::STDERR])
+    }
+
+    output_to_the_null_device_is_discarded_without_events => |ctx| {
+        let spec = ctx.catalog.spec(Child::Talk).child_fd(ChildFd::STDOUT, ChildFdMapping::Null);
+        let (transport, log) = ctx.spawn_spec(spec).await?;
+        let end = end(&transport).await?;
+        ensure!(end == ProcessEnd::Done, "end: {end:?}");
+        ensure!(log.bytes(ChildFd::STDERR) == TALK_STDERR.as_bytes(), "stderr: {:?}", joined(&log, ChildFd::STDERR));
+        let stdout_events = log.events().iter().filter(|e| matches!(e, Event::Data(fd, _) | Event::Lost(fd) if *fd == ChildFd::STDOUT)).count();
+        ensure!(stdout_events == 0, "events on the null stdout: {:?}", log.events());
+        check_order(&log.events(), &[ChildFd::STDIN, ChildFd::STDERR])
     }
 }

@@ -159,6 +159,7 @@ fn plan_fds(spec: &SpawnSpec) -> Result<(FdPlan, Vec<Pipe>), SpawnError> {
                     format!("child fd {fd} inherits parent fd {parent}, not copied"),
                 )
             })?,
+            ChildFdMapping::Null => open_null(spec, fd)?,
         };
         let above = fcntl_dupfd_cloexec(child_side.as_fd(), max_target + 1)
             .map_err(|err| invalid(spec, format!("cannot place child fd {fd}: {err}")))?;
@@ -170,6 +171,21 @@ fn plan_fds(spec: &SpawnSpec) -> Result<(FdPlan, Vec<Pipe>), SpawnError> {
         max_target,
     };
     Ok((plan, pipes))
+}
+
+/// Opens the null device, read-write as the child may read or write the fd.
+fn open_null(spec: &SpawnSpec, fd: ChildFd) -> Result<OwnedFd, SpawnError> {
+    rustix::fs::open(
+        "/dev/null",
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|err| {
+        invalid(
+            spec,
+            format!("cannot open /dev/null for child fd {fd}: {err}"),
+        )
+    })
 }
 
 fn new_pipe(spec: &SpawnSpec, fd: ChildFd) -> Result<(OwnedFd, OwnedFd), SpawnError> {

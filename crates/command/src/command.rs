@@ -1,0 +1,407 @@
+//! [`Command`]: the builder of `tokio::process::Command`, over any spawner.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use process_transport_api::{
+    ChildFd, ChildFdMapping, ProcessSpawner, ProcessTransport, SpawnError, SpawnSpec,
+};
+
+use crate::pipes::{Bridge, ChildStderr, ChildStdin, ChildStdout, Shared};
+use crate::{default, Child, ExitStatus, Output};
+
+/// What one of the child's standard fds is connected to, as `std::process::Stdio`.
+///
+/// ```
+/// use process_transport_api::{ChildFd, ChildFdMapping};
+/// use process_transport_command::{Command, Stdio};
+///
+/// let spec = Command::new("sort").stdin(Stdio::null()).stdout(Stdio::piped()).to_spec();
+/// assert_eq!(spec.get_child_fds()[&ChildFd::STDIN], ChildFdMapping::Null);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stdio(Kind);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Piped,
+    Null,
+    Inherit,
+}
+
+impl Stdio {
+    /// A pipe to the parent: [`Child::stdin`], [`Child::stdout`] or [`Child::stderr`].
+    pub fn piped() -> Self {
+        Stdio(Kind::Piped)
+    }
+
+    /// The null device: the child reads end of file and its writes vanish.
+    pub fn null() -> Self {
+        Stdio(Kind::Null)
+    }
+
+    /// The parent's own fd of the same number.
+    pub fn inherit() -> Self {
+        Stdio(Kind::Inherit)
+    }
+}
+
+/// Which of tokio's defaults applies to the stdio not set explicitly.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Defaults {
+    /// `spawn` and `status`: all three inherited.
+    Inherit,
+    /// `output`: stdin null, stdout and stderr piped.
+    Output,
+}
+
+impl Defaults {
+    fn for_fd(self, fd: ChildFd) -> Stdio {
+        match (self, fd) {
+            (Defaults::Inherit, _) => Stdio::inherit(),
+            (Defaults::Output, ChildFd::STDIN) => Stdio::null(),
+            (Defaults::Output, _) => Stdio::piped(),
+        }
+    }
+}
+
+/// A process to start, built as `tokio::process::Command` is, and run on any
+/// [`ProcessSpawner`]: the one given to [`spawner`](Self::spawner), else the scoped default
+/// ([`set_default`](crate::set_default), [`with_default`](crate::with_default)), else real
+/// processes.
+///
+/// The builder methods take `&mut self` and chain, so code written for tokio's `Command`
+/// compiles against this one with the import changed.
+///
+/// ```
+/// use process_transport_command::Command;
+/// use process_transport_fakes::{MemoryProcessReactor, Script};
+/// use std::sync::Arc;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
+/// let reactor = MemoryProcessReactor::strict();
+/// reactor.register(["sh", "-c", "exit 3"], Script::new().stderr("bye\n").exit(3));
+///
+/// let out = Command::new("sh").args(["-c", "exit 3"]).spawner(Arc::new(reactor)).output().await?;
+/// assert_eq!(out.status.code(), Some(3));
+/// assert_eq!(out.stderr, b"bye\n");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Command {
+    spec: SpawnSpec,
+    stdio: [Option<Stdio>; 3],
+    kill_on_drop: bool,
+    spawner: Option<Arc<dyn ProcessSpawner>>,
+}
+
+impl fmt::Debug for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Command")
+            .field("command_line", &self.spec.command_line())
+            .field("stdio", &self.stdio)
+            .field("kill_on_drop", &self.kill_on_drop)
+            .field("spawner_given", &self.spawner.is_some())
+            .finish()
+    }
+}
+
+impl Command {
+    /// A command that runs `program` with no arguments, the parent's environment and working
+    /// directory. A bare name is looked up in `PATH` by the spawner.
+    pub fn new(program: impl AsRef<OsStr>) -> Self {
+        Command {
+            spec: SpawnSpec::new(program),
+            stdio: [None; 3],
+            kill_on_drop: false,
+            spawner: None,
+        }
+    }
+
+    fn edit(&mut self, change: impl FnOnce(SpawnSpec) -> SpawnSpec) -> &mut Self {
+        let spec = std::mem::replace(&mut self.spec, SpawnSpec::new(""));
+        self.spec = change(spec);
+        self
+    }
+
+    /// Adds one argument.
+    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Self {
+        self.edit(|spec| spec.arg(arg))
+    }
+
+    /// Adds several arguments, in order.
+    pub fn args<I, S>(&mut self, args: I) -> &mut Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.edit(|spec| spec.args(args))
+    }
+
+    /// Sets one environment variable for the child.
+    pub fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut Self {
+        self.edit(|spec| spec.env(key, value))
+    }
+
+    /// Sets several environment variables for the child.
+    pub fn envs<I, K, V>(&mut self, vars: I) -> &mut Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        self.edit(|spec| spec.envs(vars))
+    }
+
+    /// Removes one inherited environment variable from the child's environment.
+    pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut Self {
+        self.edit(|spec| spec.env_remove(key))
+    }
+
+    /// Starts the child from an empty environment.
+    pub fn env_clear(&mut self) -> &mut Self {
+        self.edit(SpawnSpec::env_clear)
+    }
+
+    /// Sets the child's working directory.
+    pub fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut Self {
+        self.edit(|spec| spec.cwd(dir))
+    }
+
+    /// Runs the child as this user id.
+    pub fn uid(&mut self, uid: u32) -> &mut Self {
+        self.edit(|spec| spec.uid(uid))
+    }
+
+    /// Runs the child as this group id.
+    pub fn gid(&mut self, gid: u32) -> &mut Self {
+        self.edit(|spec| spec.gid(gid))
+    }
+
+    /// Connects the child's stdin. Default: inherited for [`spawn`](Self::spawn) and
+    /// [`status`](Self::status), null for [`output`](Self::output).
+    pub fn stdin(&mut self, stdio: Stdio) -> &mut Self {
+        self.stdio[0] = Some(stdio);
+        self
+    }
+
+    /// Connects the child's stdout. Default: inherited for [`spawn`](Self::spawn) and
+    /// [`status`](Self::status), piped for [`output`](Self::output).
+    pub fn stdout(&mut self, stdio: Stdio) -> &mut Self {
+        self.stdio[1] = Some(stdio);
+        self
+    }
+
+    /// Connects the child's stderr. Default: inherited for [`spawn`](Self::spawn) and
+    /// [`status`](Self::status), piped for [`output`](Self::output).
+    pub fn stderr(&mut self, stdio: Stdio) -> &mut Self {
+        self.stdio[2] = Some(stdio);
+        self
+    }
+
+    /// Sends `SIGKILL` to the child when its [`Child`] is dropped before its exit was seen
+    /// (by [`Child::wait`], [`Child::try_wait`] or the protocol). Default: `false`, as tokio's.
+    pub fn kill_on_drop(&mut self, kill_on_drop: bool) -> &mut Self {
+        self.kill_on_drop = kill_on_drop;
+        self
+    }
+
+    /// Runs this command on `spawner` whatever default is in scope.
+    pub fn spawner(&mut self, spawner: Arc<dyn ProcessSpawner>) -> &mut Self {
+        self.spawner = Some(spawner);
+        self
+    }
+
+    /// The spec [`spawn`](Self::spawn) hands to the spawner: stdio not set explicitly is
+    /// inherited, as `spawn` does.
+    ///
+    /// ```
+    /// use process_transport_api::{ChildFd, ChildFdMapping};
+    /// use process_transport_command::{Command, Stdio};
+    ///
+    /// let spec = Command::new("grep").arg("x").env("LC_ALL", "C").stdout(Stdio::piped()).to_spec();
+    /// assert_eq!(spec.command_line(), "grep x");
+    /// assert_eq!(spec.get_child_fds()[&ChildFd::STDOUT], ChildFdMapping::ParentReads);
+    /// assert_eq!(spec.get_child_fds()[&ChildFd::STDERR], ChildFdMapping::Inherit(2));
+    /// ```
+    pub fn to_spec(&self) -> SpawnSpec {
+        self.spec_with(Defaults::Inherit)
+    }
+
+    /// The program, as given to [`new`](Self::new).
+    pub fn get_program(&self) -> &OsStr {
+        self.spec.get_executable()
+    }
+
+    pub(crate) fn spec_with(&self, defaults: Defaults) -> SpawnSpec {
+        let mut spec = self.spec.clone();
+        for (index, fd) in [ChildFd::STDIN, ChildFd::STDOUT, ChildFd::STDERR]
+            .into_iter()
+            .enumerate()
+        {
+            let stdio = self.stdio[index].unwrap_or_else(|| defaults.for_fd(fd));
+            spec = match stdio.0 {
+                Kind::Piped if fd == ChildFd::STDIN => {
+                    spec.child_fd(fd, ChildFdMapping::ParentWrites)
+                }
+                Kind::Piped => spec.child_fd(fd, ChildFdMapping::ParentReads),
+                Kind::Null => spec.child_fd(fd, ChildFdMapping::Null),
+                // std gives the child a closed fd where the parent has none.
+                Kind::Inherit if parent_has(fd) => {
+                    spec.child_fd(fd, ChildFdMapping::Inherit(index as i32))
+                }
+                Kind::Inherit => spec.no_child_fd(fd),
+            };
+        }
+        spec
+    }
+
+    fn program(&self) -> String {
+        self.spec.get_executable().to_string_lossy().into_owned()
+    }
+
+    /// The spawner this command runs on.
+    pub(crate) fn resolve_spawner(&self) -> io::Result<Arc<dyn ProcessSpawner>> {
+        match &self.spawner {
+            Some(spawner) => Ok(spawner.clone()),
+            None => default::resolve(&self.program()),
+        }
+    }
+
+    /// Starts the child with tokio's `spawn` defaults (stdio inherited).
+    ///
+    /// Synchronous, as tokio's is: every spawner of this workspace completes `spawn_process`
+    /// at its first poll, and this polls it once. A spawner that must wait (one of your own)
+    /// is served by [`spawn_async`](Self::spawn_async); `spawn` then fails with
+    /// `io::ErrorKind::WouldBlock` and starts nothing.
+    ///
+    /// # Errors
+    /// The spawner's `SpawnError`, inside an `io::Error` (`get_ref()` downcasts to it) of
+    /// kind `NotFound`, `PermissionDenied`, `InvalidInput` (a NUL byte in an argument, say)
+    /// or the operating system's kind; the message names the program.
+    pub fn spawn(&mut self) -> io::Result<Child> {
+        self.spawn_now(Defaults::Inherit)
+    }
+
+    /// Starts the child as [`spawn`](Self::spawn) does, awaiting a spawner that does not
+    /// finish at once.
+    ///
+    /// # Errors
+    /// As [`spawn`](Self::spawn).
+    pub async fn spawn_async(&mut self) -> io::Result<Child> {
+        self.spawn_on(Defaults::Inherit).await
+    }
+
+    fn spawn_now(&self, defaults: Defaults) -> io::Result<Child> {
+        let (spawner, spec, shared) = self.prepare(defaults)?;
+        let polled = {
+            let spawning = spawner.spawn_process(Box::new(Bridge(shared.clone())), spec.clone());
+            pin!(spawning).poll(&mut Context::from_waker(Waker::noop()))
+        };
+        match polled {
+            Poll::Ready(result) => self.finish(result, &spec, shared),
+            Poll::Pending => Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!(
+                    "cannot spawn {:?}: the spawner did not finish spawn_process at once; \
+                     use Command::spawn_async for a spawner that waits",
+                    self.program()
+                ),
+            )),
+        }
+    }
+
+    fn prepare(
+        &self,
+        defaults: Defaults,
+    ) -> io::Result<(Arc<dyn ProcessSpawner>, SpawnSpec, Arc<Shared>)> {
+        let spawner = self.resolve_spawner()?;
+        Ok((
+            spawner,
+            self.spec_with(defaults),
+            Arc::new(Shared::default()),
+        ))
+    }
+
+    fn finish(
+        &self,
+        result: Result<Arc<dyn ProcessTransport>, SpawnError>,
+        spec: &SpawnSpec,
+        shared: Arc<Shared>,
+    ) -> io::Result<Child> {
+        let transport = result.map_err(spawn_error)?;
+        shared.set_transport(&transport);
+        let mapped = |fd: ChildFd| spec.get_child_fds().get(&fd).is_some_and(|m| m.is_pipe());
+        let stdin =
+            mapped(ChildFd::STDIN).then(|| ChildStdin::new(shared.clone(), transport.clone()));
+        let stdout =
+            mapped(ChildFd::STDOUT).then(|| ChildStdout::new(shared.clone(), transport.clone()));
+        let stderr =
+            mapped(ChildFd::STDERR).then(|| ChildStderr::new(shared.clone(), transport.clone()));
+        Ok(Child::new(
+            transport,
+            shared,
+            (stdin, stdout, stderr),
+            self.kill_on_drop,
+        ))
+    }
+
+    /// Runs the child to its end and collects what it wrote, with tokio's `output` defaults:
+    /// stdin null, stdout and stderr piped (explicit settings win).
+    ///
+    /// # Errors
+    /// As [`spawn`](Self::spawn); and an `io::Error` when the transport gives up on the child
+    /// before reporting its end.
+    pub async fn output(&mut self) -> io::Result<Output> {
+        self.spawn_on(Defaults::Output)
+            .await?
+            .wait_with_output()
+            .await
+    }
+
+    /// Runs the child to its end with tokio's `status` defaults (stdio inherited) and returns
+    /// how it ended.
+    ///
+    /// # Errors
+    /// As [`output`](Self::output).
+    pub async fn status(&mut self) -> io::Result<ExitStatus> {
+        self.spawn_on(Defaults::Inherit).await?.wait().await
+    }
+
+    pub(crate) async fn spawn_on(&self, defaults: Defaults) -> io::Result<Child> {
+        let (spawner, spec, shared) = self.prepare(defaults)?;
+        let result = spawner
+            .spawn_process(Box::new(Bridge(shared.clone())), spec.clone())
+            .await;
+        self.finish(result, &spec, shared)
+    }
+}
+
+/// `true` when the parent has its own fd `fd` (0, 1 or 2) open.
+fn parent_has(fd: ChildFd) -> bool {
+    let open = |fd: std::os::fd::BorrowedFd<'_>| rustix::io::fcntl_getfd(fd).is_ok();
+    match fd {
+        ChildFd::STDIN => open(io::stdin().as_fd()),
+        ChildFd::STDOUT => open(io::stdout().as_fd()),
+        _ => open(io::stderr().as_fd()),
+    }
+}
+
+/// The io error for a failed spawn: the `SpawnError` inside, with the matching kind.
+pub(crate) fn spawn_error(err: SpawnError) -> io::Error {
+    let kind = match &err {
+        SpawnError::NotFound(_) => io::ErrorKind::NotFound,
+        SpawnError::PermissionDenied(_) => io::ErrorKind::PermissionDenied,
+        SpawnError::InvalidSpec(_) => io::ErrorKind::InvalidInput,
+        SpawnError::Io(inner) => inner.kind(),
+        _ => io::ErrorKind::Other,
+    };
+    io::Error::new(kind, err)
+}

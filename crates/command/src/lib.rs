@@ -1,0 +1,61 @@
+//! A `tokio::process`-shaped front door over any process-transport spawner.
+//!
+//! Code written with `tokio::process::Command` (builder, `output`, `status`, `spawn`, a
+//! [`Child`] with `AsyncWrite` stdin and `AsyncRead` stdout and stderr, `wait`, `kill`) is
+//! written the same way against [`Command`], and runs on whichever
+//! [`ProcessSpawner`](process_transport_api::ProcessSpawner) is in scope: real processes in
+//! production, a scripted fake, a strict mock or a replayed cassette in tests. The code under
+//! test does not change; the test picks the spawner with [`Command::spawner`],
+//! [`set_default`] or [`with_default`].
+//!
+//! ```
+//! use process_transport_command::{with_default, Command};
+//! use process_transport_fakes::{MemoryProcessReactor, Script};
+//! use std::sync::Arc;
+//!
+//! /// The code under test: it knows nothing of fakes.
+//! async fn branch() -> std::io::Result<String> {
+//!     let out = Command::new("git").args(["branch", "--show-current"]).output().await?;
+//!     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
+//! // The test: a scripted git.
+//! let reactor = MemoryProcessReactor::strict();
+//! reactor.register(["git", "branch", "--show-current"], Script::new().stdout("main\n").exit(0));
+//! assert_eq!(with_default(Arc::new(reactor), branch()).await?, "main");
+//!
+//! // Production: real processes, the default when no spawner is in scope.
+//! let out = Command::new("sh").args(["-c", "echo real"]).output().await?;
+//! assert_eq!(out.stdout, b"real\n");
+//! # Ok(()) }
+//! ```
+//!
+//! # What follows tokio, and what is added
+//!
+//! - Defaults as tokio's: `spawn` and `status` inherit stdio; `output` gives stdin the null
+//!   device and pipes stdout and stderr. Errors are `std::io::Error` with the spawn's
+//!   `SpawnError` inside (`err.get_ref()` downcasts to it) and the kinds `NotFound`,
+//!   `PermissionDenied` and `InvalidInput`.
+//! - Back-pressure both ways: a reader that falls [`READ_BUFFER_LIMIT`] bytes behind pauses
+//!   the transport; a write waits while the transport's stdin buffer is over its high-water
+//!   mark.
+//! - Beyond tokio: [`Child::signal`] for any signal, [`Child::transport`] for the transport
+//!   underneath, [`Command::to_spec`] for the spec a spawn uses, and [`blocking::Command`]
+//!   for synchronous code.
+
+#![forbid(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
+
+pub mod blocking;
+mod child;
+mod command;
+mod default;
+mod pipes;
+mod status;
+
+pub use child::Child;
+pub use command::{Command, Stdio};
+pub use default::{set_default, with_default, DefaultGuard, WithDefault};
+pub use pipes::{ChildStderr, ChildStdin, ChildStdout, READ_BUFFER_LIMIT};
+pub use status::{ExitStatus, Output};

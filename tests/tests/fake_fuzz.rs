@@ -314,11 +314,14 @@ fn play(child: &FakeChild, shared: &Shared, op: &Op) {
 
 fn run_process(kind: Kind, ops: &[Op]) -> Result<(), TestCaseError> {
     let reactor = MemoryProcessReactor::new();
-    match kind {
-        Kind::Cat => reactor.register(["child"], Script::cat()),
-        Kind::Lines => reactor.register(["child"], Script::answer_lines(|l| format!("{l}\n"))),
-        Kind::Holds => reactor.register(["child"], Script::new().stdout("hi\n").holds_stdin()),
-        Kind::Silent => {}
+    let script = match kind {
+        Kind::Cat => Some(Script::cat()),
+        Kind::Lines => Some(Script::answer_lines(|l| format!("{l}\n"))),
+        Kind::Holds => Some(Script::new().stdout("hi\n").holds_stdin()),
+        Kind::Silent => None,
+    };
+    if let Some(script) = script {
+        reactor.register(["child"], script);
     }
     let shared = Shared::default();
     let (protocol, log) = fuzz_protocol(&shared);

@@ -116,9 +116,25 @@ fn signals_terminate_by_default_and_can_be_ignored_or_handled() {
 }
 
 #[test]
-fn an_unregistered_command_is_not_found_on_a_strict_reactor() {
+fn an_unregistered_program_is_not_found_on_a_strict_reactor() {
     let reactor = MemoryProcessReactor::strict();
     reactor.register(["cat"], Script::cat());
+    let (recorder, log) = Recorder::new();
+    let err = futures_executor::block_on(reactor.spawn_process(recorder, SpawnSpec::new("tac")))
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, SpawnError::NotFound(ref exe) if exe == "tac"),
+        "{err:?}"
+    );
+    assert_eq!(log.events(), []);
+}
+
+#[test]
+fn an_unregistered_command_line_of_a_known_program_names_the_closest_registered_one() {
+    let reactor = MemoryProcessReactor::strict();
+    reactor.register(["cat"], Script::cat());
+    reactor.register(["cat", "-u"], Script::cat());
     let (recorder, log) = Recorder::new();
     let err = futures_executor::block_on(
         reactor.spawn_process(recorder, SpawnSpec::new("cat").arg("-n")),
@@ -126,7 +142,11 @@ fn an_unregistered_command_is_not_found_on_a_strict_reactor() {
     .err()
     .unwrap();
     assert!(
-        matches!(err, SpawnError::NotFound(ref exe) if exe == "cat"),
+        matches!(
+            err,
+            SpawnError::Unregistered { ref command, ref closest }
+                if command == "cat -n" && closest.as_deref() == Some("cat -u")
+        ),
         "{err:?}"
     );
     assert_eq!(log.events(), []);

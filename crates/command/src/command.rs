@@ -397,7 +397,7 @@ fn parent_has(fd: ChildFd) -> bool {
 /// The io error for a failed spawn: the `SpawnError` inside, with the matching kind.
 pub(crate) fn spawn_error(err: SpawnError) -> io::Error {
     let kind = match &err {
-        SpawnError::NotFound(_) => io::ErrorKind::NotFound,
+        SpawnError::NotFound(_) | SpawnError::Unregistered { .. } => io::ErrorKind::NotFound,
         SpawnError::PermissionDenied(_) => io::ErrorKind::PermissionDenied,
         SpawnError::InvalidSpec(_) => io::ErrorKind::InvalidInput,
         SpawnError::Io(inner) => inner.kind(),

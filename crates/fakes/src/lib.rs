@@ -58,6 +58,7 @@ mod disconnection;
 mod downcast;
 mod memory_process;
 mod reactor;
+mod registration;
 mod script;
 mod string_transport;
 
@@ -66,5 +67,6 @@ pub use child::FakeChild;
 pub use disconnection::StringTransportWithDisconnection;
 pub use memory_process::{MemoryProcessTransport, DEFAULT_PID};
 pub use reactor::MemoryProcessReactor;
+pub use registration::Registration;
 pub use script::{Script, SignalAction, SignalReaction};
 pub use string_transport::{StringTransport, StringTransportBuilder, DEFAULT_HOST, DEFAULT_PEER};

@@ -1,7 +1,7 @@
 //! Twisted's `MemoryProcessReactor`: a spawner that starts no process and hands the test the
 //! child to play.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -10,6 +10,7 @@ use process_transport_api::{
     Delivery, ProcessProtocol, ProcessSpawner, ProcessTransport, SpawnError, SpawnSpec,
 };
 
+use crate::registration::{words, Matcher, Registration};
 use crate::{FakeChild, MemoryProcessTransport, Script, DEFAULT_PID};
 
 /// A [`ProcessSpawner`] that records every spawn and starts no process.
@@ -68,17 +69,23 @@ use crate::{FakeChild, MemoryProcessTransport, Script, DEFAULT_PID};
 pub struct MemoryProcessReactor {
     children: Arc<Mutex<Vec<FakeChild>>>,
     setup: Arc<Mutex<Setup>>,
+    passed: Arc<Mutex<Vec<SpawnSpec>>>,
 }
 
 /// The reactor's scripts and options.
 #[derive(Default)]
 struct Setup {
-    /// Scripts by the whole command line (executable then arguments).
-    commands: Vec<(Vec<OsString>, Arc<Script>)>,
-    /// Scripts by executable, whatever the arguments.
-    programs: Vec<(OsString, Arc<Script>)>,
+    registrations: Vec<Registration>,
     strict: bool,
     chunk_size: Option<usize>,
+    pass_through: Option<Arc<dyn ProcessSpawner>>,
+}
+
+/// What a spawn resolves to.
+enum Found {
+    Script(Registration),
+    Unscripted,
+    PassThrough(Arc<dyn ProcessSpawner>),
 }
 
 impl fmt::Debug for MemoryProcessReactor {
@@ -96,8 +103,10 @@ impl MemoryProcessReactor {
         Self::default()
     }
 
-    /// A reactor that spawns only registered commands: any other fails with
-    /// `SpawnError::NotFound`, as the real transport fails for a missing program.
+    /// A reactor that spawns only registered commands. Any other fails: with
+    /// `SpawnError::NotFound` when no registration names its executable, as the real
+    /// transport fails for a missing program; with `SpawnError::Unregistered`, naming the
+    /// closest registered command, when the executable is known but not this command line.
     pub fn strict() -> Self {
         let reactor = Self::default();
         reactor.setup().strict = true;
@@ -108,24 +117,97 @@ impl MemoryProcessReactor {
         self.setup.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn add(&self, matcher: Matcher, script: Script) -> Registration {
+        let mut setup = self.setup();
+        let registration = Registration::new(matcher, script, setup.registrations.len());
+        setup.registrations.push(registration.clone());
+        registration
+    }
+
     /// Registers `script` for the command line `command` (the executable, then the
-    /// arguments), matched exactly; a later registration of the same line wins.
-    pub fn register<I, S>(&self, command: I, script: Script)
+    /// arguments), matched exactly. The returned [`Registration`] lists the children it
+    /// played and can limit how often it plays ([`Registration::times`]).
+    pub fn register<I, S>(&self, command: I, script: Script) -> Registration
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let words: Vec<OsString> = command.into_iter().map(|w| w.as_ref().to_owned()).collect();
-        self.setup().commands.insert(0, (words, Arc::new(script)));
+        self.add(Matcher::Exact(words(command)), script)
     }
 
-    /// Registers `script` for `executable` whatever its arguments; a command line registered
-    /// with [`register`](Self::register) is matched first.
-    pub fn register_program(&self, executable: impl AsRef<OsStr>, script: Script) {
-        let executable = executable.as_ref().to_owned();
-        self.setup()
-            .programs
-            .insert(0, (executable, Arc::new(script)));
+    /// Registers `script` for `executable` whatever its arguments.
+    pub fn register_program(&self, executable: impl AsRef<OsStr>, script: Script) -> Registration {
+        self.add(Matcher::Program(executable.as_ref().to_owned()), script)
+    }
+
+    /// Registers `script` for every command line that starts with `prefix` (the executable,
+    /// then the first arguments): `["git", "commit"]` matches `git commit -m x`.
+    pub fn register_prefix<I, S>(&self, prefix: I, script: Script) -> Registration
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.add(Matcher::Prefix(words(prefix)), script)
+    }
+
+    /// Registers `script` for every spawn whose spec satisfies `matches`; `description`
+    /// names it in reports ([`unused`](Self::unused), errors). A regular expression over
+    /// [`SpawnSpec::command_line`] is one such predicate.
+    pub fn register_matching(
+        &self,
+        description: impl Into<String>,
+        matches: impl Fn(&SpawnSpec) -> bool + Send + Sync + 'static,
+        script: Script,
+    ) -> Registration {
+        self.add(
+            Matcher::Predicate(description.into(), Arc::new(matches)),
+            script,
+        )
+    }
+
+    /// Sends every spawn that no registration matches to `spawner` (real processes, say)
+    /// instead of playing it here or refusing it. Such spawns are recorded in
+    /// [`passed_through`](Self::passed_through), not in [`spawns`](Self::spawns).
+    pub fn pass_through(&self, spawner: Arc<dyn ProcessSpawner>) {
+        self.setup().pass_through = Some(spawner);
+    }
+
+    /// The specs sent on to the [`pass_through`](Self::pass_through) spawner, in order.
+    pub fn passed_through(&self) -> Vec<SpawnSpec> {
+        self.passed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Every registration, in the order they were made.
+    pub fn registrations(&self) -> Vec<Registration> {
+        self.setup().registrations.clone()
+    }
+
+    /// The registrations not used as expected: never used, or used fewer times than their
+    /// [`times`](Registration::times) limit. Each as its description and use count.
+    pub fn unused(&self) -> Vec<Registration> {
+        self.registrations()
+            .into_iter()
+            .filter(|registration| !registration.used_as_expected())
+            .collect()
+    }
+
+    /// Checks that every registration was used as expected (see [`unused`](Self::unused)).
+    ///
+    /// # Panics
+    /// When one was not, naming each with how often it was used.
+    pub fn assert_all_used(&self) {
+        let unused = self.unused();
+        if !unused.is_empty() {
+            let list: Vec<String> = unused.iter().map(Registration::report).collect();
+            panic!(
+                "MemoryProcessReactor: {} registration(s) not used as expected: {}",
+                unused.len(),
+                list.join(", ")
+            );
+        }
     }
 
     /// Delivers the output of children spawned from now on in chunks of at most `bytes`
@@ -134,35 +216,45 @@ impl MemoryProcessReactor {
         self.setup().chunk_size = bytes;
     }
 
-    fn script_for(&self, spec: &SpawnSpec) -> Result<Option<Arc<Script>>, SpawnError> {
+    /// Finds what plays `spec` and counts the use: exact command lines first, then prefixes
+    /// (the longest first), predicates, programs. Within one kind, a registration limited
+    /// with [`Registration::times`] that has uses left comes first (the earliest such), then
+    /// the latest unlimited one.
+    fn find(&self, spec: &SpawnSpec) -> Result<Found, SpawnError> {
         let setup = self.setup();
-        let words: Vec<&OsStr> = std::iter::once(spec.get_executable())
-            .chain(spec.get_args().iter().map(OsString::as_os_str))
-            .collect();
-        let by_command = setup
-            .commands
+        let mut candidates: Vec<&Registration> = setup
+            .registrations
             .iter()
-            .find(|(command, _)| {
-                command
-                    .iter()
-                    .map(OsString::as_os_str)
-                    .eq(words.iter().copied())
-            })
-            .map(|(_, script)| script);
-        let by_program = || {
-            setup
-                .programs
-                .iter()
-                .find(|(program, _)| program.as_os_str() == spec.get_executable())
-                .map(|(_, script)| script)
-        };
-        match by_command.or_else(by_program) {
-            Some(script) => Ok(Some(script.clone())),
-            None if setup.strict => Err(SpawnError::NotFound(
-                spec.get_executable().to_string_lossy().into_owned(),
-            )),
-            None => Ok(None),
+            .filter(|registration| registration.has_uses_left() && registration.matches(spec))
+            .collect();
+        candidates.sort_by_key(|registration| registration.rank());
+        if let Some(found) = candidates.first() {
+            found.take_use();
+            return Ok(Found::Script((*found).clone()));
         }
+        if let Some(spawner) = &setup.pass_through {
+            return Ok(Found::PassThrough(spawner.clone()));
+        }
+        if !setup.strict {
+            return Ok(Found::Unscripted);
+        }
+        let executable = spec.get_executable();
+        if !setup
+            .registrations
+            .iter()
+            .any(|registration| registration.names_program(executable))
+        {
+            return Err(SpawnError::NotFound(
+                executable.to_string_lossy().into_owned(),
+            ));
+        }
+        let command = spec.command_line();
+        let closest = setup
+            .registrations
+            .iter()
+            .map(Registration::description)
+            .min_by_key(|described| strsim::levenshtein(described, &command));
+        Err(SpawnError::Unregistered { command, closest })
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<FakeChild>> {
@@ -170,13 +262,33 @@ impl MemoryProcessReactor {
     }
 
     /// Spawns without a runtime: what `spawn_process` does, returning the child handle.
+    ///
+    /// # Errors
+    /// As `spawn_process`; and `SpawnError::InvalidSpec` for a spawn that would pass through
+    /// to another spawner, which only the async `spawn_process` can do.
     pub fn spawn(
         &self,
         protocol: Box<dyn ProcessProtocol>,
         spec: SpawnSpec,
     ) -> Result<FakeChild, SpawnError> {
         spec.validate()?;
-        let script = self.script_for(&spec)?;
+        match self.find(&spec)? {
+            Found::Script(registration) => Ok(self.play(protocol, spec, Some(registration))),
+            Found::Unscripted => Ok(self.play(protocol, spec, None)),
+            Found::PassThrough(_) => Err(SpawnError::InvalidSpec(format!(
+                "cannot spawn {:?}: it passes through to another spawner, which \
+                 MemoryProcessReactor::spawn cannot wait for; use spawn_process",
+                spec.command_line()
+            ))),
+        }
+    }
+
+    fn play(
+        &self,
+        protocol: Box<dyn ProcessProtocol>,
+        spec: SpawnSpec,
+        registration: Option<Registration>,
+    ) -> FakeChild {
         let chunk_size = self.setup().chunk_size;
         let child = {
             let mut children = self.lock();
@@ -188,15 +300,16 @@ impl MemoryProcessReactor {
         };
         let transport = child.transport();
         transport.set_chunk_size(chunk_size);
-        if let Some(script) = script {
+        if let Some(registration) = registration {
+            registration.record(child.clone());
             // Queued before make_connection, so that the child starts before it reacts to
             // anything the protocol does there.
-            transport.install_script(script);
+            transport.install_script(registration.script());
         }
         let handle: Arc<dyn ProcessTransport> = Arc::new(transport.clone());
         transport.act(|_, out| out.push(Delivery::MakeConnection(handle)));
         transport.run_script_events();
-        Ok(child)
+        child
     }
 
     /// Every spec spawned, in order.
@@ -245,7 +358,18 @@ impl ProcessSpawner for MemoryProcessReactor {
         protocol: Box<dyn ProcessProtocol>,
         spec: SpawnSpec,
     ) -> Result<Arc<dyn ProcessTransport>, SpawnError> {
-        let child = self.spawn(protocol, spec)?;
+        spec.validate()?;
+        let child = match self.find(&spec)? {
+            Found::Script(registration) => self.play(protocol, spec, Some(registration)),
+            Found::Unscripted => self.play(protocol, spec, None),
+            Found::PassThrough(spawner) => {
+                self.passed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(spec.clone());
+                return spawner.spawn_process(protocol, spec).await;
+            }
+        };
         Ok(Arc::new(child.transport()))
     }
 }

@@ -3,8 +3,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
-use process_transport_api::{ChildFd, ProcessEnd, Signal};
+use process_transport_api::{ChildFd, ProcessEnd, ProcessTransport, Signal};
 
 use crate::FakeChild;
 
@@ -41,6 +42,7 @@ enum Step {
     End(ProcessEnd),
     ExitKeepingFds(ProcessEnd),
     Custom(StartReaction),
+    Delay(Duration),
 }
 
 /// A start step written as a closure.
@@ -295,6 +297,39 @@ impl Script {
         self
     }
 
+    /// Waits `duration` on tokio's clock before the start steps after it. The steps before
+    /// it run at the spawn, as ever; the rest run in a task on the current tokio runtime once
+    /// the time has passed, unless the child ended meanwhile. Under a paused clock
+    /// (`#[tokio::test(start_paused = true)]`) the wait takes no real time and follows
+    /// `tokio::time::advance`, so timeout code is tested deterministically and at once.
+    ///
+    /// # Panics
+    /// At the spawn of a child whose script reaches a delay outside a tokio runtime (with
+    /// the time driver): a fake's misuse check, as the delay has no clock to follow.
+    ///
+    /// ```
+    /// use process_transport_api::{ProcessSpawner, ProcessTransport, SpawnSpec, ProcessEnd};
+    /// use process_transport_fakes::{MemoryProcessReactor, Script};
+    /// use std::time::Duration;
+    /// # use process_transport_api::ProcessProtocol;
+    /// # struct P; impl ProcessProtocol for P { fn make_connection(&mut self, _: std::sync::Arc<dyn ProcessTransport>) {} }
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let reactor = MemoryProcessReactor::strict();
+    /// reactor.register(["slow"], Script::new().delay(Duration::from_secs(30)).exit(0));
+    /// let transport = reactor.spawn_process(Box::new(P), SpawnSpec::new("slow")).await.unwrap();
+    ///
+    /// let started = tokio::time::Instant::now();
+    /// assert!(tokio::time::timeout(Duration::from_secs(5), transport.ended()).await.is_err());
+    /// assert_eq!(transport.ended().await, ProcessEnd::Done);
+    /// assert_eq!(started.elapsed(), Duration::from_secs(30));
+    /// # }
+    /// ```
+    pub fn delay(mut self, duration: Duration) -> Self {
+        self.start.push(Step::Delay(duration));
+        self
+    }
+
     /// Runs `step` with the child when it starts, after the start steps before it: for output
     /// that depends on the spawn (its [`spec`](FakeChild::spec), say).
     pub fn start_with(mut self, step: impl Fn(&FakeChild) + Send + Sync + 'static) -> Self {
@@ -340,20 +375,7 @@ impl Script {
 
     /// Runs the start steps; then, when stdin is the null device, the end-of-file reaction.
     pub(crate) fn start(&self, child: &FakeChild) {
-        for step in &self.start {
-            match step {
-                Step::Output(fd, data) => {
-                    let _ = child.write(*fd, data);
-                }
-                Step::Close(fd) => child.close(*fd),
-                Step::End(end) if child.transport().exited().is_none() => child.end(*end),
-                Step::ExitKeepingFds(end) if child.transport().exited().is_none() => {
-                    child.exit_keeping_fds(*end);
-                }
-                Step::End(_) | Step::ExitKeepingFds(_) => {}
-                Step::Custom(StartReaction(step)) => step(child),
-            }
-        }
+        run_steps(&self.start, child);
         // A stdin on the null device is at its end from the start.
         if child.is_null(ChildFd::STDIN) {
             self.stdin_closed(child);
@@ -392,6 +414,45 @@ impl Script {
             SignalAction::Terminate if child.transport().exited().is_none() => child.kill(signal),
             SignalAction::Terminate | SignalAction::Ignore => {}
             SignalAction::Custom(react) => react(child, signal),
+        }
+    }
+}
+
+/// Runs start steps in order; at a delay, hands the rest to a task that waits on tokio's clock.
+fn run_steps(steps: &[Step], child: &FakeChild) {
+    for (index, step) in steps.iter().enumerate() {
+        match step {
+            Step::Output(fd, data) => {
+                let _ = child.write(*fd, data);
+            }
+            Step::Close(fd) => child.close(*fd),
+            Step::End(end) if child.transport().exited().is_none() => child.end(*end),
+            Step::ExitKeepingFds(end) if child.transport().exited().is_none() => {
+                child.exit_keeping_fds(*end);
+            }
+            Step::End(_) | Step::ExitKeepingFds(_) => {}
+            Step::Custom(StartReaction(step)) => step(child),
+            Step::Delay(duration) => {
+                let runtime = tokio::runtime::Handle::try_current().unwrap_or_else(|_| {
+                    panic!(
+                        "Script::delay misuse: `{}` was spawned outside a tokio runtime, so \
+                         its delay has no clock to follow",
+                        child.spec().command_line()
+                    )
+                });
+                let (rest, child, duration) =
+                    (steps[index + 1..].to_vec(), child.clone(), *duration);
+                runtime.spawn(async move {
+                    let transport = child.transport();
+                    if tokio::time::timeout(duration, transport.ended())
+                        .await
+                        .is_err()
+                    {
+                        run_steps(&rest, &child);
+                    }
+                });
+                return;
+            }
         }
     }
 }

@@ -65,6 +65,22 @@ pub enum SpawnError {
     /// Any other failure of the operating system; the error's text names the executable.
     #[error("spawn failed: {0}")]
     Io(#[from] io::Error),
+    /// A fake spawner knows the executable but no registered command matches this command
+    /// line. Carries the command line and the closest registered command, if any.
+    #[error("cannot spawn {command:?}: no registered command matches it{}", closest_hint(.closest))]
+    Unregistered {
+        /// The command line that was asked for.
+        command: String,
+        /// The registered command closest to it.
+        closest: Option<String>,
+    },
+}
+
+fn closest_hint(closest: &Option<String>) -> String {
+    match closest {
+        Some(closest) => format!("; the closest registered command is {closest:?}"),
+        None => String::new(),
+    }
 }
 
 /// A text that is not a [`Signal`](crate::Signal).
@@ -111,6 +127,14 @@ mod tests {
         assert_eq!(
             SpawnError::PermissionDenied("/etc/passwd".into()).to_string(),
             r#"cannot spawn "/etc/passwd": permission denied"#
+        );
+        assert_eq!(
+            SpawnError::Unregistered {
+                command: "git stauts".into(),
+                closest: Some("git status".into()),
+            }
+            .to_string(),
+            r#"cannot spawn "git stauts": no registered command matches it; the closest registered command is "git status""#
         );
     }
 }

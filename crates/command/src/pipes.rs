@@ -389,6 +389,11 @@ reader!(
     ChildFd::STDERR
 );
 
+/// How much one write hands the transport at most: a larger write is taken in parts, each
+/// waiting for the transport to be under its high-water mark, so the transport never holds
+/// more than the mark and one part.
+const WRITE_CHUNK: usize = 64 * 1024;
+
 /// The stdin writer's producer: the transport pauses it above its high-water mark.
 struct StdinProducer(Arc<Shared>);
 
@@ -499,6 +504,7 @@ impl AsyncWrite for ChildStdin {
         if self.poll_room(cx).is_pending() {
             return Poll::Pending;
         }
+        let buf = &buf[..buf.len().min(WRITE_CHUNK)];
         Poll::Ready(
             self.transport
                 .write(buf)
@@ -518,8 +524,17 @@ impl AsyncWrite for ChildStdin {
         if self.poll_room(cx).is_pending() {
             return Poll::Pending;
         }
-        let slices: Vec<&[u8]> = bufs.iter().map(|buf| &**buf).collect();
-        let total = slices.iter().map(|s| s.len()).sum();
+        let mut room = WRITE_CHUNK;
+        let slices: Vec<&[u8]> = bufs
+            .iter()
+            .map(|buf| {
+                let take = buf.len().min(room);
+                room -= take;
+                &buf[..take]
+            })
+            .filter(|slice| !slice.is_empty())
+            .collect();
+        let total = WRITE_CHUNK - room;
         Poll::Ready(
             self.transport
                 .write_sequence(&slices)

@@ -61,6 +61,15 @@ impl FakeChild {
         self.spec.get_child_fds().get(&fd) == Some(&ChildFdMapping::Null)
     }
 
+    /// `true` when `fd` is the null device or one of the parent's own fds: not a pipe, and
+    /// writes on it succeed without reaching the protocol.
+    fn swallows_writes(&self, fd: ChildFd) -> bool {
+        matches!(
+            self.spec.get_child_fds().get(&fd),
+            Some(ChildFdMapping::Null | ChildFdMapping::Inherit(_))
+        )
+    }
+
     /// The spec this child was spawned with.
     pub fn spec(&self) -> &SpawnSpec {
         &self.spec
@@ -76,12 +85,13 @@ impl FakeChild {
     /// transport is paused). An empty write delivers nothing.
     ///
     /// A write on an fd mapped to [`ChildFdMapping::Null`] succeeds and goes nowhere, as a
-    /// write to `/dev/null` does. Fails with `UnknownChildFd` when `fd` is neither that nor a
+    /// write to `/dev/null` does; so does one on an inherited fd (the parent's own, which a
+    /// fake does not touch). Fails with `UnknownChildFd` when `fd` is none of these nor a
     /// pipe the parent reads, and with `ChildFdClosed` once either side closed it, as a real
     /// child's write would fail.
     pub fn write(&self, fd: ChildFd, data: impl AsRef<[u8]>) -> Result<(), TransportError> {
         let data = data.as_ref();
-        if self.is_null(fd) {
+        if self.swallows_writes(fd) {
             return Ok(());
         }
         self.transport.act(|state, out| {

@@ -1,1 +1,151 @@
-fn main() {}
+//! The `Command` front door against `tokio::process`, measured in the same run:
+//! - `output()` of `true`: this crate on real processes against `tokio::process::Command`;
+//! - 1 GiB through `cat` with `ChildStdin` / `ChildStdout` (`write_all` and a `read` loop,
+//!   64 KiB buffers) against the same code on `tokio::process`;
+//! - `output()` on a `MemoryProcessReactor` with a script (no process at all).
+//!
+//! `cargo bench -p process-transport-command --bench command`; results in docs/benchmarks.md.
+
+// criterion's macros generate undocumented public functions.
+#![allow(missing_docs)]
+
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use process_transport_command::{Command, Stdio};
+use process_transport_fakes::{MemoryProcessReactor, Script};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+const TOTAL: usize = 1 << 30;
+const BUFFER: usize = 64 * 1024;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// Writes 1 GiB into `stdin` and reads `stdout` to its end, concurrently; returns the count.
+async fn pump(mut stdin: impl AsyncWrite + Unpin, mut stdout: impl AsyncRead + Unpin) -> usize {
+    let chunk = vec![b'x'; BUFFER];
+    let write = async move {
+        let mut sent = 0;
+        while sent < TOTAL {
+            stdin.write_all(&chunk).await.expect("write");
+            sent += BUFFER;
+        }
+        stdin.shutdown().await.expect("shutdown");
+    };
+    let read = async move {
+        let mut buffer = vec![0u8; BUFFER];
+        let mut received = 0;
+        loop {
+            match stdout.read(&mut buffer).await.expect("read") {
+                0 => return received,
+                n => received += n,
+            }
+        }
+    };
+    tokio::join!(write, read).1
+}
+
+fn output_of_true(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("output of true");
+    group.bench_function("tokio::process (baseline)", |b| {
+        b.iter(|| {
+            rt.block_on(async { tokio::process::Command::new("true").output().await.unwrap() })
+        })
+    });
+    group.bench_function("Command on real processes", |b| {
+        b.iter(|| rt.block_on(async { Command::new("true").output().await.unwrap() }))
+    });
+    group.finish();
+}
+
+fn a_gib_through_cat(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("1 GiB through cat");
+    group
+        .sample_size(10)
+        .throughput(Throughput::Bytes(TOTAL as u64));
+    group.bench_function("tokio::process (baseline)", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let mut child = tokio::process::Command::new("cat")
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                let (stdin, stdout) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+                assert_eq!(pump(stdin, stdout).await, TOTAL);
+                child.wait().await.unwrap();
+            })
+        })
+    });
+    group.bench_function("Command on real processes", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let mut child = Command::new("cat")
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                let (stdin, stdout) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+                assert_eq!(pump(stdin, stdout).await, TOTAL);
+                child.wait().await.unwrap();
+            })
+        })
+    });
+    group.finish();
+}
+
+fn output_on_the_fake(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    let reactor = || {
+        let reactor = MemoryProcessReactor::strict();
+        reactor.register(["git", "status"], Script::new().stdout("clean\n").exit(0));
+        Arc::new(reactor)
+    };
+    let output = |spawner: &Arc<MemoryProcessReactor>| {
+        rt.block_on(async {
+            Command::new("git")
+                .arg("status")
+                .spawner(spawner.clone())
+                .output()
+                .await
+                .unwrap()
+        })
+    };
+    let mut group = c.benchmark_group("output on the fake reactor");
+    // The reactor records every child it plays: one reactor per call, made and dropped
+    // outside the timing, measures the call itself.
+    group.bench_function("Command::output with a script, fresh reactor", |b| {
+        b.iter_batched(
+            reactor,
+            |spawner| {
+                output(&spawner);
+                spawner
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    // One reactor for every call: its record grows, as in a long test.
+    let shared = reactor();
+    group.bench_function("Command::output with a script, one reactor", |b| {
+        b.iter(|| output(&shared))
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    output_of_true,
+    a_gib_through_cat,
+    output_on_the_fake
+);
+criterion_main!(benches);

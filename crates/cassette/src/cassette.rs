@@ -1,0 +1,384 @@
+//! The cassette file: what was recorded, as stable, diffable JSON.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use process_transport_api::{ChildFdMapping, ProcessEnd, SpawnSpec};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// The format version this crate writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Bytes as they cross a pipe: stored as text when they are UTF-8, as base64 otherwise.
+///
+/// ```
+/// use process_transport_cassette::Bytes;
+///
+/// assert_eq!(serde_json::to_string(&Bytes::from(&b"hi\n"[..])).unwrap(), r#""hi\n""#);
+/// assert_eq!(serde_json::to_string(&Bytes::from(&[0xff, 0][..])).unwrap(), r#"{"base64":"/wA="}"#);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Bytes(pub Vec<u8>);
+
+impl From<&[u8]> for Bytes {
+    fn from(data: &[u8]) -> Self {
+        Bytes(data.to_vec())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum BytesRepr {
+    Text(String),
+    Base64 { base64: String },
+}
+
+impl Serialize for Bytes {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(&self.0) {
+            Ok(text) => BytesRepr::Text(text.to_owned()),
+            Err(_) => BytesRepr::Base64 {
+                base64: base64::engine::general_purpose::STANDARD.encode(&self.0),
+            },
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match BytesRepr::deserialize(deserializer)? {
+            BytesRepr::Text(text) => Ok(Bytes(text.into_bytes())),
+            BytesRepr::Base64 { base64 } => base64::engine::general_purpose::STANDARD
+                .decode(base64)
+                .map(Bytes)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// What one child fd was connected to, as recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FdKind {
+    /// A pipe the parent read.
+    ParentReads,
+    /// A pipe the parent wrote.
+    ParentWrites,
+    /// A parent fd, inherited.
+    Inherit(i32),
+    /// The null device.
+    Null,
+}
+
+impl From<ChildFdMapping> for FdKind {
+    fn from(mapping: ChildFdMapping) -> Self {
+        match mapping {
+            ChildFdMapping::ParentReads => FdKind::ParentReads,
+            ChildFdMapping::ParentWrites => FdKind::ParentWrites,
+            ChildFdMapping::Inherit(fd) => FdKind::Inherit(fd),
+            ChildFdMapping::Null => FdKind::Null,
+        }
+    }
+}
+
+impl From<FdKind> for ChildFdMapping {
+    fn from(kind: FdKind) -> Self {
+        match kind {
+            FdKind::ParentReads => ChildFdMapping::ParentReads,
+            FdKind::ParentWrites => ChildFdMapping::ParentWrites,
+            FdKind::Inherit(fd) => ChildFdMapping::Inherit(fd),
+            FdKind::Null => ChildFdMapping::Null,
+        }
+    }
+}
+
+/// One thing that crossed a recorded transport, in the order it happened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The protocol wrote `data` to child fd `fd` (and the transport took it).
+    Write {
+        /// The child fd.
+        fd: u32,
+        /// The bytes.
+        data: Bytes,
+    },
+    /// The protocol closed child fd `fd`.
+    Close {
+        /// The child fd.
+        fd: u32,
+    },
+    /// The protocol signalled the child, and the transport took the signal.
+    Signal {
+        /// The signal, as `Signal`'s `Display` gives it.
+        signal: String,
+    },
+    /// The protocol paused reading.
+    Pause,
+    /// The protocol resumed reading.
+    Resume,
+    /// The child wrote `data` on fd `fd`.
+    Output {
+        /// The child fd.
+        fd: u32,
+        /// The bytes.
+        data: Bytes,
+    },
+    /// Child fd `fd` was reported lost.
+    Lost {
+        /// The child fd.
+        fd: u32,
+    },
+    /// The child exited.
+    Exited {
+        /// The exit code, when it exited by itself.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<i32>,
+        /// The signal that ended it, if one did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signal: Option<i32>,
+    },
+}
+
+impl Event {
+    /// The `Exited` event of `end`.
+    pub fn exited(end: ProcessEnd) -> Self {
+        let code = match end {
+            ProcessEnd::Done => Some(0),
+            ProcessEnd::Terminated { exit_code, .. } => exit_code,
+        };
+        Event::Exited {
+            code,
+            signal: end.signal(),
+        }
+    }
+}
+
+/// One recorded spawn: what was asked for and everything that crossed its transport.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recording {
+    /// The executable, then the arguments.
+    pub command: Vec<String>,
+    /// The working directory the spec set, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// The names of the environment variables the spec set (values are never stored).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+    /// The child fd map.
+    pub fds: BTreeMap<u32, FdKind>,
+    /// Whether a pseudo-terminal was asked for.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pty: bool,
+    /// What crossed the transport, in order.
+    pub events: Vec<Event>,
+}
+
+impl Recording {
+    /// A recording of `spec` with no events yet.
+    pub fn of(spec: &SpawnSpec) -> Self {
+        let lossy = |text: &std::ffi::OsStr| text.to_string_lossy().into_owned();
+        Recording {
+            command: std::iter::once(spec.get_executable())
+                .chain(spec.get_args().iter().map(|arg| arg.as_os_str()))
+                .map(lossy)
+                .collect(),
+            cwd: spec.get_cwd().map(|cwd| lossy(cwd.as_os_str())),
+            env: spec
+                .get_env()
+                .vars()
+                .filter(|(_, value)| value.is_some())
+                .map(|(name, _)| lossy(name))
+                .collect(),
+            fds: spec
+                .get_child_fds()
+                .iter()
+                .map(|(fd, mapping)| (fd.0, FdKind::from(*mapping)))
+                .collect(),
+            pty: spec.get_use_pty(),
+            events: Vec::new(),
+        }
+    }
+
+    /// The command line, words joined by spaces.
+    pub fn command_line(&self) -> String {
+        self.command.join(" ")
+    }
+}
+
+/// A cassette: the recordings of every spawn, in spawn order, with the format version.
+///
+/// ```
+/// use process_transport_cassette::{Cassette, Event, Recording};
+/// use process_transport_api::SpawnSpec;
+///
+/// let mut recording = Recording::of(&SpawnSpec::new("echo").arg("hi"));
+/// recording.events.push(Event::Output { fd: 1, data: (&b"hi\n"[..]).into() });
+/// let cassette = Cassette::new(vec![recording]);
+/// let text = cassette.to_json();
+/// assert_eq!(Cassette::from_json(&text, "inline").unwrap(), cassette);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cassette {
+    /// The format version ([`FORMAT_VERSION`]).
+    pub version: u32,
+    /// The spawns, in the order they started.
+    pub spawns: Vec<Recording>,
+}
+
+/// Why a cassette could not be read or written. Every message names the file.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum CassetteError {
+    /// There is no file at the path.
+    #[error("cassette {path}: no such file")]
+    Missing {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file could not be read or written.
+    #[error("cassette {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// The file is not a cassette: not JSON, truncated, or of the wrong shape.
+    #[error("cassette {path}: line {line}, column {column}: {message}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// Where the reading stopped.
+        line: usize,
+        /// Where the reading stopped.
+        column: usize,
+        /// What was wrong there.
+        message: String,
+    },
+    /// The file is a cassette of a format version this crate does not read.
+    #[error(
+        "cassette {path}: format version {found}, but this crate reads version {FORMAT_VERSION}"
+    )]
+    UnknownVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version in the file.
+        found: u64,
+    },
+    /// The path is a symbolic link, which a cassette is never written through.
+    #[error("cassette {path}: is a symbolic link; cassettes are never written through one")]
+    Symlink {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+impl Cassette {
+    /// A cassette of `spawns`, of the current format version.
+    pub fn new(spawns: Vec<Recording>) -> Self {
+        Cassette {
+            version: FORMAT_VERSION,
+            spawns,
+        }
+    }
+
+    /// The cassette as pretty-printed JSON with a final newline: the same cassette always gives
+    /// the same bytes.
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).expect("a cassette always serializes");
+        text.push('\n');
+        text
+    }
+
+    /// Reads a cassette from JSON text; `origin` names it in errors.
+    ///
+    /// # Errors
+    /// `Malformed` with the line and column, or `UnknownVersion`.
+    pub fn from_json(text: &str, origin: impl AsRef<Path>) -> Result<Self, CassetteError> {
+        let path = origin.as_ref().to_owned();
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|err| malformed(&path, &err))?;
+        let version = value.get("version").and_then(serde_json::Value::as_u64);
+        match version {
+            Some(found) if found != u64::from(FORMAT_VERSION) => {
+                return Err(CassetteError::UnknownVersion { path, found });
+            }
+            _ => {}
+        }
+        serde_json::from_str(text).map_err(|err| malformed(&path, &err))
+    }
+
+    /// Loads the cassette at `path`.
+    ///
+    /// # Errors
+    /// `Missing`, `Io`, `Malformed` or `UnknownVersion`, each naming the file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, CassetteError> {
+        let path = path.as_ref();
+        let text = fs::read_to_string(path).map_err(|source| match source.kind() {
+            io::ErrorKind::NotFound => CassetteError::Missing {
+                path: path.to_owned(),
+            },
+            _ => CassetteError::Io {
+                path: path.to_owned(),
+                source,
+            },
+        })?;
+        Self::from_json(&text, path)
+    }
+
+    /// Saves the cassette at `path`, atomically: it is written to a new file (mode 0600) beside
+    /// it and renamed over it, so a crash never leaves half a cassette. A symbolic link at
+    /// `path` is refused, never followed.
+    ///
+    /// # Errors
+    /// `Symlink`, or `Io` naming the file.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), CassetteError> {
+        let path = path.as_ref();
+        let io_error = |source| CassetteError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        if fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink()) {
+            return Err(CassetteError::Symlink {
+                path: path.to_owned(),
+            });
+        }
+        let name = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "cassette".into());
+        let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&temp)
+            .map_err(io_error)?;
+        let written = file
+            .write_all(self.to_json().as_bytes())
+            .and_then(|()| file.sync_all())
+            .and_then(|()| fs::rename(&temp, path));
+        if let Err(err) = written {
+            let _ = fs::remove_file(&temp);
+            return Err(io_error(err));
+        }
+        Ok(())
+    }
+}
+
+fn malformed(path: &Path, err: &serde_json::Error) -> CassetteError {
+    CassetteError::Malformed {
+        path: path.to_owned(),
+        line: err.line(),
+        column: err.column(),
+        message: err.to_string(),
+    }
+}

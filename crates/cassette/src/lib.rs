@@ -1,0 +1,37 @@
+//! Record what real processes did, once, and replay it in tests as a fake.
+//!
+//! [`RecordingSpawner`] wraps any spawner (usually a `RealSpawner`) and records everything
+//! that crosses each transport; [`Cassette`] is the file (stable JSON, bytes as text where
+//! they are UTF-8, base64 otherwise); [`ReplaySpawner`] serves spawns from it as fakes that
+//! follow the same rule book as the real transport, delivering the child's output as it was
+//! interleaved with the protocol's input.
+//!
+//! ```
+//! use process_transport_cassette::{RecordingSpawner, ReplaySpawner};
+//! use process_transport_command::Command;
+//! use process_transport_real::RealSpawner;
+//! use std::sync::Arc;
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! // Record once, on real processes.
+//! let recorder = RecordingSpawner::new(Arc::new(RealSpawner::new()));
+//! let real = Command::new("sh").args(["-c", "echo recorded; exit 3"]).spawner(Arc::new(recorder.clone())).output().await.unwrap();
+//!
+//! // Replay: no process starts, and the output is the same.
+//! let replay = ReplaySpawner::new(recorder.cassette());
+//! let replayed = Command::new("sh").args(["-c", "echo recorded; exit 3"]).spawner(Arc::new(replay)).output().await.unwrap();
+//! assert_eq!(replayed, real);
+//! assert_eq!(replayed.stdout, b"recorded\n");
+//! # });
+//! ```
+
+#![forbid(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
+
+mod cassette;
+mod recorder;
+mod replay;
+
+pub use cassette::{Bytes, Cassette, CassetteError, Event, FdKind, Recording, FORMAT_VERSION};
+pub use recorder::RecordingSpawner;
+pub use replay::ReplaySpawner;

@@ -1,0 +1,307 @@
+//! [`RecordingSpawner`]: every spawn goes through to another spawner, and what crosses its
+//! transport is recorded.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use process_transport_api::{
+    Address, ChildFd, ProcessEnd, ProcessProtocol, ProcessSpawner, ProcessTransport, PushProducer,
+    Signal, SpawnError, SpawnSpec, Transport, TransportError,
+};
+
+use crate::{Cassette, CassetteError, Event, Recording};
+
+type Spawns = Arc<Mutex<Vec<Arc<Mutex<Recording>>>>>;
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A [`ProcessSpawner`] that passes every spawn to `inner` and records, per spawn and in
+/// order, the spec and everything that crosses the transport: the protocol's writes, closes,
+/// signals, pauses and resumes, and the child's output, losses and exit. Recording never
+/// changes what the protocol sees. Spawns, concurrent ones too, go into one [`Cassette`], in
+/// the order they started. Clones share the record.
+///
+/// ```
+/// use process_transport_api::{ProcessSpawner, SpawnSpec};
+/// use process_transport_cassette::{Event, RecordingSpawner};
+/// use process_transport_fakes::{MemoryProcessReactor, Script};
+/// use std::sync::Arc;
+/// # struct Quiet; impl process_transport_api::ProcessProtocol for Quiet { fn make_connection(&mut self, _: Arc<dyn process_transport_api::ProcessTransport>) {} }
+///
+/// let reactor = MemoryProcessReactor::strict();
+/// reactor.register(["echo", "hi"], Script::new().stdout("hi\n").exit(0));
+/// let recorder = RecordingSpawner::new(Arc::new(reactor));
+/// futures_executor::block_on(recorder.spawn_process(Box::new(Quiet), SpawnSpec::new("echo").arg("hi"))).unwrap();
+/// let cassette = recorder.cassette();
+/// assert_eq!(cassette.spawns[0].command_line(), "echo hi");
+/// assert_eq!(cassette.spawns[0].events[0], Event::Output { fd: 1, data: (&b"hi\n"[..]).into() });
+/// ```
+#[derive(Clone)]
+pub struct RecordingSpawner {
+    inner: Arc<dyn ProcessSpawner>,
+    spawns: Spawns,
+}
+
+impl fmt::Debug for RecordingSpawner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordingSpawner")
+            .field("spawns", &lock(&self.spawns).len())
+            .finish()
+    }
+}
+
+impl RecordingSpawner {
+    /// Records what goes through `inner`.
+    pub fn new(inner: Arc<dyn ProcessSpawner>) -> Self {
+        RecordingSpawner {
+            inner,
+            spawns: Arc::default(),
+        }
+    }
+
+    /// What was recorded so far, as a cassette.
+    pub fn cassette(&self) -> Cassette {
+        Cassette::new(
+            lock(&self.spawns)
+                .iter()
+                .map(|recording| lock(recording).clone())
+                .collect(),
+        )
+    }
+
+    /// Saves what was recorded so far at `path` (see [`Cassette::save`]).
+    ///
+    /// # Errors
+    /// As [`Cassette::save`].
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), CassetteError> {
+        self.cassette().save(path)
+    }
+}
+
+#[async_trait]
+impl ProcessSpawner for RecordingSpawner {
+    async fn spawn_process(
+        &self,
+        protocol: Box<dyn ProcessProtocol>,
+        spec: SpawnSpec,
+    ) -> Result<Arc<dyn ProcessTransport>, SpawnError> {
+        let recording = Arc::new(Mutex::new(Recording::of(&spec)));
+        let wrapper: Arc<Mutex<Option<Arc<dyn ProcessTransport>>>> = Arc::default();
+        let tap = Tap {
+            protocol,
+            recording: recording.clone(),
+            wrapper: wrapper.clone(),
+        };
+        // Listed before the spawn starts, so that spawns keep the order they started in; a
+        // spawn that fails is taken off again.
+        lock(&self.spawns).push(recording.clone());
+        match self.inner.spawn_process(Box::new(tap), spec).await {
+            Ok(transport) => Ok(lock(&wrapper)
+                .clone()
+                .unwrap_or_else(|| Arc::new(Recorded::new(transport, recording)))),
+            Err(err) => {
+                lock(&self.spawns).retain(|listed| !Arc::ptr_eq(listed, &recording));
+                Err(err)
+            }
+        }
+    }
+}
+
+/// The protocol handed to the inner spawner: records the events, then passes them on.
+struct Tap {
+    protocol: Box<dyn ProcessProtocol>,
+    recording: Arc<Mutex<Recording>>,
+    wrapper: Arc<Mutex<Option<Arc<dyn ProcessTransport>>>>,
+}
+
+impl Tap {
+    fn record(&self, event: Event) {
+        lock(&self.recording).events.push(event);
+    }
+}
+
+impl ProcessProtocol for Tap {
+    fn make_connection(&mut self, transport: Arc<dyn ProcessTransport>) {
+        let recorded: Arc<dyn ProcessTransport> =
+            Arc::new(Recorded::new(transport, self.recording.clone()));
+        *lock(&self.wrapper) = Some(recorded.clone());
+        self.protocol.make_connection(recorded);
+    }
+
+    fn child_data_received(&mut self, fd: ChildFd, data: &[u8]) {
+        self.record(Event::Output {
+            fd: fd.0,
+            data: data.into(),
+        });
+        self.protocol.child_data_received(fd, data);
+    }
+
+    fn child_connection_lost(&mut self, fd: ChildFd) {
+        self.record(Event::Lost { fd: fd.0 });
+        self.protocol.child_connection_lost(fd);
+    }
+
+    fn process_exited(&mut self, reason: ProcessEnd) {
+        self.record(Event::exited(reason));
+        self.protocol.process_exited(reason);
+    }
+
+    fn process_ended(&mut self, reason: ProcessEnd) {
+        self.protocol.process_ended(reason);
+    }
+}
+
+/// The transport the protocol gets: records its calls, then makes them on the real one.
+struct Recorded {
+    inner: Arc<dyn ProcessTransport>,
+    recording: Arc<Mutex<Recording>>,
+}
+
+impl Recorded {
+    fn new(inner: Arc<dyn ProcessTransport>, recording: Arc<Mutex<Recording>>) -> Self {
+        Recorded { inner, recording }
+    }
+
+    /// Makes `call` and records `event` under one lock, so that the event takes its place
+    /// before anything the call causes; a refused call records nothing.
+    fn record<R>(
+        &self,
+        event: impl FnOnce() -> Event,
+        call: impl FnOnce() -> Result<R, TransportError>,
+    ) -> Result<R, TransportError> {
+        let mut recording = lock(&self.recording);
+        let at = recording.events.len();
+        recording.events.push(event());
+        drop(recording);
+        let result = call();
+        if result.is_err() {
+            lock(&self.recording).events.remove(at);
+        }
+        result
+    }
+
+    fn record_always(&self, event: Event) {
+        lock(&self.recording).events.push(event);
+    }
+}
+
+impl Transport for Recorded {
+    fn write(&self, data: &[u8]) -> Result<(), TransportError> {
+        self.write_to_child(ChildFd::STDIN, data)
+    }
+
+    fn write_sequence(&self, data: &[&[u8]]) -> Result<(), TransportError> {
+        let joined = data.concat();
+        self.record(
+            || Event::Write {
+                fd: 0,
+                data: joined.as_slice().into(),
+            },
+            || self.inner.write_sequence(data),
+        )
+    }
+
+    fn lose_connection(&self) {
+        for fd in process_transport_api::ProcessModel::LOSE_CONNECTION_ORDER {
+            self.record_always(Event::Close { fd: fd.0 });
+        }
+        self.inner.lose_connection();
+    }
+
+    fn abort_connection(&self) {
+        for fd in process_transport_api::ProcessModel::LOSE_CONNECTION_ORDER {
+            self.record_always(Event::Close { fd: fd.0 });
+        }
+        self.inner.abort_connection();
+    }
+
+    fn host(&self) -> Address {
+        self.inner.host()
+    }
+
+    fn peer(&self) -> Address {
+        self.inner.peer()
+    }
+
+    fn register_producer(
+        &self,
+        producer: Arc<dyn PushProducer>,
+        streaming: bool,
+    ) -> Result<(), TransportError> {
+        self.inner.register_producer(producer, streaming)
+    }
+
+    fn unregister_producer(&self) -> Result<(), TransportError> {
+        self.inner.unregister_producer()
+    }
+}
+
+impl PushProducer for Recorded {
+    fn pause_producing(&self) {
+        self.record_always(Event::Pause);
+        self.inner.pause_producing();
+    }
+
+    fn resume_producing(&self) {
+        self.record_always(Event::Resume);
+        self.inner.resume_producing();
+    }
+
+    fn stop_producing(&self) {
+        for fd in process_transport_api::ProcessModel::LOSE_CONNECTION_ORDER {
+            self.record_always(Event::Close { fd: fd.0 });
+        }
+        self.inner.stop_producing();
+    }
+}
+
+#[async_trait]
+impl ProcessTransport for Recorded {
+    fn pid(&self) -> Option<u32> {
+        self.inner.pid()
+    }
+
+    fn close_stdin(&self) {
+        self.close_child_fd(ChildFd::STDIN);
+    }
+
+    fn close_stdout(&self) {
+        self.close_child_fd(ChildFd::STDOUT);
+    }
+
+    fn close_stderr(&self) {
+        self.close_child_fd(ChildFd::STDERR);
+    }
+
+    fn close_child_fd(&self, fd: ChildFd) {
+        self.record_always(Event::Close { fd: fd.0 });
+        self.inner.close_child_fd(fd);
+    }
+
+    fn write_to_child(&self, fd: ChildFd, data: &[u8]) -> Result<(), TransportError> {
+        self.record(
+            || Event::Write {
+                fd: fd.0,
+                data: data.into(),
+            },
+            || self.inner.write_to_child(fd, data),
+        )
+    }
+
+    fn signal_process(&self, signal: Signal) -> Result<(), TransportError> {
+        self.record(
+            || Event::Signal {
+                signal: signal.to_string(),
+            },
+            || self.inner.signal_process(signal),
+        )
+    }
+
+    async fn ended(&self) -> ProcessEnd {
+        self.inner.ended().await
+    }
+}

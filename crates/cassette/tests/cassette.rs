@@ -1,0 +1,393 @@
+//! Cassettes: the file, recording real runs, and replaying them.
+
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use process_transport_api::{ChildFd, ProcessSpawner, Signal, SpawnError, TransportError};
+use process_transport_cassette::{
+    Bytes, Cassette, CassetteError, Event, RecordingSpawner, ReplaySpawner,
+};
+use process_transport_command::{Command, Output, Stdio};
+use process_transport_real::RealSpawner;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// A fresh directory for this test's files.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cassette-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
+fn recorder() -> RecordingSpawner {
+    RecordingSpawner::new(Arc::new(RealSpawner::new()))
+}
+
+async fn output_on(
+    spawner: Arc<dyn ProcessSpawner>,
+    program: &str,
+    args: &[&str],
+) -> io::Result<Output> {
+    Command::new(program)
+        .args(args)
+        .spawner(spawner)
+        .output()
+        .await
+}
+
+#[test]
+fn bytes_are_text_when_utf8_and_base64_otherwise_and_read_back_the_same() {
+    for data in [&b"plain text\n"[..], &[0, 159, 146, 150, 255][..], b""] {
+        let json = serde_json::to_string(&Bytes(data.to_vec())).unwrap();
+        assert_eq!(
+            std::str::from_utf8(data).is_ok(),
+            json.starts_with('"'),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Bytes>(&json).unwrap().0, data);
+    }
+}
+
+#[tokio::test]
+async fn a_recorded_run_replays_with_the_same_output_and_status() -> io::Result<()> {
+    let recorder = recorder();
+    let args = ["-c", "printf 'out\\n'; printf 'err' >&2; exit 3"];
+    let real = output_on(Arc::new(recorder.clone()), "sh", &args).await?;
+    let replay = ReplaySpawner::new(recorder.cassette());
+    let replayed = output_on(Arc::new(replay.clone()), "sh", &args).await?;
+    assert_eq!(replayed, real);
+    assert_eq!(replayed.status.code(), Some(3));
+    replay.assert_all_used();
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_json_is_stable_and_survives_a_save_and_a_load(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let recorder = recorder();
+    output_on(
+        Arc::new(recorder.clone()),
+        "sh",
+        &["-c", "printf '\\377\\000bin'; echo text"],
+    )
+    .await?;
+    let cassette = recorder.cassette();
+    assert_eq!(cassette.to_json(), cassette.to_json());
+    let path = scratch("stable").join("run.json");
+    cassette.save(&path)?;
+    let loaded = Cassette::load(&path)?;
+    assert_eq!(loaded, cassette);
+    assert_eq!(std::fs::read_to_string(&path)?, cassette.to_json());
+    assert!(cassette.to_json().contains("\"base64\""));
+    Ok(())
+}
+
+#[test]
+fn a_saved_cassette_is_private_and_no_temporary_file_is_left() {
+    let dir = scratch("private");
+    let path = dir.join("c.json");
+    Cassette::new(Vec::new()).save(&path).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, [std::ffi::OsString::from("c.json")]);
+}
+
+#[test]
+fn a_cassette_is_never_written_through_a_symbolic_link() {
+    let dir = scratch("symlink");
+    let target = dir.join("elsewhere.json");
+    std::fs::write(&target, "keep").unwrap();
+    let link = dir.join("c.json");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let err = Cassette::new(Vec::new()).save(&link).unwrap_err();
+    assert!(
+        matches!(err, CassetteError::Symlink { ref path } if *path == link),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+}
+
+#[test]
+fn a_missing_cassette_is_named() {
+    let path = scratch("missing").join("none.json");
+    let err = Cassette::load(&path).unwrap_err();
+    assert!(matches!(err, CassetteError::Missing { .. }));
+    assert_eq!(
+        err.to_string(),
+        format!("cassette {}: no such file", path.display())
+    );
+}
+
+#[test]
+fn a_truncated_cassette_names_the_file_and_the_place() {
+    let text = Cassette::new(Vec::new()).to_json();
+    let err = Cassette::from_json(&text[..text.len() - 3], "cut.json").unwrap_err();
+    match err {
+        CassetteError::Malformed { ref path, line, .. } => {
+            assert_eq!(path, &PathBuf::from("cut.json"));
+            assert!(line >= 1);
+        }
+        other => panic!("expected Malformed, got {other:?}"),
+    }
+    assert!(
+        err.to_string().starts_with("cassette cut.json: line "),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_cassette_of_another_version_or_no_cassette_at_all_is_refused() {
+    let err = Cassette::from_json(r#"{"version": 9, "spawns": []}"#, "v9.json").unwrap_err();
+    assert!(
+        matches!(err, CassetteError::UnknownVersion { found: 9, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("format version 9"));
+    let err = Cassette::from_json("[1, 2]", "list.json").unwrap_err();
+    assert!(matches!(err, CassetteError::Malformed { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn replayed_output_waits_for_the_input_it_answered() -> io::Result<()> {
+    let script = "read a; echo got $a; read b; echo got $b";
+    let dialogue = |spawner: Arc<dyn ProcessSpawner>| async move {
+        let mut child = Command::new("sh")
+            .args(["-c", script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawner(spawner)
+            .spawn()?;
+        let mut stdin = child.stdin.take().expect("piped");
+        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let mut heard = Vec::new();
+        for word in ["one", "two"] {
+            stdin.write_all(format!("{word}\n").as_bytes()).await?;
+            heard.push(lines.next_line().await?.unwrap_or_default());
+        }
+        drop(stdin);
+        assert!(child.wait().await?.success());
+        io::Result::Ok(heard)
+    };
+    let recorder = recorder();
+    let real = dialogue(Arc::new(recorder.clone())).await?;
+    assert_eq!(real, ["got one", "got two"]);
+
+    // On replay, nothing is printed before the first line is sent.
+    let replay = ReplaySpawner::new(recorder.cassette());
+    let transport = replay
+        .spawn_process(
+            Box::new(Quiet),
+            Command::new("sh")
+                .args(["-c", script])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .to_spec(),
+        )
+        .await
+        .map_err(io::Error::other)?;
+    let events = recorder.cassette().spawns[0].events.clone();
+    let first_output = events
+        .iter()
+        .position(|e| matches!(e, Event::Output { .. }))
+        .expect("output");
+    assert!(
+        events[..first_output]
+            .iter()
+            .any(|e| matches!(e, Event::Write { .. })),
+        "{events:?}"
+    );
+    drop(transport);
+    assert_eq!(
+        dialogue(Arc::new(ReplaySpawner::new(recorder.cassette()))).await?,
+        real
+    );
+    Ok(())
+}
+
+struct Quiet;
+impl process_transport_api::ProcessProtocol for Quiet {
+    fn make_connection(&mut self, _: Arc<dyn process_transport_api::ProcessTransport>) {}
+}
+
+async fn cat_with(spawner: Arc<dyn ProcessSpawner>, input: &[u8]) -> io::Result<Vec<u8>> {
+    let mut child = Command::new("cat")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawner(spawner)
+        .spawn()?;
+    child
+        .stdin
+        .as_mut()
+        .expect("piped")
+        .write_all(input)
+        .await?;
+    Ok(child.wait_with_output().await?.stdout)
+}
+
+#[tokio::test]
+async fn strict_replay_names_the_spawn_fd_and_offset_of_bytes_that_differ() -> io::Result<()> {
+    let recorder = recorder();
+    cat_with(Arc::new(recorder.clone()), b"hello").await?;
+    let replay = Arc::new(ReplaySpawner::new(recorder.cassette()));
+    let panic = tokio::spawn(async move { cat_with(replay, b"jello").await })
+        .await
+        .expect_err("a mismatch panics");
+    let message = panic.into_panic();
+    let text = message
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| message.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    assert!(
+        text.contains("spawn 0 (`cat`): stdin (fd 0) at offset 0 differs"),
+        "{text}"
+    );
+    assert!(text.contains("jello") && text.contains("hello"), "{text}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn lenient_replay_ignores_stdin_content_but_not_its_length() -> io::Result<()> {
+    let recorder = recorder();
+    cat_with(Arc::new(recorder.clone()), b"hello").await?;
+    let replayed = cat_with(
+        Arc::new(ReplaySpawner::lenient(recorder.cassette())),
+        b"jello",
+    )
+    .await?;
+    assert_eq!(replayed, b"hello");
+    Ok(())
+}
+
+#[tokio::test]
+async fn recordings_of_one_command_are_served_in_order_and_unused_ones_are_reported(
+) -> io::Result<()> {
+    let recorder = recorder();
+    for input in [&b"first"[..], b"second", b"third"] {
+        cat_with(Arc::new(recorder.clone()), input).await?;
+    }
+    let replay = ReplaySpawner::new(recorder.cassette());
+    assert_eq!(
+        cat_with(Arc::new(replay.clone()), b"first").await?,
+        b"first"
+    );
+    assert_eq!(
+        cat_with(Arc::new(replay.clone()), b"second").await?,
+        b"second"
+    );
+    assert_eq!(replay.unused(), ["cat"]);
+    let unused =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| replay.assert_all_used()))
+            .expect_err("one is unused");
+    assert!(unused
+        .downcast_ref::<String>()
+        .is_some_and(|m| m.contains("`cat` (used 0 of 1 times)")));
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unrecorded_spawn_is_not_found() {
+    let replay = ReplaySpawner::new(Cassette::new(Vec::new()));
+    let err = output_on(Arc::new(replay), "git", &["status"])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    assert!(
+        matches!(err.get_ref().and_then(|e| e.downcast_ref::<SpawnError>()), Some(SpawnError::NotFound(exe)) if exe == "git")
+    );
+}
+
+#[tokio::test]
+async fn a_signal_and_the_death_it_caused_are_recorded_and_replayed() -> io::Result<()> {
+    let run = |spawner: Arc<dyn ProcessSpawner>| async move {
+        let mut child = Command::new("sh")
+            .args(["-c", "echo ready; exec sleep 600"])
+            .stdout(Stdio::piped())
+            .spawner(spawner)
+            .spawn()?;
+        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        assert_eq!(lines.next_line().await?.as_deref(), Some("ready"));
+        child.signal(Signal::Term)?;
+        child.wait().await
+    };
+    let recorder = recorder();
+    assert_eq!(run(Arc::new(recorder.clone())).await?.signal(), Some(15));
+    let events = &recorder.cassette().spawns[0].events;
+    assert!(
+        events.contains(&Event::Signal {
+            signal: "TERM".into()
+        }),
+        "{events:?}"
+    );
+    assert_eq!(
+        run(Arc::new(ReplaySpawner::new(recorder.cassette())))
+            .await?
+            .signal(),
+        Some(15)
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_spawns_all_go_into_one_cassette_in_start_order() -> io::Result<()> {
+    let recorder = recorder();
+    let runs: Vec<_> = (0..8)
+        .map(|i| {
+            let spawner: Arc<dyn ProcessSpawner> = Arc::new(recorder.clone());
+            tokio::spawn(
+                async move { output_on(spawner, "sh", &["-c", &format!("echo {i}")]).await },
+            )
+        })
+        .collect();
+    for run in runs {
+        run.await.map_err(io::Error::other)??;
+    }
+    let cassette = recorder.cassette();
+    assert_eq!(cassette.spawns.len(), 8);
+    let mut lines: Vec<String> = cassette.spawns.iter().map(|r| r.command_line()).collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        (0..8)
+            .map(|i| format!("sh -c echo {i}"))
+            .collect::<Vec<_>>()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_failed_spawn_is_not_recorded() {
+    let recorder = recorder();
+    assert!(
+        output_on(Arc::new(recorder.clone()), "no-such-program-c4ss", &[])
+            .await
+            .is_err()
+    );
+    assert!(recorder.cassette().spawns.is_empty());
+}
+
+#[tokio::test]
+async fn replay_keeps_the_shared_rules_a_write_after_close_is_child_fd_closed() -> io::Result<()> {
+    let recorder = recorder();
+    cat_with(Arc::new(recorder.clone()), b"x").await?;
+    let replay = ReplaySpawner::lenient(recorder.cassette());
+    let child = Command::new("cat")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawner(Arc::new(replay))
+        .spawn()?;
+    let transport = child.transport();
+    transport.write(b"x").map_err(io::Error::other)?;
+    transport.close_stdin();
+    assert!(matches!(
+        transport.write(b"y"),
+        Err(TransportError::ChildFdClosed(ChildFd::STDIN))
+    ));
+    Ok(())
+}

@@ -272,6 +272,24 @@ pub enum CassetteError {
         /// The version in the file.
         found: u64,
     },
+    /// The mode variable has a value that is not `record`, `replay` or `auto`.
+    #[error(
+        "cassette {path}: PROCESS_CASSETTE={value:?} is not a mode; use record, replay or auto"
+    )]
+    BadMode {
+        /// The file.
+        path: PathBuf,
+        /// The variable's value.
+        value: String,
+    },
+    /// A replay ended with recorded spawns never served.
+    #[error("cassette {path}: recorded spawns never served: {}", commands.join(", "))]
+    Unused {
+        /// The file.
+        path: PathBuf,
+        /// Their command lines.
+        commands: Vec<String>,
+    },
     /// The path is a symbolic link, which a cassette is never written through.
     #[error("cassette {path}: is a symbolic link; cassettes are never written through one")]
     Symlink {

@@ -31,7 +31,9 @@
 mod cassette;
 mod recorder;
 mod replay;
+mod session;
 
 pub use cassette::{Bytes, Cassette, CassetteError, Event, FdKind, Recording, FORMAT_VERSION};
 pub use recorder::RecordingSpawner;
 pub use replay::ReplaySpawner;
+pub use session::{Mode, Session, MODE_VARIABLE};

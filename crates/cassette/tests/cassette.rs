@@ -391,3 +391,73 @@ async fn replay_keeps_the_shared_rules_a_write_after_close_is_child_fd_closed() 
     ));
     Ok(())
 }
+
+mod sessions {
+    use super::*;
+    use process_transport_cassette::{Mode, Session};
+
+    async fn greet(session: &Session) -> io::Result<Vec<u8>> {
+        Ok(output_on(session.spawner(), "sh", &["-c", "echo hello"])
+            .await?
+            .stdout)
+    }
+
+    #[tokio::test]
+    async fn a_session_records_when_the_cassette_is_missing_then_replays_it(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let path = scratch("session").join("greet.json");
+        let first = Session::open_with(&path, "auto")?;
+        assert_eq!(first.mode(), Mode::Record);
+        assert_eq!(greet(&first).await?, b"hello\n");
+        first.finish()?;
+        assert!(path.exists());
+
+        let second = Session::open_with(&path, "")?;
+        assert_eq!(second.mode(), Mode::Replay);
+        assert_eq!(greet(&second).await?, b"hello\n");
+        second.finish()?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn record_mode_re_records_and_replay_mode_refuses_to_record(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let path = scratch("modes").join("greet.json");
+        let err = Session::open_with(&path, "replay").unwrap_err();
+        assert!(matches!(err, CassetteError::Missing { .. }), "{err}");
+        Cassette::new(Vec::new()).save(&path)?;
+        let forced = Session::open_with(&path, "record")?;
+        assert_eq!(forced.mode(), Mode::Record);
+        greet(&forced).await?;
+        forced.finish()?;
+        assert_eq!(Cassette::load(&path)?.spawns.len(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn an_unknown_mode_is_named() {
+        let err = Session::open_with("x.json", "sometimes").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"cassette x.json: PROCESS_CASSETTE="sometimes" is not a mode; use record, replay or auto"#
+        );
+    }
+
+    #[tokio::test]
+    async fn a_replay_that_leaves_recordings_unserved_fails_at_finish(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let path = scratch("unserved").join("two.json");
+        let recording = Session::open_with(&path, "record")?;
+        greet(&recording).await?;
+        greet(&recording).await?;
+        recording.finish()?;
+        let replay = Session::open_with(&path, "replay")?;
+        greet(&replay).await?;
+        let err = replay.finish().unwrap_err();
+        assert!(
+            matches!(err, CassetteError::Unused { ref commands, .. } if commands == &["sh -c echo hello".to_string()]),
+            "{err}"
+        );
+        Ok(())
+    }
+}

@@ -315,6 +315,49 @@ impl Cassette {
         text
     }
 
+    /// The transcript: one line per spawn and per event, bytes escaped as in a Rust byte
+    /// string.
+    ///
+    /// ```
+    /// use process_transport_cassette::{Cassette, Event, Recording};
+    /// use process_transport_api::SpawnSpec;
+    ///
+    /// let mut recording = Recording::of(&SpawnSpec::new("cat"));
+    /// recording.events = vec![
+    ///     Event::Write { fd: 0, data: (&b"hi\n"[..]).into() },
+    ///     Event::Output { fd: 1, data: (&b"hi\n"[..]).into() },
+    ///     Event::Exited { code: Some(0), signal: None },
+    /// ];
+    /// assert_eq!(
+    ///     Cassette::new(vec![recording]).transcript(),
+    ///     "spawn 0: cat\n  -> fd 0: b\"hi\\n\"\n  <- fd 1: b\"hi\\n\"\n  exited: code 0\n"
+    /// );
+    /// ```
+    pub fn transcript(&self) -> String {
+        let mut text = String::new();
+        for (index, recording) in self.spawns.iter().enumerate() {
+            text.push_str(&format!("spawn {index}: {}\n", recording.command_line()));
+            for event in &recording.events {
+                let line = match event {
+                    Event::Write { fd, data } => format!("-> fd {fd}: {}", escaped(&data.0)),
+                    Event::Close { fd } => format!("-> close fd {fd}"),
+                    Event::Signal { signal } => format!("-> signal {signal}"),
+                    Event::Pause => "-> pause".into(),
+                    Event::Resume => "-> resume".into(),
+                    Event::Output { fd, data } => format!("<- fd {fd}: {}", escaped(&data.0)),
+                    Event::Lost { fd } => format!("<- lost fd {fd}"),
+                    Event::Exited { code, signal } => match (code, signal) {
+                        (_, Some(signal)) => format!("exited: signal {signal}"),
+                        (Some(code), None) => format!("exited: code {code}"),
+                        (None, None) => "exited: unknown".into(),
+                    },
+                };
+                text.push_str(&format!("  {line}\n"));
+            }
+        }
+        text
+    }
+
     /// Reads a cassette from JSON text; `origin` names it in errors.
     ///
     /// # Errors
@@ -399,4 +442,14 @@ fn malformed(path: &Path, err: &serde_json::Error) -> CassetteError {
         column: err.column(),
         message: err.to_string(),
     }
+}
+
+/// `data` as a Rust byte-string literal.
+fn escaped(data: &[u8]) -> String {
+    let inner: String = data
+        .iter()
+        .flat_map(|&byte| std::ascii::escape_default(byte))
+        .map(char::from)
+        .collect();
+    format!("b\"{inner}\"")
 }

@@ -48,7 +48,8 @@ fn record_then_show_then_replay() {
     );
     assert!(text.contains("  -> fd 0: b\"line one\\n\"\n"), "{text}");
     assert!(text.contains("  <- fd 2: b\"oops\"\n"), "{text}");
-    assert!(text.ends_with("  exited: code 4\n"), "{text}");
+    // The exit may come before or after the losses of the pipes.
+    assert!(text.contains("  exited: code 4\n"), "{text}");
 
     let replayed = Command::new(BIN)
         .arg("replay")

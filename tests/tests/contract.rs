@@ -88,6 +88,10 @@ async fn the_contract_recorded_through_a_recording_spawner_replays_with_the_same
 
     let cassette = Cassette::from_json(&recorder.cassette().to_json(), "contract").unwrap();
     let replayed = run_contract(&ReplaySpawner::new(cassette), &ShellCatalog).await;
-    let failed: Vec<&str> = replayed.failures().iter().map(|outcome| outcome.name).collect();
+    let failed: Vec<&str> = replayed
+        .failures()
+        .iter()
+        .map(|outcome| outcome.name)
+        .collect();
     assert_eq!(failed, NOT_REPLAYABLE, "replay verdicts:\n{replayed}");
 }

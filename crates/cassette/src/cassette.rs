@@ -147,6 +147,21 @@ pub enum Event {
 }
 
 impl Event {
+    /// The end an `Exited` event records; `None` for any other event.
+    pub fn end(&self) -> Option<ProcessEnd> {
+        let Event::Exited { code, signal } = *self else {
+            return None;
+        };
+        Some(match (code, signal) {
+            (_, Some(signal)) => ProcessEnd::from_signal(signal),
+            (Some(code), None) => ProcessEnd::from_exit_code(code),
+            (None, None) => ProcessEnd::Terminated {
+                exit_code: None,
+                signal: None,
+            },
+        })
+    }
+
     /// The `Exited` event of `end`.
     pub fn exited(end: ProcessEnd) -> Self {
         let code = match end {

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use process_transport_api::{
-    Address, ChildFd, ProcessEnd, ProcessProtocol, ProcessSpawner, ProcessTransport, PushProducer,
-    Signal, SpawnError, SpawnSpec, Transport, TransportError,
+    Address, ChildFd, ProcessEnd, ProcessModel, ProcessProtocol, ProcessSpawner, ProcessTransport,
+    PushProducer, Signal, SpawnError, SpawnSpec, Transport, TransportError,
 };
 
 use crate::{Cassette, CassetteError, Event, Recording};
@@ -187,6 +187,14 @@ impl Recorded {
     fn record_always(&self, event: Event) {
         lock(&self.recording).events.push(event);
     }
+
+    /// Records the closes of `lose_connection`: fds 0, 2 and 1, in that order.
+    fn record_standard_closes(&self) {
+        let mut recording = lock(&self.recording);
+        for fd in ProcessModel::LOSE_CONNECTION_ORDER {
+            recording.events.push(Event::Close { fd: fd.0 });
+        }
+    }
 }
 
 impl Transport for Recorded {
@@ -194,28 +202,13 @@ impl Transport for Recorded {
         self.write_to_child(ChildFd::STDIN, data)
     }
 
-    fn write_sequence(&self, data: &[&[u8]]) -> Result<(), TransportError> {
-        let joined = data.concat();
-        self.record(
-            || Event::Write {
-                fd: 0,
-                data: joined.as_slice().into(),
-            },
-            || self.inner.write_sequence(data),
-        )
-    }
-
     fn lose_connection(&self) {
-        for fd in process_transport_api::ProcessModel::LOSE_CONNECTION_ORDER {
-            self.record_always(Event::Close { fd: fd.0 });
-        }
+        self.record_standard_closes();
         self.inner.lose_connection();
     }
 
     fn abort_connection(&self) {
-        for fd in process_transport_api::ProcessModel::LOSE_CONNECTION_ORDER {
-            self.record_always(Event::Close { fd: fd.0 });
-        }
+        self.record_standard_closes();
         self.inner.abort_connection();
     }
 
@@ -252,9 +245,7 @@ impl PushProducer for Recorded {
     }
 
     fn stop_producing(&self) {
-        for fd in process_transport_api::ProcessModel::LOSE_CONNECTION_ORDER {
-            self.record_always(Event::Close { fd: fd.0 });
-        }
+        self.record_standard_closes();
         self.inner.stop_producing();
     }
 }
@@ -263,18 +254,6 @@ impl PushProducer for Recorded {
 impl ProcessTransport for Recorded {
     fn pid(&self) -> Option<u32> {
         self.inner.pid()
-    }
-
-    fn close_stdin(&self) {
-        self.close_child_fd(ChildFd::STDIN);
-    }
-
-    fn close_stdout(&self) {
-        self.close_child_fd(ChildFd::STDOUT);
-    }
-
-    fn close_stderr(&self) {
-        self.close_child_fd(ChildFd::STDERR);
     }
 
     fn close_child_fd(&self, fd: ChildFd) {

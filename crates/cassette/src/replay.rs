@@ -7,8 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use process_transport_api::{
-    ChildFd, ProcessEnd, ProcessProtocol, ProcessSpawner, ProcessTransport, Signal, SpawnError,
-    SpawnSpec,
+    ChildFd, ProcessProtocol, ProcessSpawner, ProcessTransport, Signal, SpawnError, SpawnSpec,
 };
 use process_transport_fakes::{
     FakeChild, MemoryProcessReactor, Registration, Script, SignalAction,
@@ -153,12 +152,15 @@ impl ProcessSpawner for ReplaySpawner {
 #[derive(Default)]
 struct Progress {
     cursor: usize,
-    /// Bytes the protocol wrote on stdin so far.
+    /// Bytes the protocol wrote on stdin that the recording has not accounted for yet.
     stdin: Vec<u8>,
-    /// Of those, how many the recording has accounted for.
+    /// How many stdin bytes the recording accounted for: the offset of `stdin`.
     matched: usize,
     stdin_closed: bool,
+    /// Signals the protocol sent.
     signals: usize,
+    /// Recorded signals played past.
+    signals_played: usize,
     closed_by_parent: BTreeSet<u32>,
     /// A mismatch was reported: the child plays nothing more (a second panic while the first
     /// unwinds, from a drop that closes stdin, would abort the test).
@@ -228,21 +230,14 @@ impl Player {
             let Some(event) = events.get(progress.cursor).filter(|_| !progress.failed) else {
                 return;
             };
-            let signals_before = events[..progress.cursor]
-                .iter()
-                .filter(|e| matches!(e, Event::Signal { .. }))
-                .count();
             match event {
                 Event::Write { fd: 0, data } => {
-                    let end = progress.matched + data.0.len();
-                    if progress.stdin.len() < end {
+                    let len = data.0.len();
+                    if progress.stdin.len() < len {
                         return;
                     }
-                    if self.strict && progress.stdin[progress.matched..end] != data.0[..] {
-                        let (got, offset) = (
-                            progress.stdin[progress.matched..end].to_vec(),
-                            progress.matched,
-                        );
+                    if self.strict && progress.stdin[..len] != data.0[..] {
+                        let (got, offset) = (progress.stdin[..len].to_vec(), progress.matched);
                         progress.failed = true;
                         drop(progress);
                         process_transport_fakes::assert_bytes_eq!(
@@ -253,14 +248,16 @@ impl Player {
                         );
                         return;
                     }
-                    progress.matched = end;
+                    progress.stdin.drain(..len);
+                    progress.matched += len;
                 }
                 Event::Close { fd: 0 } if !progress.stdin_closed => return,
                 Event::Close { fd } => {
                     progress.closed_by_parent.insert(*fd);
                 }
-                Event::Signal { .. } if progress.signals <= signals_before => return,
-                Event::Write { .. } | Event::Signal { .. } | Event::Pause | Event::Resume => {}
+                Event::Signal { .. } if progress.signals <= progress.signals_played => return,
+                Event::Signal { .. } => progress.signals_played += 1,
+                Event::Write { .. } | Event::Pause | Event::Resume => {}
                 Event::Output { fd, data } => {
                     progress.cursor += 1;
                     drop(progress);
@@ -276,17 +273,10 @@ impl Player {
                     }
                     continue;
                 }
-                Event::Exited { code, signal } => {
+                Event::Exited { .. } => {
                     progress.cursor += 1;
                     drop(progress);
-                    let end = match (code, signal) {
-                        (_, Some(signal)) => ProcessEnd::from_signal(*signal),
-                        (Some(code), None) => ProcessEnd::from_exit_code(*code),
-                        (None, None) => ProcessEnd::Terminated {
-                            exit_code: None,
-                            signal: None,
-                        },
-                    };
+                    let end = event.end().expect("an Exited event has an end");
                     if child.transport().exited().is_none() {
                         child.exit_keeping_fds(end);
                     }

@@ -109,6 +109,7 @@ impl Command {
         T: Send,
     {
         let program = self.0.get_program().to_string_lossy().into_owned();
+        let name = program.clone();
         let mut command = self.0.clone();
         command.spawner(self.0.resolve_spawner()?);
         let drive = move || {
@@ -126,7 +127,6 @@ impl Command {
         if tokio::runtime::Handle::try_current().is_err() {
             return drive();
         }
-        let name = self.0.get_program().to_string_lossy().into_owned();
         std::thread::scope(|scope| {
             let helper = std::thread::Builder::new()
                 .name("process-transport-blocking".into())

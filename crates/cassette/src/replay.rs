@@ -156,6 +156,9 @@ struct Progress {
     stdin: Vec<u8>,
     /// How many stdin bytes the recording accounted for: the offset of `stdin`.
     matched: usize,
+    /// Stdin is closed (by the protocol) or lost (the child closed it): a recorded close of
+    /// it by the protocol has nothing left to wait for, as closing a lost pipe does nothing
+    /// the child could see.
     stdin_closed: bool,
     /// Signals the protocol sent.
     signals: usize,
@@ -266,6 +269,9 @@ impl Player {
                 }
                 Event::Lost { fd } => {
                     let by_parent = progress.closed_by_parent.contains(fd);
+                    if *fd == 0 {
+                        progress.stdin_closed = true;
+                    }
                     progress.cursor += 1;
                     drop(progress);
                     if !by_parent {

@@ -461,3 +461,38 @@ mod sessions {
         Ok(())
     }
 }
+
+/// A child may close its stdin before the protocol does (a shell whose background job holds
+/// the pipe): the protocol's later close of the lost pipe does nothing the child can see, and
+/// the replay must not wait for it.
+#[tokio::test]
+async fn a_close_of_a_stdin_the_child_already_closed_does_not_hold_the_replay() {
+    use process_transport_api::{ProcessEnd, SpawnSpec};
+    use process_transport_cassette::Recording;
+
+    let mut recording = Recording::of(&SpawnSpec::new("server"));
+    recording.events = vec![
+        Event::Lost { fd: 0 },
+        Event::Output {
+            fd: 1,
+            data: (&b"ready\n"[..]).into(),
+        },
+        Event::Close { fd: 0 },
+        Event::Close { fd: 2 },
+        Event::Close { fd: 1 },
+        Event::Lost { fd: 2 },
+        Event::Lost { fd: 1 },
+        Event::Exited {
+            code: Some(0),
+            signal: None,
+        },
+    ];
+    let replay = ReplaySpawner::new(Cassette::new(vec![recording]));
+    let transport = replay
+        .spawn_process(Box::new(Quiet), SpawnSpec::new("server"))
+        .await
+        .expect("recorded");
+    transport.lose_connection();
+    let end = tokio::time::timeout(std::time::Duration::from_secs(10), transport.ended()).await;
+    assert_eq!(end.ok(), Some(ProcessEnd::Done));
+}

@@ -1,6 +1,6 @@
 //! [`ReplaySpawner`]: serves spawns from a cassette, as fakes that follow the recording.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -14,7 +14,7 @@ use process_transport_fakes::{
 };
 
 use crate::recorder::lock;
-use crate::{Cassette, CassetteError, Event, Recording};
+use crate::{Cassette, CassetteError, Event, FdKind, Recording};
 
 /// A [`ProcessSpawner`] that serves spawns from a [`Cassette`]: no process starts.
 ///
@@ -57,6 +57,10 @@ use crate::{Cassette, CassetteError, Event, Recording};
 pub struct ReplaySpawner {
     reactor: MemoryProcessReactor,
     registrations: Vec<Registration>,
+    /// What was recorded, to explain a spawn no recording matches.
+    recorded: Arc<Vec<Recording>>,
+    /// Where the cassette came from, for messages.
+    origin: String,
 }
 
 impl fmt::Debug for ReplaySpawner {
@@ -83,11 +87,20 @@ impl ReplaySpawner {
     /// # Errors
     /// As [`Cassette::load`].
     pub fn load(path: impl AsRef<Path>) -> Result<Self, CassetteError> {
-        Cassette::load(path).map(Self::new)
+        let path = path.as_ref();
+        Cassette::load(path).map(|cassette| Self::new(cassette).named(path.display()))
+    }
+
+    /// Names the cassette in messages (a spawn no recording matches, a byte that differs):
+    /// its path, say. [`load`](Self::load) names it by its path.
+    pub fn named(mut self, origin: impl fmt::Display) -> Self {
+        self.origin = origin.to_string();
+        self
     }
 
     fn build(cassette: Cassette, strict: bool) -> Self {
         let reactor = MemoryProcessReactor::strict();
+        let recorded = Arc::new(cassette.spawns.clone());
         let registrations = cassette
             .spawns
             .into_iter()
@@ -108,7 +121,49 @@ impl ReplaySpawner {
         ReplaySpawner {
             reactor,
             registrations,
+            recorded,
+            origin: "(in memory)".into(),
         }
+    }
+
+    /// Why no recording serves `spec`, naming the closest one.
+    fn not_found(&self, spec: &SpawnSpec) -> SpawnError {
+        let asked = Recording::of(spec);
+        let line = asked.command_line();
+        let closest = self
+            .recorded
+            .iter()
+            .zip(&self.registrations)
+            .min_by_key(|(recording, _)| strsim::levenshtein(&recording.command_line(), &line));
+        let hint = match closest {
+            None => "; it holds no recordings".to_owned(),
+            Some((recording, registration)) if recording.command == asked.command => {
+                let why = if registration.uses() > 0 {
+                    "each recording of it was served already".to_owned()
+                } else {
+                    let mut differs = Vec::new();
+                    if recording.cwd.is_some() && recording.cwd != asked.cwd {
+                        differs.push(format!("cwd `{}`", recording.cwd.as_deref().unwrap_or("")));
+                    }
+                    if recording.env != asked.env {
+                        differs.push(format!("env `{}`", recording.env.join(" ")));
+                    }
+                    if recording.fds != asked.fds {
+                        differs.push(format!("fds `{:?}`", recording.fds));
+                    }
+                    format!("it was recorded with {}", differs.join(", "))
+                };
+                format!("; `{line}` is recorded, but {why}")
+            }
+            Some((recording, _)) => format!(
+                "; the closest recorded command is `{}`",
+                recording.command_line()
+            ),
+        };
+        SpawnError::NotFound(format!(
+            "{line}: no recording in cassette {} matches{hint}",
+            self.origin
+        ))
     }
 
     /// The recordings never served, as their command lines.
@@ -144,7 +199,13 @@ impl ProcessSpawner for ReplaySpawner {
         protocol: Box<dyn ProcessProtocol>,
         spec: SpawnSpec,
     ) -> Result<Arc<dyn ProcessTransport>, SpawnError> {
-        self.reactor.spawn_process(protocol, spec).await
+        let asked = spec.clone();
+        match self.reactor.spawn_process(protocol, spec).await {
+            Err(SpawnError::NotFound(_) | SpawnError::Unregistered { .. }) => {
+                Err(self.not_found(&asked))
+            }
+            result => result,
+        }
     }
 }
 
@@ -152,14 +213,14 @@ impl ProcessSpawner for ReplaySpawner {
 #[derive(Default)]
 struct Progress {
     cursor: usize,
-    /// Bytes the protocol wrote on stdin that the recording has not accounted for yet.
-    stdin: Vec<u8>,
-    /// How many stdin bytes the recording accounted for: the offset of `stdin`.
-    matched: usize,
-    /// Stdin is closed (by the protocol) or lost (the child closed it): a recorded close of
-    /// it by the protocol has nothing left to wait for, as closing a lost pipe does nothing
-    /// the child could see.
-    stdin_closed: bool,
+    /// Per input fd: bytes the protocol wrote that the recording has not accounted for yet.
+    input: BTreeMap<u32, Vec<u8>>,
+    /// Per input fd: how many bytes the recording accounted for, the offset of `input`.
+    matched: BTreeMap<u32, usize>,
+    /// Input fds closed (by the protocol) or lost (the child closed them): a recorded close
+    /// of one by the protocol has nothing left to wait for, as closing a lost pipe does
+    /// nothing the child could see.
+    inputs_closed: BTreeSet<u32>,
     /// Signals the protocol sent.
     signals: usize,
     /// Recorded signals played past.
@@ -188,26 +249,40 @@ impl Player {
                 _ => None,
             })
             .collect();
+        let inputs: Vec<u32> = recording
+            .fds
+            .iter()
+            .filter(|(_, kind)| **kind == FdKind::ParentWrites)
+            .map(|(fd, _)| *fd)
+            .collect();
         let player = Arc::new(Player {
             recording,
             label,
             strict,
             progress: Mutex::default(),
         });
-        let (on_write, on_eof) = (player.clone(), player.clone());
-        let mut script = Script::new()
-            .start_with({
-                let player = player.clone();
-                move |child| player.advance(child)
-            })
-            .on_stdin(move |child, data| {
-                lock(&on_write.progress).stdin.extend_from_slice(data);
-                on_write.advance(child);
-            })
-            .on_stdin_eof(move |child| {
-                lock(&on_eof.progress).stdin_closed = true;
-                on_eof.advance(child);
-            });
+        let mut script = Script::new().start_with({
+            let player = player.clone();
+            move |child| player.advance(child)
+        });
+        for fd in inputs {
+            let (on_write, on_eof) = (player.clone(), player.clone());
+            script = script
+                .on_input(ChildFd(fd), move |child, data| {
+                    let mut progress = lock(&on_write.progress);
+                    progress
+                        .input
+                        .entry(fd)
+                        .or_default()
+                        .extend_from_slice(data);
+                    drop(progress);
+                    on_write.advance(child);
+                })
+                .on_input_eof(ChildFd(fd), move |child| {
+                    lock(&on_eof.progress).inputs_closed.insert(fd);
+                    on_eof.advance(child);
+                });
+        }
         for signal in signals
             .iter()
             .filter_map(|text| text.parse::<Signal>().ok())
@@ -234,33 +309,44 @@ impl Player {
                 return;
             };
             match event {
-                Event::Write { fd: 0, data } => {
+                Event::Write { fd, data } => {
                     let len = data.0.len();
-                    if progress.stdin.len() < len {
+                    let written = progress.input.entry(*fd).or_default();
+                    if written.len() < len {
                         return;
                     }
-                    if self.strict && progress.stdin[..len] != data.0[..] {
-                        let (got, offset) = (progress.stdin[..len].to_vec(), progress.matched);
+                    if self.strict && written[..len] != data.0[..] {
+                        let got = written[..len].to_vec();
+                        let offset = progress.matched.get(fd).copied().unwrap_or(0);
                         progress.failed = true;
                         drop(progress);
+                        let name = if *fd == 0 {
+                            "stdin (fd 0)".into()
+                        } else {
+                            format!("fd {fd}")
+                        };
                         process_transport_fakes::assert_bytes_eq!(
                             got,
                             data.0,
-                            "{}: stdin (fd 0) at offset {offset} differs from the recording",
+                            "{}: {name} at offset {offset} differs from the recording",
                             self.label
                         );
                         return;
                     }
-                    progress.stdin.drain(..len);
-                    progress.matched += len;
+                    written.drain(..len);
+                    *progress.matched.entry(*fd).or_default() += len;
                 }
-                Event::Close { fd: 0 } if !progress.stdin_closed => return,
+                Event::Close { fd }
+                    if self.is_input(*fd) && !progress.inputs_closed.contains(fd) =>
+                {
+                    return;
+                }
                 Event::Close { fd } => {
                     progress.closed_by_parent.insert(*fd);
                 }
                 Event::Signal { .. } if progress.signals <= progress.signals_played => return,
                 Event::Signal { .. } => progress.signals_played += 1,
-                Event::Write { .. } | Event::Pause | Event::Resume => {}
+                Event::Pause | Event::Resume => {}
                 Event::Output { fd, data } => {
                     progress.cursor += 1;
                     drop(progress);
@@ -269,9 +355,7 @@ impl Player {
                 }
                 Event::Lost { fd } => {
                     let by_parent = progress.closed_by_parent.contains(fd);
-                    if *fd == 0 {
-                        progress.stdin_closed = true;
-                    }
+                    progress.inputs_closed.insert(*fd);
                     progress.cursor += 1;
                     drop(progress);
                     if !by_parent {
@@ -291,5 +375,10 @@ impl Player {
             }
             progress.cursor += 1;
         }
+    }
+
+    /// Whether child fd `fd` is a pipe the protocol writes.
+    fn is_input(&self, fd: u32) -> bool {
+        self.recording.fds.get(&fd) == Some(&FdKind::ParentWrites)
     }
 }

@@ -90,7 +90,7 @@ impl Session {
         if record {
             return Self::recording(path);
         }
-        let replay = ReplaySpawner::new(Cassette::load(&path)?);
+        let replay = ReplaySpawner::load(&path)?;
         Ok(Session {
             path,
             spawner: Arc::new(replay.clone()),

@@ -292,15 +292,47 @@ async fn recordings_of_one_command_are_served_in_order_and_unused_ones_are_repor
 }
 
 #[tokio::test]
-async fn an_unrecorded_spawn_is_not_found() {
-    let replay = ReplaySpawner::new(Cassette::new(Vec::new()));
-    let err = output_on(Arc::new(replay), "git", &["status"])
+async fn an_unrecorded_spawn_is_not_found_naming_the_cassette_and_the_closest_recording(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let not_found = |err: io::Error| {
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        match err.get_ref().and_then(|e| e.downcast_ref::<SpawnError>()) {
+            Some(SpawnError::NotFound(text)) => text.clone(),
+            other => panic!("not a NotFound: {other:?}"),
+        }
+    };
+    let empty = ReplaySpawner::new(Cassette::new(Vec::new()));
+    let err = output_on(Arc::new(empty), "git", &["status"])
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), io::ErrorKind::NotFound);
-    assert!(
-        matches!(err.get_ref().and_then(|e| e.downcast_ref::<SpawnError>()), Some(SpawnError::NotFound(exe)) if exe == "git")
+    assert_eq!(
+        not_found(err),
+        "git status: no recording in cassette (in memory) matches; it holds no recordings"
     );
+
+    let path = scratch("unmatched").join("status.json");
+    let recorder = recorder();
+    output_on(Arc::new(recorder.clone()), "sh", &["-c", "echo status"]).await?;
+    recorder.save(&path)?;
+    let replay = Arc::new(ReplaySpawner::load(&path)?);
+    let err = output_on(replay.clone(), "sh", &["-c", "echo statsu"])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        not_found(err),
+        format!(
+            "sh -c echo statsu: no recording in cassette {} matches; \
+             the closest recorded command is `sh -c echo status`",
+            path.display()
+        )
+    );
+    output_on(replay.clone(), "sh", &["-c", "echo status"]).await?;
+    let err = output_on(replay, "sh", &["-c", "echo status"])
+        .await
+        .unwrap_err();
+    assert!(not_found(err)
+        .ends_with("`sh -c echo status` is recorded, but each recording of it was served already"),);
+    Ok(())
 }
 
 #[tokio::test]
@@ -495,4 +527,101 @@ async fn a_close_of_a_stdin_the_child_already_closed_does_not_hold_the_replay() 
     transport.lose_connection();
     let end = tokio::time::timeout(std::time::Duration::from_secs(10), transport.ended()).await;
     assert_eq!(end.ok(), Some(ProcessEnd::Done));
+}
+
+/// A protocol that sends what the child prints down a channel.
+struct Heard(tokio::sync::mpsc::UnboundedSender<(u32, Vec<u8>)>);
+impl process_transport_api::ProcessProtocol for Heard {
+    fn make_connection(&mut self, _: Arc<dyn process_transport_api::ProcessTransport>) {}
+    fn child_data_received(&mut self, fd: ChildFd, data: &[u8]) {
+        let _ = self.0.send((fd.0, data.to_vec()));
+    }
+}
+
+#[tokio::test]
+async fn output_answering_a_write_to_another_fd_waits_for_that_write() -> io::Result<()> {
+    use process_transport_api::{ChildFdMapping, SpawnSpec};
+    let spec = || {
+        SpawnSpec::new("sh")
+            .args(["-c", "read job <&3; echo \"got $job\""])
+            .child_fd(ChildFd(3), ChildFdMapping::ParentWrites)
+    };
+    let run = |spawner: Arc<dyn ProcessSpawner>| async move {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let transport = spawner
+            .spawn_process(Box::new(Heard(tx)), spec())
+            .await
+            .map_err(io::Error::other)?;
+        let early = rx.try_recv().ok();
+        transport
+            .write_to_child(ChildFd(3), b"job\n")
+            .map_err(io::Error::other)?;
+        transport.close_child_fd(ChildFd(3));
+        transport.close_stdin();
+        transport.ended().await;
+        let mut heard = Vec::new();
+        while let Ok((fd, data)) = rx.try_recv() {
+            assert_eq!(fd, 1);
+            heard.extend(data);
+        }
+        io::Result::Ok((early, heard))
+    };
+    let recorder = recorder();
+    let (_, real) = run(Arc::new(recorder.clone())).await?;
+    assert_eq!(real, b"got job\n");
+    let replay = ReplaySpawner::new(recorder.cassette());
+    let (early, replayed) = run(Arc::new(replay.clone())).await?;
+    assert_eq!(
+        early, None,
+        "nothing is printed before the job is sent on fd 3"
+    );
+    assert_eq!(replayed, real);
+    replay.assert_all_used();
+
+    // Bytes that differ on fd 3 are named as such.
+    let replay = ReplaySpawner::new(recorder.cassette());
+    let transport = replay
+        .spawn_process(Box::new(Quiet), spec())
+        .await
+        .map_err(io::Error::other)?;
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = transport.write_to_child(ChildFd(3), b"jab\n");
+    }))
+    .expect_err("a mismatch panics");
+    let text = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        text.contains(
+            "spawn 0 (`sh -c read job <&3; echo \"got $job\"`): fd 3 at offset 0 differs"
+        ),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_spawn_recorded_in_another_directory_is_named_as_such() -> io::Result<()> {
+    let recorder = recorder();
+    Command::new("true")
+        .current_dir("/")
+        .spawner(Arc::new(recorder.clone()))
+        .status()
+        .await?;
+    let replay = Arc::new(ReplaySpawner::new(recorder.cassette()));
+    let err = Command::new("true")
+        .current_dir("/tmp")
+        .spawner(replay.clone())
+        .status()
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("`true` is recorded, but it was recorded with cwd `/`"),
+        "{err}"
+    );
+    Command::new("true")
+        .current_dir("/")
+        .spawner(replay)
+        .status()
+        .await?;
+    Ok(())
 }

@@ -71,8 +71,8 @@ pub(crate) struct Inner {
 #[derive(Clone, Copy)]
 pub(crate) enum ScriptEvent {
     Start,
-    StdinWritten,
-    StdinClosed,
+    Written(ChildFd),
+    Closed(ChildFd),
     Signalled(Signal),
 }
 
@@ -258,8 +258,8 @@ impl MemoryProcessTransport {
             let child = self.child();
             match event {
                 ScriptEvent::Start => script.start(&child),
-                ScriptEvent::StdinWritten => script.stdin_written(&child),
-                ScriptEvent::StdinClosed => script.stdin_closed(&child),
+                ScriptEvent::Written(fd) => script.written(&child, fd),
+                ScriptEvent::Closed(fd) => script.closed(&child, fd),
                 ScriptEvent::Signalled(signal) => script.signalled(&child, signal),
             }
         });
@@ -280,15 +280,17 @@ impl MemoryProcessTransport {
     }
 
     /// Closes `fds` in one step, so that the child (a script) sees them all closed at once,
-    /// as a real child does, and tells the script when stdin closed.
+    /// as a real child does, and tells the script which of its inputs closed.
     fn close_fds(&self, fds: &[ChildFd]) {
         self.act(|state, out| {
-            let was_open = state.model.pipe_state(ChildFd::STDIN) == Some(PipeState::Open);
             for &fd in fds {
+                let was_open = state.model.pipe_state(fd) == Some(PipeState::Open);
                 state.close_child_fd(fd, out);
-            }
-            if was_open && state.model.pipe_state(ChildFd::STDIN) != Some(PipeState::Open) {
-                self.queue_script_event(ScriptEvent::StdinClosed);
+                let writes =
+                    self.inner.spec.get_child_fds().get(&fd) == Some(&ChildFdMapping::ParentWrites);
+                if was_open && writes && state.model.pipe_state(fd) != Some(PipeState::Open) {
+                    self.queue_script_event(ScriptEvent::Closed(fd));
+                }
             }
         });
         self.run_script_events();
@@ -311,9 +313,7 @@ impl MemoryProcessTransport {
             unread.extend(data);
             let buffered = unread.len();
             state.model.set_buffered(fd, buffered, out);
-            if fd == ChildFd::STDIN {
-                self.queue_script_event(ScriptEvent::StdinWritten);
-            }
+            self.queue_script_event(ScriptEvent::Written(fd));
             Ok(())
         });
         self.run_script_events();

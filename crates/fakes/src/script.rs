@@ -144,8 +144,8 @@ type EofReaction = Arc<dyn Fn(&FakeChild) + Send + Sync>;
 #[derive(Clone, Default)]
 pub struct Script {
     start: Vec<Step>,
-    on_stdin: Option<StdinReaction>,
-    on_stdin_eof: Option<EofReaction>,
+    on_input: BTreeMap<ChildFd, StdinReaction>,
+    on_eof: BTreeMap<ChildFd, EofReaction>,
     signals: BTreeMap<i32, SignalAction>,
     chunk_size: Option<usize>,
     holds_stdin: bool,
@@ -155,8 +155,8 @@ impl fmt::Debug for Script {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Script")
             .field("start", &self.start)
-            .field("on_stdin", &self.on_stdin.is_some())
-            .field("on_stdin_eof", &self.on_stdin_eof.is_some())
+            .field("on_input", &self.on_input.keys().collect::<Vec<_>>())
+            .field("on_eof", &self.on_eof.keys().collect::<Vec<_>>())
             .field("signals", &self.signals)
             .field("chunk_size", &self.chunk_size)
             .field("holds_stdin", &self.holds_stdin)
@@ -338,14 +338,52 @@ impl Script {
     }
 
     /// Calls `react` with each piece of stdin as the protocol writes it.
-    pub fn on_stdin(mut self, react: impl Fn(&FakeChild, &[u8]) + Send + Sync + 'static) -> Self {
-        self.on_stdin = Some(Arc::new(react));
-        self
+    pub fn on_stdin(self, react: impl Fn(&FakeChild, &[u8]) + Send + Sync + 'static) -> Self {
+        self.on_input(ChildFd::STDIN, react)
     }
 
     /// Calls `react` when the protocol closes the child's stdin.
-    pub fn on_stdin_eof(mut self, react: impl Fn(&FakeChild) + Send + Sync + 'static) -> Self {
-        self.on_stdin_eof = Some(Arc::new(react));
+    pub fn on_stdin_eof(self, react: impl Fn(&FakeChild) + Send + Sync + 'static) -> Self {
+        self.on_input_eof(ChildFd::STDIN, react)
+    }
+
+    /// Calls `react` with each piece the protocol writes to child fd `fd` (a pipe the parent
+    /// writes): [`on_stdin`](Self::on_stdin) for any fd. Without a reaction, what is written
+    /// to an fd other than stdin stays buffered for [`FakeChild::read`].
+    ///
+    /// ```
+    /// use process_transport_api::{ChildFd, ChildFdMapping, SpawnSpec};
+    /// use process_transport_fakes::{DeliveredEvent, MemoryProcessReactor, Script};
+    /// # struct P; impl process_transport_api::ProcessProtocol for P { fn make_connection(&mut self, t: std::sync::Arc<dyn process_transport_api::ProcessTransport>) { t.write_to_child(ChildFd(3), b"job").unwrap(); } }
+    ///
+    /// let reactor = MemoryProcessReactor::strict();
+    /// reactor.register(["worker"], Script::new().on_input(ChildFd(3), |child, data| {
+    ///     child.write(ChildFd::STDOUT, &[b"got ", data].concat()).unwrap();
+    /// }));
+    /// let spec = SpawnSpec::new("worker").child_fd(ChildFd(3), ChildFdMapping::ParentWrites);
+    /// let child = reactor.spawn(Box::new(P), spec).unwrap();
+    /// assert_eq!(child.transport().value_of(ChildFd(3)), b"job");
+    /// assert!(child.transport().call_log().events().contains(
+    ///     &DeliveredEvent::ChildDataReceived(ChildFd::STDOUT, b"got job".to_vec())
+    /// ));
+    /// ```
+    pub fn on_input(
+        mut self,
+        fd: ChildFd,
+        react: impl Fn(&FakeChild, &[u8]) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_input.insert(fd, Arc::new(react));
+        self
+    }
+
+    /// Calls `react` when the protocol closes child fd `fd` (a pipe the parent writes):
+    /// [`on_stdin_eof`](Self::on_stdin_eof) for any fd.
+    pub fn on_input_eof(
+        mut self,
+        fd: ChildFd,
+        react: impl Fn(&FakeChild) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_eof.insert(fd, Arc::new(react));
         self
     }
 
@@ -378,27 +416,31 @@ impl Script {
         run_steps(&self.start, child);
         // A stdin on the null device is at its end from the start.
         if child.is_null(ChildFd::STDIN) {
-            self.stdin_closed(child);
+            self.closed(child, ChildFd::STDIN);
         }
     }
 
-    /// The protocol wrote to the child's stdin.
-    pub(crate) fn stdin_written(&self, child: &FakeChild) {
-        if self.holds_stdin {
+    /// The protocol wrote to child fd `fd`. The child reads stdin by itself unless it holds
+    /// it; another fd only when the script reacts to it.
+    pub(crate) fn written(&self, child: &FakeChild, fd: ChildFd) {
+        let reads = if fd == ChildFd::STDIN {
+            !self.holds_stdin
+        } else {
+            self.on_input.contains_key(&fd)
+        };
+        if !reads {
             return;
         }
-        let data = child.read(ChildFd::STDIN);
-        if let (Some(react), false) = (&self.on_stdin, data.is_empty()) {
+        let data = child.read(fd);
+        if let (Some(react), false) = (self.on_input.get(&fd), data.is_empty()) {
             react(child, &data);
         }
     }
 
-    /// The protocol closed the child's stdin.
-    pub(crate) fn stdin_closed(&self, child: &FakeChild) {
-        if !self.holds_stdin {
-            self.stdin_written(child);
-        }
-        if let Some(react) = &self.on_stdin_eof {
+    /// The protocol closed child fd `fd`, a pipe it writes.
+    pub(crate) fn closed(&self, child: &FakeChild, fd: ChildFd) {
+        self.written(child, fd);
+        if let Some(react) = self.on_eof.get(&fd) {
             react(child);
         }
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use process_transport_api::ProcessSpawner;
 
-use crate::{Cassette, CassetteError, RecordingSpawner, ReplaySpawner};
+use crate::{CassetteError, RecordingSpawner, ReplaySpawner};
 
 /// The environment variable that overrides a [`Session`]'s choice: `record` re-records even
 /// when the cassette exists, `replay` forbids recording (for CI: a missing cassette is an
@@ -64,7 +64,7 @@ impl Session {
     ///
     /// # Errors
     /// `BadMode` for an unknown value of the variable; `Missing` when it says `replay` and
-    /// there is no cassette; any error of [`Cassette::load`] for a cassette that exists.
+    /// there is no cassette; any error of [`Cassette::load`](crate::Cassette::load) for a cassette that exists.
     pub fn open(path: impl AsRef<Path>) -> Result<Session, CassetteError> {
         let mode = std::env::var(MODE_VARIABLE).unwrap_or_default();
         Self::open_with(path, &mode)
@@ -139,7 +139,7 @@ impl Session {
     /// every recorded spawn was served.
     ///
     /// # Errors
-    /// As [`Cassette::save`]; `Unused` naming the recordings a replay never served.
+    /// As [`Cassette::save`](crate::Cassette::save); `Unused` naming the recordings a replay never served.
     pub fn finish(self) -> Result<(), CassetteError> {
         if let Some(recorder) = &self.recorder {
             return recorder.save(&self.path);

@@ -7,7 +7,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
-use process_transport_api::{ChildFdMapping, ProcessEnd, SpawnSpec};
+use process_transport_api::{ChildFdMapping, ProcessEnd, SpawnError, SpawnSpec};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -186,6 +186,11 @@ pub struct Recording {
     /// The names of the environment variables the spec set (values are never stored).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<String>,
+    /// The values of the variables whose values the recorder was asked to keep
+    /// ([`RecordingSpawner::keep_env_values`](crate::RecordingSpawner::keep_env_values)),
+    /// redacted; a replay matches them too.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env_values: BTreeMap<String, String>,
     /// The child fd map.
     pub fds: BTreeMap<u32, FdKind>,
     /// Whether a pseudo-terminal was asked for.
@@ -193,6 +198,70 @@ pub struct Recording {
     pub pty: bool,
     /// What crossed the transport, in order.
     pub events: Vec<Event>,
+    /// Why the spawn failed, when it did: a replay fails the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<Refusal>,
+}
+
+/// Why a recorded spawn failed: a [`SpawnError`], as a cassette stores it.
+///
+/// ```
+/// use process_transport_api::SpawnError;
+/// use process_transport_cassette::Refusal;
+///
+/// let refusal = Refusal::of(&SpawnError::NotFound("no-such-tool".into()));
+/// assert!(matches!(refusal.error(), SpawnError::NotFound(exe) if exe == "no-such-tool"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "error", content = "detail", rename_all = "snake_case")]
+pub enum Refusal {
+    /// `SpawnError::NotFound`, with the executable.
+    NotFound(String),
+    /// `SpawnError::PermissionDenied`, with the executable.
+    PermissionDenied(String),
+    /// `SpawnError::InvalidSpec`, with its text.
+    InvalidSpec(String),
+    /// `SpawnError::Io`, with the OS error number when there was one, and the text.
+    Io {
+        /// The OS error number.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        errno: Option<i32>,
+        /// The error's text.
+        message: String,
+    },
+    /// Any other error, with its text.
+    Other(String),
+}
+
+impl Refusal {
+    /// How `err` is stored.
+    pub fn of(err: &SpawnError) -> Self {
+        match err {
+            SpawnError::NotFound(exe) => Refusal::NotFound(exe.clone()),
+            SpawnError::PermissionDenied(exe) => Refusal::PermissionDenied(exe.clone()),
+            SpawnError::InvalidSpec(text) => Refusal::InvalidSpec(text.clone()),
+            SpawnError::Io(err) => Refusal::Io {
+                errno: err.raw_os_error(),
+                message: err.to_string(),
+            },
+            other => Refusal::Other(other.to_string()),
+        }
+    }
+
+    /// The error a replay gives: the recorded one.
+    pub fn error(&self) -> SpawnError {
+        match self {
+            Refusal::NotFound(exe) => SpawnError::NotFound(exe.clone()),
+            Refusal::PermissionDenied(exe) => SpawnError::PermissionDenied(exe.clone()),
+            Refusal::InvalidSpec(text) => SpawnError::InvalidSpec(text.clone()),
+            Refusal::Io {
+                errno: Some(errno), ..
+            } => SpawnError::Io(io::Error::from_raw_os_error(*errno)),
+            Refusal::Io { message, .. } | Refusal::Other(message) => {
+                SpawnError::Io(io::Error::other(message.clone()))
+            }
+        }
+    }
 }
 
 impl Recording {
@@ -211,6 +280,7 @@ impl Recording {
                 .filter(|(_, value)| value.is_some())
                 .map(|(name, _)| lossy(name))
                 .collect(),
+            env_values: BTreeMap::new(),
             fds: spec
                 .get_child_fds()
                 .iter()
@@ -218,6 +288,7 @@ impl Recording {
                 .collect(),
             pty: spec.get_use_pty(),
             events: Vec::new(),
+            refused: None,
         }
     }
 
@@ -352,6 +423,9 @@ impl Cassette {
         let mut text = String::new();
         for (index, recording) in self.spawns.iter().enumerate() {
             text.push_str(&format!("spawn {index}: {}\n", recording.command_line()));
+            if let Some(refusal) = &recording.refused {
+                text.push_str(&format!("  refused: {}\n", refusal.error()));
+            }
             for event in &recording.events {
                 let line = match event {
                     Event::Write { fd, data } => format!("-> fd {fd}: {}", escaped(&data.0)),

@@ -30,10 +30,14 @@
 
 mod cassette;
 mod recorder;
+mod redact;
 mod replay;
 mod session;
 
-pub use cassette::{Bytes, Cassette, CassetteError, Event, FdKind, Recording, FORMAT_VERSION};
+pub use cassette::{
+    Bytes, Cassette, CassetteError, Event, FdKind, Recording, Refusal, FORMAT_VERSION,
+};
 pub use recorder::RecordingSpawner;
+pub use redact::Redactions;
 pub use replay::ReplaySpawner;
 pub use session::{Mode, Session, MODE_VARIABLE};

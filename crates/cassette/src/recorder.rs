@@ -1,6 +1,7 @@
 //! [`RecordingSpawner`]: every spawn goes through to another spawner, and what crosses its
 //! transport is recorded.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -11,7 +12,7 @@ use process_transport_api::{
     PushProducer, Signal, SpawnError, SpawnSpec, Transport, TransportError,
 };
 
-use crate::{Cassette, CassetteError, Event, Recording};
+use crate::{Cassette, CassetteError, Event, Recording, Redactions, Refusal};
 
 type Spawns = Arc<Mutex<Vec<Arc<Mutex<Recording>>>>>;
 
@@ -44,6 +45,9 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct RecordingSpawner {
     inner: Arc<dyn ProcessSpawner>,
     spawns: Spawns,
+    redactions: Redactions,
+    /// The variables whose values are kept, not only their names.
+    kept_values: Arc<BTreeSet<String>>,
 }
 
 impl fmt::Debug for RecordingSpawner {
@@ -55,15 +59,47 @@ impl fmt::Debug for RecordingSpawner {
 }
 
 impl RecordingSpawner {
-    /// Records what goes through `inner`.
+    /// Records what goes through `inner`, with this machine's paths redacted
+    /// ([`Redactions::new`]) and environment values not kept.
     pub fn new(inner: Arc<dyn ProcessSpawner>) -> Self {
         RecordingSpawner {
             inner,
             spawns: Arc::default(),
+            redactions: Redactions::new(),
+            kept_values: Arc::default(),
         }
     }
 
-    /// What was recorded so far, as a cassette.
+    /// Redacts `redactions` (in place of the default, this machine's paths) in what
+    /// [`cassette`](Self::cassette) gives.
+    ///
+    /// ```
+    /// use process_transport_cassette::{Redactions, RecordingSpawner};
+    /// use process_transport_fakes::MemoryProcessReactor;
+    /// use std::sync::Arc;
+    ///
+    /// let recorder = RecordingSpawner::new(Arc::new(MemoryProcessReactor::new()))
+    ///     .redacting(Redactions::new().secret_env("API_TOKEN").secret("s3cr3t", "<PASSWORD>"));
+    /// # let _ = recorder;
+    /// ```
+    pub fn redacting(mut self, redactions: Redactions) -> Self {
+        self.redactions = redactions;
+        self
+    }
+
+    /// Keeps the values of the environment variables `names` when a spec sets them (by
+    /// default only names are kept); a replay then matches the values too. They are
+    /// redacted like everything else.
+    pub fn keep_env_values<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.kept_values = Arc::new(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// What was recorded so far, as a cassette, redacted.
     pub fn cassette(&self) -> Cassette {
         Cassette::new(
             lock(&self.spawns)
@@ -71,6 +107,7 @@ impl RecordingSpawner {
                 .map(|recording| lock(recording).clone())
                 .collect(),
         )
+        .redacted(&self.redactions)
     }
 
     /// Saves what was recorded so far at `path` (see [`Cassette::save`]).
@@ -89,7 +126,9 @@ impl ProcessSpawner for RecordingSpawner {
         protocol: Box<dyn ProcessProtocol>,
         spec: SpawnSpec,
     ) -> Result<Arc<dyn ProcessTransport>, SpawnError> {
-        let recording = Arc::new(Mutex::new(Recording::of(&spec)));
+        let mut recording = Recording::of(&spec);
+        recording.env_values = env_values(&spec, &self.kept_values);
+        let recording = Arc::new(Mutex::new(recording));
         let wrapper: Arc<Mutex<Option<Arc<dyn ProcessTransport>>>> = Arc::default();
         let tap = Tap {
             protocol,
@@ -97,18 +136,31 @@ impl ProcessSpawner for RecordingSpawner {
             wrapper: wrapper.clone(),
         };
         // Listed before the spawn starts, so that spawns keep the order they started in; a
-        // spawn that fails is taken off again.
+        // spawn that fails is recorded with its error, which a replay gives back.
         lock(&self.spawns).push(recording.clone());
         match self.inner.spawn_process(Box::new(tap), spec).await {
             Ok(transport) => Ok(lock(&wrapper)
                 .clone()
                 .unwrap_or_else(|| Arc::new(Recorded::new(transport, recording)))),
             Err(err) => {
-                lock(&self.spawns).retain(|listed| !Arc::ptr_eq(listed, &recording));
+                lock(&recording).refused = Some(Refusal::of(&err));
                 Err(err)
             }
         }
     }
+}
+
+/// The values `spec` sets for the variables `kept`.
+pub(crate) fn env_values(spec: &SpawnSpec, kept: &BTreeSet<String>) -> BTreeMap<String, String> {
+    spec.get_env()
+        .vars()
+        .filter_map(|(name, value)| {
+            let name = name.to_string_lossy();
+            let value = value?.to_string_lossy();
+            kept.contains(name.as_ref())
+                .then(|| (name.into_owned(), value.into_owned()))
+        })
+        .collect()
 }
 
 /// The protocol handed to the inner spawner: records the events, then passes them on.

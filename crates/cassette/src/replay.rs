@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -13,8 +14,8 @@ use process_transport_fakes::{
     FakeChild, MemoryProcessReactor, Registration, Script, SignalAction,
 };
 
-use crate::recorder::lock;
-use crate::{Cassette, CassetteError, Event, FdKind, Recording};
+use crate::recorder::{env_values, lock};
+use crate::{Cassette, CassetteError, Event, FdKind, Recording, Redactions};
 
 /// A [`ProcessSpawner`] that serves spawns from a [`Cassette`]: no process starts.
 ///
@@ -56,8 +57,12 @@ use crate::{Cassette, CassetteError, Event, FdKind, Recording};
 #[derive(Clone)]
 pub struct ReplaySpawner {
     reactor: MemoryProcessReactor,
-    registrations: Vec<Registration>,
-    /// What was recorded, to explain a spawn no recording matches.
+    /// How each recording is served, in cassette order.
+    slots: Arc<Vec<Slot>>,
+    /// The cassette as given, to rebuild with other redactions.
+    cassette: Arc<Cassette>,
+    strict: bool,
+    /// What was recorded, restored, to explain a spawn no recording matches.
     recorded: Arc<Vec<Recording>>,
     /// Where the cassette came from, for messages.
     origin: String,
@@ -66,20 +71,39 @@ pub struct ReplaySpawner {
 impl fmt::Debug for ReplaySpawner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReplaySpawner")
-            .field("recordings", &self.registrations.len())
+            .field("recordings", &self.slots.len())
             .finish()
     }
 }
 
 impl ReplaySpawner {
-    /// Serves the spawns of `cassette`, comparing stdin bytes with the recording.
+    /// Serves the spawns of `cassette`, comparing stdin bytes with the recording, with this
+    /// machine's paths restored ([`Redactions::new`]).
     pub fn new(cassette: Cassette) -> Self {
-        Self::build(cassette, true)
+        Self::build(cassette, true, &Redactions::new())
     }
 
     /// Serves the spawns of `cassette`, counting stdin bytes without comparing them.
     pub fn lenient(cassette: Cassette) -> Self {
-        Self::build(cassette, false)
+        Self::build(cassette, false, &Redactions::new())
+    }
+
+    /// Restores the placeholders of `redactions` (in place of the default, this machine's
+    /// paths) before serving: give the redactions the recording used, with this machine's
+    /// values.
+    ///
+    /// ```
+    /// use process_transport_cassette::{Cassette, Recording, Redactions, ReplaySpawner};
+    /// use process_transport_api::SpawnSpec;
+    ///
+    /// let recording = Recording::of(&SpawnSpec::new("login").arg("<PASSWORD>"));
+    /// let replay = ReplaySpawner::new(Cassette::new(vec![recording]))
+    ///     .restoring(&Redactions::new().secret("hunter2", "<PASSWORD>"));
+    /// assert_eq!(replay.unused(), ["login hunter2"]);
+    /// ```
+    pub fn restoring(self, redactions: &Redactions) -> Self {
+        let origin = self.origin.clone();
+        Self::build((*self.cassette).clone(), self.strict, redactions).named(origin)
     }
 
     /// Loads the cassette at `path` and serves it strictly.
@@ -98,29 +122,37 @@ impl ReplaySpawner {
         self
     }
 
-    fn build(cassette: Cassette, strict: bool) -> Self {
+    fn build(cassette: Cassette, strict: bool, redactions: &Redactions) -> Self {
         let reactor = MemoryProcessReactor::strict();
+        let given = Arc::new(cassette.clone());
+        let cassette = cassette.restored(redactions);
         let recorded = Arc::new(cassette.spawns.clone());
-        let registrations = cassette
+        let slots = cassette
             .spawns
             .into_iter()
             .enumerate()
             .map(|(index, recording)| {
+                if recording.refused.is_some() {
+                    return Slot::Refused(Arc::default());
+                }
                 let label = format!("spawn {index} (`{}`)", recording.command_line());
                 let wanted = recording.clone();
                 let script = Player::script(recording, label, strict);
-                reactor
+                let registration = reactor
                     .register_matching(
                         wanted.command_line(),
                         move |spec| matches(&wanted, spec),
                         script,
                     )
-                    .times(1)
+                    .times(1);
+                Slot::Played(registration)
             })
             .collect();
         ReplaySpawner {
             reactor,
-            registrations,
+            slots: Arc::new(slots),
+            cassette: given,
+            strict,
             recorded,
             origin: "(in memory)".into(),
         }
@@ -133,19 +165,19 @@ impl ReplaySpawner {
         let closest = self
             .recorded
             .iter()
-            .zip(&self.registrations)
+            .zip(self.slots.iter())
             .min_by_key(|(recording, _)| strsim::levenshtein(&recording.command_line(), &line));
         let hint = match closest {
             None => "; it holds no recordings".to_owned(),
-            Some((recording, registration)) if recording.command == asked.command => {
-                let why = if registration.uses() > 0 {
+            Some((recording, slot)) if recording.command == asked.command => {
+                let why = if slot.uses() > 0 {
                     "each recording of it was served already".to_owned()
                 } else {
                     let mut differs = Vec::new();
                     if recording.cwd.is_some() && recording.cwd != asked.cwd {
                         differs.push(format!("cwd `{}`", recording.cwd.as_deref().unwrap_or("")));
                     }
-                    if recording.env != asked.env {
+                    if recording.env != asked.env || !recording.env_values.is_empty() {
                         differs.push(format!("env `{}`", recording.env.join(" ")));
                     }
                     if recording.fds != asked.fds {
@@ -166,12 +198,13 @@ impl ReplaySpawner {
         ))
     }
 
-    /// The recordings never served, as their command lines.
+    /// The recordings never served, as their command lines, in cassette order.
     pub fn unused(&self) -> Vec<String> {
-        self.reactor
-            .unused()
+        self.recorded
             .iter()
-            .map(Registration::description)
+            .zip(self.slots.iter())
+            .filter(|(_, slot)| slot.uses() == 0)
+            .map(|(recording, _)| recording.command_line())
             .collect()
     }
 
@@ -181,6 +214,63 @@ impl ReplaySpawner {
     /// When one was not, naming each.
     pub fn assert_all_used(&self) {
         self.reactor.assert_all_used();
+        let refused: Vec<String> = self
+            .recorded
+            .iter()
+            .zip(self.slots.iter())
+            .filter(|(_, slot)| matches!(slot, Slot::Refused(_)) && slot.uses() == 0)
+            .map(|(recording, _)| {
+                format!(
+                    "`{}` (a refused spawn, used 0 of 1 times)",
+                    recording.command_line()
+                )
+            })
+            .collect();
+        assert!(
+            refused.is_empty(),
+            "recorded spawns never served: {}",
+            refused.join(", ")
+        );
+    }
+
+    /// The recorded error of the first refused spawn that `spec` matches, when every
+    /// recording of it before that one was served: spawns fail where they failed.
+    fn refusal(&self, spec: &SpawnSpec) -> Option<SpawnError> {
+        let mut earlier_served = true;
+        for (recording, slot) in self.recorded.iter().zip(self.slots.iter()) {
+            if !matches(recording, spec) {
+                continue;
+            }
+            match (slot, &recording.refused) {
+                (Slot::Refused(used), Some(refusal)) if earlier_served => {
+                    if used
+                        .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+                        .is_ok()
+                    {
+                        return Some(refusal.error());
+                    }
+                }
+                _ => earlier_served &= slot.uses() > 0,
+            }
+        }
+        None
+    }
+}
+
+/// How one recording is served.
+enum Slot {
+    /// As a fake child, by the reactor.
+    Played(Registration),
+    /// As the spawn error it recorded; counts its uses.
+    Refused(Arc<AtomicUsize>),
+}
+
+impl Slot {
+    fn uses(&self) -> usize {
+        match self {
+            Slot::Played(registration) => registration.uses(),
+            Slot::Refused(used) => used.load(Ordering::SeqCst),
+        }
     }
 }
 
@@ -189,6 +279,9 @@ fn matches(recording: &Recording, spec: &SpawnSpec) -> bool {
     asked.command == recording.command
         && (recording.cwd.is_none() || asked.cwd == recording.cwd)
         && asked.env == recording.env
+        && (recording.env_values.is_empty()
+            || env_values(spec, &recording.env_values.keys().cloned().collect())
+                == recording.env_values)
         && asked.fds == recording.fds
 }
 
@@ -199,6 +292,9 @@ impl ProcessSpawner for ReplaySpawner {
         protocol: Box<dyn ProcessProtocol>,
         spec: SpawnSpec,
     ) -> Result<Arc<dyn ProcessTransport>, SpawnError> {
+        if let Some(err) = self.refusal(&spec) {
+            return Err(err);
+        }
         let asked = spec.clone();
         match self.reactor.spawn_process(protocol, spec).await {
             Err(SpawnError::NotFound(_) | SpawnError::Unregistered { .. }) => {

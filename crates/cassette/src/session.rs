@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use process_transport_api::ProcessSpawner;
 
-use crate::{CassetteError, RecordingSpawner, ReplaySpawner};
+use crate::{CassetteError, RecordingSpawner, Redactions, ReplaySpawner};
 
 /// The environment variable that overrides a [`Session`]'s choice: `record` re-records even
 /// when the cassette exists, `replay` forbids recording (for CI: a missing cassette is an
@@ -75,6 +75,30 @@ impl Session {
     /// # Errors
     /// As [`open`](Self::open).
     pub fn open_with(path: impl AsRef<Path>, mode: &str) -> Result<Session, CassetteError> {
+        Self::open_redacting(path, mode, &Redactions::new())
+    }
+
+    /// As [`open_with`](Self::open_with), redacting `redactions` (in place of the default,
+    /// this machine's paths) when it records and restoring them when it replays.
+    ///
+    /// ```no_run
+    /// use process_transport_cassette::{Redactions, Session, MODE_VARIABLE};
+    ///
+    /// let mode = std::env::var(MODE_VARIABLE).unwrap_or_default();
+    /// let redactions = Redactions::new().secret_env("API_TOKEN");
+    /// let session = Session::open_redacting("tests/cassettes/deploy.json", &mode, &redactions)?;
+    /// // ... run the test's commands on session.spawner() ...
+    /// session.finish()?;
+    /// # Ok::<(), process_transport_cassette::CassetteError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_redacting(
+        path: impl AsRef<Path>,
+        mode: &str,
+        redactions: &Redactions,
+    ) -> Result<Session, CassetteError> {
         let path = path.as_ref().to_owned();
         let record = match mode {
             "record" => true,
@@ -88,9 +112,9 @@ impl Session {
             }
         };
         if record {
-            return Self::recording(path);
+            return Self::recording(path, redactions);
         }
-        let replay = ReplaySpawner::load(&path)?;
+        let replay = ReplaySpawner::load(&path)?.restoring(redactions);
         Ok(Session {
             path,
             spawner: Arc::new(replay.clone()),
@@ -100,8 +124,9 @@ impl Session {
     }
 
     #[cfg(feature = "real")]
-    fn recording(path: PathBuf) -> Result<Session, CassetteError> {
-        let recorder = RecordingSpawner::new(Arc::new(process_transport_real::RealSpawner::new()));
+    fn recording(path: PathBuf, redactions: &Redactions) -> Result<Session, CassetteError> {
+        let recorder = RecordingSpawner::new(Arc::new(process_transport_real::RealSpawner::new()))
+            .redacting(redactions.clone());
         Ok(Session {
             path,
             spawner: Arc::new(recorder.clone()),
@@ -111,7 +136,7 @@ impl Session {
     }
 
     #[cfg(not(feature = "real"))]
-    fn recording(path: PathBuf) -> Result<Session, CassetteError> {
+    fn recording(path: PathBuf, _: &Redactions) -> Result<Session, CassetteError> {
         Err(CassetteError::Io {
             path,
             source: std::io::Error::new(

@@ -394,14 +394,34 @@ async fn concurrent_spawns_all_go_into_one_cassette_in_start_order() -> io::Resu
 }
 
 #[tokio::test]
-async fn a_failed_spawn_is_not_recorded() {
+async fn a_failed_spawn_is_recorded_with_its_error_and_replays_failing_the_same_way() {
     let recorder = recorder();
-    assert!(
-        output_on(Arc::new(recorder.clone()), "no-such-program-c4ss", &[])
+    let spawn = |spawner: Arc<dyn ProcessSpawner>| async move {
+        let err = output_on(spawner, "no-such-program-c4ss", &["-v"])
             .await
-            .is_err()
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        match err.get_ref().and_then(|e| e.downcast_ref::<SpawnError>()) {
+            Some(SpawnError::NotFound(exe)) => exe.clone(),
+            other => panic!("not a NotFound: {other:?}"),
+        }
+    };
+    assert_eq!(
+        spawn(Arc::new(recorder.clone())).await,
+        "no-such-program-c4ss"
     );
-    assert!(recorder.cassette().spawns.is_empty());
+    let cassette = recorder.cassette();
+    assert_eq!(
+        cassette.transcript(),
+        "spawn 0: no-such-program-c4ss -v\n  refused: cannot spawn \"no-such-program-c4ss\": executable not found\n"
+    );
+    let replay = ReplaySpawner::new(cassette);
+    assert_eq!(replay.unused(), ["no-such-program-c4ss -v"]);
+    assert_eq!(
+        spawn(Arc::new(replay.clone())).await,
+        "no-such-program-c4ss"
+    );
+    replay.assert_all_used();
 }
 
 #[tokio::test]
@@ -624,4 +644,158 @@ async fn a_spawn_recorded_in_another_directory_is_named_as_such() -> io::Result<
         .status()
         .await?;
     Ok(())
+}
+
+mod redaction {
+    use super::*;
+    use process_transport_api::SpawnSpec;
+    use process_transport_cassette::{Recording, Redactions};
+
+    #[test]
+    fn a_secret_split_across_pieces_of_output_is_redacted_and_restored() {
+        let mut recording = Recording::of(&SpawnSpec::new("login"));
+        let piece = |data: &[u8]| Event::Output {
+            fd: 1,
+            data: data.into(),
+        };
+        recording.events = vec![piece(b"pass: hun"), piece(b"ter2"), piece(b"!\n")];
+        let redactions = Redactions::none().secret("hunter2", "<PASSWORD>");
+        let redacted = Cassette::new(vec![recording.clone()]).redacted(&redactions);
+        assert_eq!(
+            redacted.spawns[0].events,
+            [piece(b"pass: <PASSWORD>"), piece(b"!\n")],
+            "a piece wholly inside the secret is dropped"
+        );
+        let restored = redacted.restored(&redactions);
+        assert_eq!(
+            restored.spawns[0].events,
+            [piece(b"pass: hunter2"), piece(b"!\n")]
+        );
+    }
+
+    #[test]
+    fn values_are_replaced_longest_first_and_tiny_values_are_ignored() {
+        let redactions = Redactions::none()
+            .secret("/home/me", "<HOME>")
+            .secret("/home/me/tmp", "<TMPDIR>")
+            .secret("/", "<ROOT>")
+            .secret("x", "<X>");
+        assert_eq!(
+            redactions.redact(b"/home/me/tmp/a /home/me/b x /"),
+            b"<TMPDIR>/a <HOME>/b x /"
+        );
+        assert_eq!(
+            redactions.restore(b"<TMPDIR>/a <HOME>/b"),
+            b"/home/me/tmp/a /home/me/b"
+        );
+    }
+
+    #[tokio::test]
+    async fn machine_paths_are_stored_as_placeholders_and_replay_on_this_machine(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let dir = scratch("paths");
+        let dir_text = dir.to_string_lossy().into_owned();
+        let args = ["-c", "pwd; printf '%s\\n' \"$1\"", "sh", &dir_text];
+        let run = |spawner: Arc<dyn ProcessSpawner>| {
+            let dir = dir.clone();
+            async move {
+                Command::new("sh")
+                    .args(args)
+                    .current_dir(dir)
+                    .spawner(spawner)
+                    .output()
+                    .await
+            }
+        };
+        let recorder = recorder();
+        let real = run(Arc::new(recorder.clone())).await?;
+        assert_eq!(
+            real.stdout,
+            format!("{dir_text}\n{dir_text}\n").into_bytes()
+        );
+        let json = recorder.cassette().to_json();
+        let temp = std::env::temp_dir();
+        let temp = temp.to_string_lossy();
+        let temp = temp.trim_end_matches('/');
+        assert!(!json.contains(temp), "{json}");
+        assert!(json.contains("<TMPDIR>/cassette-test-"), "{json}");
+
+        let path = dir.join("paths.json");
+        recorder.save(&path)?;
+        let replay = ReplaySpawner::load(&path)?;
+        assert_eq!(run(Arc::new(replay.clone())).await?, real);
+        replay.assert_all_used();
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_secret_never_reaches_the_file_and_replay_restores_it(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let redactions = Redactions::new().secret("hunter2", "<PASSWORD>");
+        let recorder = recorder().redacting(redactions.clone());
+        let args = ["-c", "read p; echo \"token for $1: $p\"", "sh", "hunter2"];
+        let login = |spawner: Arc<dyn ProcessSpawner>| async move {
+            let mut child = Command::new("sh")
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawner(spawner)
+                .spawn()?;
+            let mut stdin = child.stdin.take().expect("piped");
+            stdin.write_all(b"hunter2\n").await?;
+            drop(stdin);
+            io::Result::Ok(child.wait_with_output().await?.stdout)
+        };
+        assert_eq!(
+            login(Arc::new(recorder.clone())).await?,
+            b"token for hunter2: hunter2\n"
+        );
+        let cassette = recorder.cassette();
+        let json = cassette.to_json();
+        assert!(!json.contains("hunter2"), "{json}");
+        assert!(json.contains("token for <PASSWORD>: <PASSWORD>"), "{json}");
+
+        let replay = ReplaySpawner::new(cassette).restoring(&redactions);
+        assert_eq!(
+            login(Arc::new(replay.clone())).await?,
+            b"token for hunter2: hunter2\n"
+        );
+        replay.assert_all_used();
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn env_values_are_stored_only_when_asked_and_then_matched(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let recorder = recorder().keep_env_values(["GREETING"]);
+        let greet = |spawner: Arc<dyn ProcessSpawner>, greeting: &'static str| async move {
+            Command::new("sh")
+                .args(["-c", "echo \"$GREETING\""])
+                .env("GREETING", greeting)
+                .env("API_TOKEN", "t0ps3cret")
+                .spawner(spawner)
+                .output()
+                .await
+        };
+        greet(Arc::new(recorder.clone()), "bonjour").await?;
+        let cassette = recorder.cassette();
+        let json = cassette.to_json();
+        assert!(!json.contains("t0ps3cret"), "{json}");
+        assert!(json.contains("\"API_TOKEN\""), "names are stored: {json}");
+        assert_eq!(
+            cassette.spawns[0].env_values,
+            [("GREETING".to_string(), "bonjour".to_string())].into()
+        );
+
+        let replay = Arc::new(ReplaySpawner::new(cassette));
+        let err = greet(replay.clone(), "hallo").await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(
+            err.to_string()
+                .contains("recorded with env `API_TOKEN GREETING`"),
+            "{err}"
+        );
+        assert_eq!(greet(replay, "bonjour").await?.stdout, b"bonjour\n");
+        Ok(())
+    }
 }

@@ -107,3 +107,48 @@ fn each_action_has_help() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: process-cassette"));
     }
 }
+
+#[test]
+fn a_recording_that_runs_over_a_second_shows_its_progress_and_clears_it() {
+    let file = scratch("progress").join("run.json");
+    let script = "echo start; sleep 2; echo end";
+    let out = Command::new(BIN)
+        .arg("record")
+        .arg(&file)
+        .args(["--progress", "always", "--", "sh", "-c", script])
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    assert_eq!(out.stdout, b"start\nend\n", "the output is untouched");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "\r\x1b[2Kprocess-cassette: recording `sh -c {script}`, "
+        )),
+        "{err:?}"
+    );
+    assert!(err.contains("s: 0 bytes in, 6 bytes out"), "{err:?}");
+    assert!(
+        err.ends_with("\r\x1b[2K"),
+        "the line is cleared at the end: {err:?}"
+    );
+}
+
+#[test]
+fn without_a_terminal_or_with_never_there_is_no_progress_line() {
+    let file = scratch("noprogress").join("run.json");
+    for flag in [&["--progress", "never"][..], &[]] {
+        let out = Command::new(BIN)
+            .arg("record")
+            .arg(&file)
+            .args(flag)
+            .args(["--", "sh", "-c", "sleep 1.2"])
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .expect("runs");
+        assert!(out.status.success());
+        assert_eq!(out.stderr, b"", "{flag:?}");
+    }
+}

@@ -1,15 +1,18 @@
 //! `process-cassette`: record a command into a cassette, show a cassette's transcript, or
 //! replay a cassette's output.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use process_transport_cassette::{Cassette, Event, RecordingSpawner};
+use process_transport_cassette::{Cassette, Event, RecordingSpawner, Redactions};
 use process_transport_command::{Command, ExitStatus, Stdio};
 use process_transport_real::RealSpawner;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Record real runs of a command into a cassette, and show or replay them.
 #[derive(Debug, Parser)]
@@ -26,6 +29,10 @@ enum Action {
     Record {
         /// The cassette to write.
         file: PathBuf,
+        /// When to show a progress line on stderr (bytes each way) while the command runs
+        /// longer than a second: `auto` when stderr is a terminal.
+        #[arg(long, value_enum, default_value_t = Progress::Auto)]
+        progress: Progress,
         /// The command and its arguments, after `--`.
         #[arg(last = true, required = true)]
         command: Vec<String>,
@@ -42,10 +49,32 @@ enum Action {
     },
 }
 
+/// When `record` shows its progress line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Progress {
+    /// When stderr is a terminal.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.action {
-        Action::Record { file, command } => record(&file, &command),
+        Action::Record {
+            file,
+            progress,
+            command,
+        } => {
+            let shown = match progress {
+                Progress::Auto => std::io::stderr().is_terminal(),
+                Progress::Always => true,
+                Progress::Never => false,
+            };
+            record(&file, &command, shown)
+        }
         Action::Show { file } => Cassette::load(&file)
             .map(|cassette| {
                 print!("{}", cassette.transcript());
@@ -54,7 +83,7 @@ fn main() -> ExitCode {
             .map_err(|err| err.to_string()),
         Action::Replay { file } => Cassette::load(&file)
             .map_err(|err| err.to_string())
-            .and_then(|cassette| replay(&cassette)),
+            .and_then(|cassette| replay(&cassette.restored(&Redactions::new()))),
     };
     result.unwrap_or_else(|message| {
         eprintln!("process-cassette: {message}");
@@ -71,14 +100,67 @@ fn exit_code(status: ExitStatus) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
-async fn copy(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin) {
-    let _ = tokio::io::copy(&mut from, &mut to).await;
+/// Bytes each way, and whether the progress line is on the screen.
+#[derive(Default)]
+struct Counters {
+    sent: AtomicU64,
+    received: AtomicU64,
+    /// The progress line is on the screen and must be cleared before output is shown.
+    line_shown: AtomicBool,
+}
+
+impl Counters {
+    fn clear_line(&self) {
+        if self.line_shown.swap(false, Ordering::SeqCst) {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
+
+/// Which counter a copy adds to.
+type Count = fn(&Counters) -> &AtomicU64;
+
+/// Copies `from` to `to`, counting the bytes in `count`, and clears the progress line
+/// before showing output.
+async fn copy(
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
+    counters: Arc<Counters>,
+    count: Count,
+    shows_output: bool,
+) {
+    let mut buffer = vec![0; 64 * 1024];
+    loop {
+        let read = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(read) => read,
+        };
+        count(&counters).fetch_add(read as u64, Ordering::Relaxed);
+        if shows_output {
+            counters.clear_line();
+        }
+        if to.write_all(&buffer[..read]).await.is_err() || to.flush().await.is_err() {
+            break;
+        }
+    }
     let _ = to.shutdown().await;
 }
 
-fn record(file: &PathBuf, command: &[String]) -> Result<ExitCode, String> {
+/// The progress line: the command, the time it has run, and the bytes each way.
+fn progress_line(command: &str, elapsed: Duration, counters: &Counters) -> String {
+    format!(
+        "process-cassette: recording `{command}`, {}s: {} bytes in, {} bytes out",
+        elapsed.as_secs(),
+        counters.sent.load(Ordering::Relaxed),
+        counters.received.load(Ordering::Relaxed)
+    )
+}
+
+fn record(file: &PathBuf, command: &[String], progress: bool) -> Result<ExitCode, String> {
     let runtime = tokio::runtime::Runtime::new().map_err(|err| err.to_string())?;
     let recorder = RecordingSpawner::new(Arc::new(RealSpawner::new()));
+    let counters = Arc::new(Counters::default());
+    let line = command.join(" ");
     let status = runtime.block_on(async {
         let mut child = Command::new(&command[0])
             .args(&command[1..])
@@ -90,22 +172,63 @@ fn record(file: &PathBuf, command: &[String]) -> Result<ExitCode, String> {
             .map_err(|err| err.to_string())?;
         let (stdin, stdout, stderr) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take());
+        let (sent, received): (Count, Count) = (|c| &c.sent, |c| &c.received);
         if let Some(stdin) = stdin {
             // Not awaited: a child may end before this process's stdin does.
-            tokio::spawn(copy(tokio::io::stdin(), stdin));
+            tokio::spawn(copy(
+                tokio::io::stdin(),
+                stdin,
+                counters.clone(),
+                sent,
+                false,
+            ));
         }
-        let out = tokio::spawn(async move {
-            if let Some(stdout) = stdout {
-                copy(stdout, tokio::io::stdout()).await;
-            }
+        let out = stdout.map(|from| {
+            tokio::spawn(copy(
+                from,
+                tokio::io::stdout(),
+                counters.clone(),
+                received,
+                true,
+            ))
         });
-        let err = tokio::spawn(async move {
-            if let Some(stderr) = stderr {
-                copy(stderr, tokio::io::stderr()).await;
-            }
+        let err = stderr.map(|from| {
+            tokio::spawn(copy(
+                from,
+                tokio::io::stderr(),
+                counters.clone(),
+                received,
+                true,
+            ))
+        });
+        let ticker = progress.then(|| {
+            let counters = counters.clone();
+            let line = line.clone();
+            tokio::spawn(async move {
+                let start = Instant::now();
+                let mut ticks = tokio::time::interval_at(
+                    tokio::time::Instant::now() + Duration::from_secs(1),
+                    Duration::from_millis(250),
+                );
+                loop {
+                    ticks.tick().await;
+                    eprint!(
+                        "\r\x1b[2K{}",
+                        progress_line(&line, start.elapsed(), &counters)
+                    );
+                    counters.line_shown.store(true, Ordering::SeqCst);
+                }
+            })
         });
         let status = child.wait().await.map_err(|err| err.to_string())?;
-        let _ = (out.await, err.await);
+        for copier in [out, err].into_iter().flatten() {
+            let _ = copier.await;
+        }
+        if let Some(ticker) = ticker {
+            ticker.abort();
+            let _ = ticker.await;
+            counters.clear_line();
+        }
         Ok::<_, String>(status)
     })?;
     recorder.save(file).map_err(|err| err.to_string())?;

@@ -1,0 +1,269 @@
+//! [`Redactions`]: secrets and machine paths replaced by placeholders before a cassette is
+//! stored, and put back when it is replayed.
+
+use std::collections::BTreeMap;
+
+use memchr::memmem;
+
+use crate::{Cassette, Event, Recording};
+
+/// What a cassette must not store, each with the placeholder it stores instead.
+///
+/// A recording is *redacted* when it is taken from a [`RecordingSpawner`](crate::RecordingSpawner):
+/// every occurrence of a value, in the command line, the working directory, kept environment
+/// values and the bytes each way, becomes its placeholder. A replay *restores* it: each
+/// placeholder becomes the value this machine gives, so that a spawn asked for with this
+/// machine's home directory matches a recording made in another, and the replayed output
+/// names this machine's paths. A value split across two pieces of output is found all the
+/// same: the placeholder takes the place of its first byte.
+///
+/// [`new`](Self::new) holds this machine's paths: the home directory (`<HOME>`) and the
+/// temporary directory (`<TMPDIR>`); [`none`](Self::none) holds nothing. Add secrets with
+/// [`secret`](Self::secret) or [`secret_env`](Self::secret_env). Values are matched as bytes,
+/// longest first; a value shorter than two bytes, or `/`, is ignored, as it would match
+/// nearly everywhere.
+///
+/// ```
+/// use process_transport_cassette::Redactions;
+///
+/// let redactions = Redactions::none().secret("hunter2", "<PASSWORD>");
+/// assert_eq!(redactions.redact(b"login: hunter2\n"), b"login: <PASSWORD>\n");
+/// assert_eq!(redactions.restore(b"login: <PASSWORD>\n"), b"login: hunter2\n");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Redactions {
+    /// Value, placeholder; longest value first.
+    pairs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Default for Redactions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Redactions {
+    /// This machine's home directory as `<HOME>` and its temporary directory as `<TMPDIR>`.
+    pub fn new() -> Self {
+        let mut redactions = Self::none();
+        if let Some(home) = std::env::var_os("HOME") {
+            redactions = redactions.secret(trimmed(home.as_encoded_bytes()), "<HOME>");
+        }
+        let temp = std::env::temp_dir();
+        redactions.secret(trimmed(temp.as_os_str().as_encoded_bytes()), "<TMPDIR>")
+    }
+
+    /// Nothing redacted.
+    pub fn none() -> Self {
+        Redactions { pairs: Vec::new() }
+    }
+
+    /// Replaces `value` with `placeholder`. A value shorter than two bytes, or `/`, is
+    /// ignored; a placeholder given twice keeps its last value.
+    pub fn secret(mut self, value: impl AsRef<[u8]>, placeholder: impl Into<String>) -> Self {
+        let value = value.as_ref();
+        let placeholder = placeholder.into().into_bytes();
+        self.pairs.retain(|(_, known)| *known != placeholder);
+        if value.len() >= 2 && value != b"/" {
+            self.pairs.push((value.to_vec(), placeholder));
+            self.pairs
+                .sort_by(|(a, _), (b, _)| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        }
+        self
+    }
+
+    /// Replaces the value of the environment variable `name`, when it is set, with `<name>`.
+    pub fn secret_env(self, name: &str) -> Self {
+        match std::env::var_os(name) {
+            Some(value) => self.secret(value.as_encoded_bytes(), format!("<{name}>")),
+            None => self,
+        }
+    }
+
+    /// `data` with every value replaced by its placeholder.
+    pub fn redact(&self, data: &[u8]) -> Vec<u8> {
+        self.redact_stream(&mut [data.to_vec()]).concat()
+    }
+
+    /// `data` with every placeholder replaced by its value.
+    pub fn restore(&self, data: &[u8]) -> Vec<u8> {
+        self.restore_stream(&mut [data.to_vec()]).concat()
+    }
+
+    fn redact_stream<'a>(&self, chunks: &'a mut [Vec<u8>]) -> &'a mut [Vec<u8>] {
+        let pairs: Vec<_> = self.pairs.iter().map(|(v, p)| (&v[..], &p[..])).collect();
+        replace_in_stream(chunks, &pairs);
+        chunks
+    }
+
+    fn restore_stream<'a>(&self, chunks: &'a mut [Vec<u8>]) -> &'a mut [Vec<u8>] {
+        let mut pairs: Vec<_> = self.pairs.iter().map(|(v, p)| (&p[..], &v[..])).collect();
+        pairs.sort_by(|(a, _), (b, _)| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        replace_in_stream(chunks, &pairs);
+        chunks
+    }
+
+    /// `recording` with every value replaced by its placeholder.
+    pub(crate) fn redact_recording(&self, recording: &mut Recording) {
+        self.apply(recording, Self::redact_stream);
+    }
+
+    /// `recording` with every placeholder replaced by its value.
+    pub(crate) fn restore_recording(&self, recording: &mut Recording) {
+        self.apply(recording, Self::restore_stream);
+    }
+
+    fn apply(&self, recording: &mut Recording, stream: StreamFn) {
+        if self.pairs.is_empty() {
+            return;
+        }
+        let text = |value: &mut String| {
+            let mut chunk = [std::mem::take(value).into_bytes()];
+            stream(self, &mut chunk);
+            let [bytes] = chunk;
+            *value = String::from_utf8_lossy(&bytes).into_owned();
+        };
+        recording.command.iter_mut().for_each(text);
+        recording.cwd.iter_mut().for_each(text);
+        recording.env_values.values_mut().for_each(text);
+        // Each direction of each fd is one stream, so that a value split across pieces is
+        // found.
+        let mut streams: BTreeMap<(bool, u32), Vec<usize>> = BTreeMap::new();
+        for (index, event) in recording.events.iter().enumerate() {
+            match event {
+                Event::Write { fd, .. } => streams.entry((false, *fd)).or_default().push(index),
+                Event::Output { fd, .. } => streams.entry((true, *fd)).or_default().push(index),
+                _ => {}
+            }
+        }
+        let mut emptied = Vec::new();
+        for indices in streams.values() {
+            let mut chunks: Vec<Vec<u8>> = indices
+                .iter()
+                .map(|&index| std::mem::take(data_of(&mut recording.events[index])))
+                .collect();
+            stream(self, &mut chunks);
+            for (&index, chunk) in indices.iter().zip(chunks) {
+                if chunk.is_empty() {
+                    emptied.push(index);
+                }
+                *data_of(&mut recording.events[index]) = chunk;
+            }
+        }
+        // A piece whose bytes all went into a placeholder before it is dropped: an empty
+        // write or output is not an event.
+        emptied.sort_unstable();
+        for index in emptied.into_iter().rev() {
+            recording.events.remove(index);
+        }
+    }
+}
+
+/// [`Redactions::redact_stream`] or [`Redactions::restore_stream`].
+type StreamFn = for<'a> fn(&Redactions, &'a mut [Vec<u8>]) -> &'a mut [Vec<u8>];
+
+impl Cassette {
+    /// This cassette with every value of `redactions` replaced by its placeholder.
+    pub fn redacted(mut self, redactions: &Redactions) -> Cassette {
+        self.spawns
+            .iter_mut()
+            .for_each(|recording| redactions.redact_recording(recording));
+        self
+    }
+
+    /// This cassette with every placeholder of `redactions` replaced by its value.
+    pub fn restored(mut self, redactions: &Redactions) -> Cassette {
+        self.spawns
+            .iter_mut()
+            .for_each(|recording| redactions.restore_recording(recording));
+        self
+    }
+}
+
+fn data_of(event: &mut Event) -> &mut Vec<u8> {
+    match event {
+        Event::Write { data, .. } | Event::Output { data, .. } => &mut data.0,
+        _ => unreachable!("only writes and output carry bytes"),
+    }
+}
+
+fn trimmed(path: &[u8]) -> &[u8] {
+    match path {
+        [rest @ .., b'/'] if !rest.is_empty() => rest,
+        _ => path,
+    }
+}
+
+/// Replaces, in the stream `chunks` make up, each occurrence of a `from` with its `to`
+/// (leftmost first; at one place, the first pair in `pairs`). A replacement goes into the
+/// chunk its occurrence starts in; later chunks lose the bytes it covered.
+fn replace_in_stream(chunks: &mut [Vec<u8>], pairs: &[(&[u8], &[u8])]) {
+    if pairs.is_empty() {
+        return;
+    }
+    let lengths: Vec<usize> = chunks.iter().map(Vec::len).collect();
+    let whole: Vec<u8> = if chunks.len() == 1 {
+        std::mem::take(&mut chunks[0])
+    } else {
+        chunks.iter_mut().flat_map(std::mem::take).collect()
+    };
+    // Every occurrence of every value, then the leftmost ones that do not overlap.
+    let mut found: Vec<(usize, usize)> = pairs
+        .iter()
+        .enumerate()
+        .flat_map(|(pair, (from, _))| memmem::find_iter(&whole, from).map(move |at| (at, pair)))
+        .collect();
+    if found.is_empty() {
+        restore_chunks(chunks, &lengths, whole);
+        return;
+    }
+    found.sort_unstable();
+    let mut out: Vec<Vec<u8>> = lengths.iter().map(|&len| Vec::with_capacity(len)).collect();
+    let (mut chunk, mut chunk_end, mut at) = (0, lengths[0], 0);
+    let copy_to = |out: &mut Vec<Vec<u8>>,
+                   from: usize,
+                   to: usize,
+                   chunk: &mut usize,
+                   chunk_end: &mut usize| {
+        let mut from = from;
+        while from < to {
+            while from >= *chunk_end {
+                *chunk += 1;
+                *chunk_end += lengths[*chunk];
+            }
+            let end = to.min(*chunk_end);
+            out[*chunk].extend_from_slice(&whole[from..end]);
+            from = end;
+        }
+    };
+    for (start, pair) in found {
+        if start < at {
+            continue;
+        }
+        copy_to(&mut out, at, start, &mut chunk, &mut chunk_end);
+        while start >= chunk_end {
+            chunk += 1;
+            chunk_end += lengths[chunk];
+        }
+        let (from, to) = pairs[pair];
+        out[chunk].extend_from_slice(to);
+        at = start + from.len();
+    }
+    copy_to(&mut out, at, whole.len(), &mut chunk, &mut chunk_end);
+    for (slot, new) in chunks.iter_mut().zip(out) {
+        *slot = new;
+    }
+}
+
+/// Puts `whole` back into chunks of `lengths`.
+fn restore_chunks(chunks: &mut [Vec<u8>], lengths: &[usize], whole: Vec<u8>) {
+    if chunks.len() == 1 {
+        chunks[0] = whole;
+        return;
+    }
+    let mut at = 0;
+    for (slot, &len) in chunks.iter_mut().zip(lengths) {
+        *slot = whole[at..at + len].to_vec();
+        at += len;
+    }
+}

@@ -321,7 +321,6 @@ struct Progress {
     signals: usize,
     /// Recorded signals played past.
     signals_played: usize,
-    closed_by_parent: BTreeSet<u32>,
     /// A mismatch was reported: the child plays nothing more (a second panic while the first
     /// unwinds, from a drop that closes stdin, would abort the test).
     failed: bool,
@@ -357,9 +356,20 @@ impl Player {
             strict,
             progress: Mutex::default(),
         });
+        // A pipe the protocol closed is lost where the recording says, not at the close.
+        let held: Vec<u32> = inputs
+            .iter()
+            .copied()
+            .filter(|fd| player.loss_follows_close(*fd))
+            .collect();
         let mut script = Script::new().start_with({
             let player = player.clone();
-            move |child| player.advance(child)
+            move |child| {
+                for fd in &held {
+                    child.hold_flush(ChildFd(*fd));
+                }
+                player.advance(child);
+            }
         });
         for fd in inputs {
             let (on_write, on_eof) = (player.clone(), player.clone());
@@ -437,9 +447,7 @@ impl Player {
                 {
                     return;
                 }
-                Event::Close { fd } => {
-                    progress.closed_by_parent.insert(*fd);
-                }
+                Event::Close { .. } => {}
                 Event::Signal { .. } if progress.signals <= progress.signals_played => return,
                 Event::Signal { .. } => progress.signals_played += 1,
                 Event::Pause | Event::Resume => {}
@@ -450,13 +458,12 @@ impl Player {
                     continue;
                 }
                 Event::Lost { fd } => {
-                    let by_parent = progress.closed_by_parent.contains(fd);
                     progress.inputs_closed.insert(*fd);
                     progress.cursor += 1;
                     drop(progress);
-                    if !by_parent {
-                        child.close(ChildFd(*fd));
-                    }
+                    // The child's end closes; the loss of a pipe the protocol closed is
+                    // delivered now if its flush was held, and was already otherwise.
+                    child.close(ChildFd(*fd));
                     continue;
                 }
                 Event::Exited { .. } => {
@@ -471,6 +478,15 @@ impl Player {
             }
             progress.cursor += 1;
         }
+    }
+
+    /// Whether the recording has the protocol close `fd`, then its loss.
+    fn loss_follows_close(&self, fd: u32) -> bool {
+        let events = &self.recording.events;
+        events
+            .iter()
+            .position(|event| *event == Event::Close { fd })
+            .is_some_and(|close| events[close..].contains(&Event::Lost { fd }))
     }
 
     /// Whether child fd `fd` is a pipe the protocol writes.

@@ -168,6 +168,29 @@ impl FakeChild {
         self.transport.act(|state, out| state.child_close(fd, out));
     }
 
+    /// After the protocol closes `fd` (a pipe it writes), its `child_connection_lost` waits
+    /// until the child closes its end ([`close`](Self::close), or the end of the child), as
+    /// with a real pipe whose last bytes are still on their way: other events may come
+    /// between the close and the loss. By default the loss follows the close at once.
+    ///
+    /// ```
+    /// use process_transport_api::{ChildFd, ProcessTransport, SpawnSpec};
+    /// use process_transport_fakes::{DeliveredEvent, MemoryProcessReactor, Script};
+    /// # struct P; impl process_transport_api::ProcessProtocol for P { fn make_connection(&mut self, _: std::sync::Arc<dyn process_transport_api::ProcessTransport>) {} }
+    ///
+    /// let reactor = MemoryProcessReactor::strict();
+    /// reactor.register(["cat"], Script::new().start_with(|child| child.hold_flush(ChildFd::STDIN)));
+    /// let child = reactor.spawn(Box::new(P), SpawnSpec::new("cat")).unwrap();
+    /// child.transport().close_child_fd(ChildFd::STDIN);
+    /// let lost = DeliveredEvent::ChildConnectionLost(ChildFd::STDIN);
+    /// assert!(!child.transport().call_log().events().contains(&lost));
+    /// child.close(ChildFd::STDIN);
+    /// assert!(child.transport().call_log().events().contains(&lost));
+    /// ```
+    pub fn hold_flush(&self, fd: ChildFd) {
+        self.transport.lock().flush_held.insert(fd);
+    }
+
     /// The child exits with `code`, closing every fd it still holds first (in fd order):
     /// the protocol gets the remaining `child_connection_lost`s, `process_exited`, then
     /// `process_ended`.

@@ -90,6 +90,9 @@ pub(crate) struct FakeState {
     pub(crate) held: VecDeque<Held>,
     /// Output is delivered in chunks of at most this many bytes.
     pub(crate) chunk_size: Option<usize>,
+    /// Fds whose loss after the parent's close waits for the child to close its end
+    /// ([`FakeChild::hold_flush`]).
+    pub(crate) flush_held: BTreeSet<ChildFd>,
 }
 
 pub(crate) enum Held {
@@ -163,6 +166,7 @@ impl MemoryProcessTransport {
                     child_closed: BTreeSet::new(),
                     held: VecDeque::new(),
                     chunk_size: None,
+                    flush_held: BTreeSet::new(),
                 }),
                 dispatcher,
                 spec: Arc::new(spec),
@@ -399,6 +403,8 @@ impl FakeState {
     pub(crate) fn close_child_fd(&mut self, fd: ChildFd, out: &mut Vec<Delivery>) {
         match self.model.close_child_fd(fd, out) {
             CloseAction::Nothing => return,
+            // The child closes its end later: the loss waits for it.
+            CloseAction::FlushThenClose if self.flush_held.contains(&fd) => {}
             // The fake's pipe takes every byte at once: the flush is already done.
             CloseAction::FlushThenClose => self.model.pipe_lost(fd, out),
             CloseAction::StopReading => {}

@@ -19,7 +19,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 /// The code under test: it greets two names through a shell that answers one line per line,
 /// and reports what the shell said on stderr and how it ended.
 async fn greet(spawner: Arc<dyn ProcessSpawner>) -> std::io::Result<Vec<String>> {
-    let script = "while read name; do echo \"hello, $name\"; done; echo 'no more names' >&2; exit 3";
+    let script =
+        "while read name; do echo \"hello, $name\"; done; echo 'no more names' >&2; exit 3";
     let mut child = Command::new("sh")
         .args(["-c", script])
         .stdin(Stdio::piped())

@@ -1,21 +1,19 @@
 //! [`ReplaySpawner`]: serves spawns from a cassette, as fakes that follow the recording.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use process_transport_api::{
     ChildFd, ProcessProtocol, ProcessSpawner, ProcessTransport, Signal, SpawnError, SpawnSpec,
 };
-use process_transport_fakes::{
-    FakeChild, MemoryProcessReactor, Registration, Script, SignalAction,
-};
+use process_transport_fakes::{FakeChild, MemoryProcessReactor, Script, SignalAction};
 
 use crate::recorder::{env_values, lock};
-use crate::{Cassette, CassetteError, Event, FdKind, Recording, Redactions};
+use crate::{Cassette, CassetteError, Event, FdKind, Recording, Redactions, Refusal};
 
 /// A [`ProcessSpawner`] that serves spawns from a [`Cassette`]: no process starts.
 ///
@@ -56,14 +54,13 @@ use crate::{Cassette, CassetteError, Event, FdKind, Recording, Redactions};
 /// ```
 #[derive(Clone)]
 pub struct ReplaySpawner {
-    reactor: MemoryProcessReactor,
-    /// How each recording is served, in cassette order.
+    /// Each recording and how it is served, in cassette order.
     slots: Arc<Vec<Slot>>,
+    /// The slots of each command, in cassette order: a spawn looks at these only.
+    by_command: Arc<HashMap<Vec<String>, Vec<usize>>>,
     /// The cassette as given, to rebuild with other redactions.
     cassette: Arc<Cassette>,
     strict: bool,
-    /// What was recorded, restored, to explain a spawn no recording matches.
-    recorded: Arc<Vec<Recording>>,
     /// Where the cassette came from, for messages.
     origin: String,
 }
@@ -123,37 +120,42 @@ impl ReplaySpawner {
     }
 
     fn build(cassette: Cassette, strict: bool, redactions: &Redactions) -> Self {
-        let reactor = MemoryProcessReactor::strict();
         let given = Arc::new(cassette.clone());
         let cassette = cassette.restored(redactions);
-        let recorded = Arc::new(cassette.spawns.clone());
+        let mut by_command: HashMap<Vec<String>, Vec<usize>> = HashMap::new();
         let slots = cassette
             .spawns
             .into_iter()
             .enumerate()
             .map(|(index, recording)| {
-                if recording.refused.is_some() {
-                    return Slot::Refused(Arc::default());
+                by_command
+                    .entry(recording.command.clone())
+                    .or_default()
+                    .push(index);
+                let serve = match &recording.refused {
+                    Some(refusal) => Serve::Refuse(refusal.clone()),
+                    None => {
+                        // A reactor of its own per recording: a spawn finds its recording
+                        // through `by_command`, not by asking every registration.
+                        let reactor = MemoryProcessReactor::strict();
+                        let label = format!("spawn {index} (`{}`)", recording.command_line());
+                        let script = Player::script(recording.clone(), label, strict);
+                        reactor.register_matching(recording.command_line(), |_| true, script);
+                        Serve::Play(reactor)
+                    }
+                };
+                Slot {
+                    recording,
+                    serve,
+                    used: AtomicBool::new(false),
                 }
-                let label = format!("spawn {index} (`{}`)", recording.command_line());
-                let wanted = recording.clone();
-                let script = Player::script(recording, label, strict);
-                let registration = reactor
-                    .register_matching(
-                        wanted.command_line(),
-                        move |spec| matches(&wanted, spec),
-                        script,
-                    )
-                    .times(1);
-                Slot::Played(registration)
             })
             .collect();
         ReplaySpawner {
-            reactor,
             slots: Arc::new(slots),
+            by_command: Arc::new(by_command),
             cassette: given,
             strict,
-            recorded,
             origin: "(in memory)".into(),
         }
     }
@@ -163,14 +165,14 @@ impl ReplaySpawner {
         let asked = Recording::of(spec);
         let line = asked.command_line();
         let closest = self
-            .recorded
+            .slots
             .iter()
-            .zip(self.slots.iter())
+            .map(|slot| (&slot.recording, slot))
             .min_by_key(|(recording, _)| strsim::levenshtein(&recording.command_line(), &line));
         let hint = match closest {
             None => "; it holds no recordings".to_owned(),
             Some((recording, slot)) if recording.command == asked.command => {
-                let why = if slot.uses() > 0 {
+                let why = if slot.used() {
                     "each recording of it was served already".to_owned()
                 } else {
                     let mut differs = Vec::new();
@@ -200,11 +202,10 @@ impl ReplaySpawner {
 
     /// The recordings never served, as their command lines, in cassette order.
     pub fn unused(&self) -> Vec<String> {
-        self.recorded
+        self.slots
             .iter()
-            .zip(self.slots.iter())
-            .filter(|(_, slot)| slot.uses() == 0)
-            .map(|(recording, _)| recording.command_line())
+            .filter(|slot| !slot.used())
+            .map(|slot| slot.recording.command_line())
             .collect()
     }
 
@@ -213,76 +214,59 @@ impl ReplaySpawner {
     /// # Panics
     /// When one was not, naming each.
     pub fn assert_all_used(&self) {
-        self.reactor.assert_all_used();
-        let refused: Vec<String> = self
-            .recorded
+        let unused: Vec<String> = self
+            .unused()
             .iter()
-            .zip(self.slots.iter())
-            .filter(|(_, slot)| matches!(slot, Slot::Refused(_)) && slot.uses() == 0)
-            .map(|(recording, _)| {
-                format!(
-                    "`{}` (a refused spawn, used 0 of 1 times)",
-                    recording.command_line()
-                )
-            })
+            .map(|line| format!("`{line}` (used 0 of 1 times)"))
             .collect();
         assert!(
-            refused.is_empty(),
-            "recorded spawns never served: {}",
-            refused.join(", ")
+            unused.is_empty(),
+            "ReplaySpawner: {} recorded spawn(s) of cassette {} never served: {}",
+            unused.len(),
+            self.origin,
+            unused.join(", ")
         );
-    }
-
-    /// The recorded error of the first refused spawn that `spec` matches, when every
-    /// recording of it before that one was served: spawns fail where they failed.
-    fn refusal(&self, spec: &SpawnSpec) -> Option<SpawnError> {
-        let mut earlier_served = true;
-        for (recording, slot) in self.recorded.iter().zip(self.slots.iter()) {
-            if !matches(recording, spec) {
-                continue;
-            }
-            match (slot, &recording.refused) {
-                (Slot::Refused(used), Some(refusal)) if earlier_served => {
-                    if used
-                        .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
-                        .is_ok()
-                    {
-                        return Some(refusal.error());
-                    }
-                }
-                _ => earlier_served &= slot.uses() > 0,
-            }
-        }
-        None
     }
 }
 
-/// How one recording is served.
-enum Slot {
-    /// As a fake child, by the reactor.
-    Played(Registration),
-    /// As the spawn error it recorded; counts its uses.
-    Refused(Arc<AtomicUsize>),
+/// One recording and how it is served.
+struct Slot {
+    /// The recording, restored.
+    recording: Recording,
+    serve: Serve,
+    used: AtomicBool,
+}
+
+enum Serve {
+    /// As a fake child that plays the recording.
+    Play(MemoryProcessReactor),
+    /// As the spawn error it recorded.
+    Refuse(Refusal),
 }
 
 impl Slot {
-    fn uses(&self) -> usize {
-        match self {
-            Slot::Played(registration) => registration.uses(),
-            Slot::Refused(used) => used.load(Ordering::SeqCst),
-        }
+    fn used(&self) -> bool {
+        self.used.load(Ordering::SeqCst)
     }
-}
 
-fn matches(recording: &Recording, spec: &SpawnSpec) -> bool {
-    let asked = Recording::of(spec);
-    asked.command == recording.command
-        && (recording.cwd.is_none() || asked.cwd == recording.cwd)
-        && asked.env == recording.env
-        && (recording.env_values.is_empty()
-            || env_values(spec, &recording.env_values.keys().cloned().collect())
-                == recording.env_values)
-        && asked.fds == recording.fds
+    /// Takes this slot for a spawn, unless another spawn took it first.
+    fn claim(&self) -> bool {
+        self.used
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+
+    /// Whether a spawn of `spec` (`asked`, as a recording would hold it) matches this
+    /// recording, whose command line is the same.
+    fn matches(&self, asked: &Recording, spec: &SpawnSpec) -> bool {
+        let recording = &self.recording;
+        (recording.cwd.is_none() || asked.cwd == recording.cwd)
+            && asked.env == recording.env
+            && asked.fds == recording.fds
+            && (recording.env_values.is_empty()
+                || env_values(spec, &recording.env_values.keys().cloned().collect())
+                    == recording.env_values)
+    }
 }
 
 #[async_trait]
@@ -292,15 +276,18 @@ impl ProcessSpawner for ReplaySpawner {
         protocol: Box<dyn ProcessProtocol>,
         spec: SpawnSpec,
     ) -> Result<Arc<dyn ProcessTransport>, SpawnError> {
-        if let Some(err) = self.refusal(&spec) {
-            return Err(err);
-        }
-        let asked = spec.clone();
-        match self.reactor.spawn_process(protocol, spec).await {
-            Err(SpawnError::NotFound(_) | SpawnError::Unregistered { .. }) => {
-                Err(self.not_found(&asked))
-            }
-            result => result,
+        spec.validate()?;
+        let asked = Recording::of(&spec);
+        let slot = self.by_command.get(&asked.command).and_then(|indices| {
+            indices
+                .iter()
+                .map(|&index| &self.slots[index])
+                .find(|slot| !slot.used() && slot.matches(&asked, &spec) && slot.claim())
+        });
+        match slot.map(|slot| &slot.serve) {
+            Some(Serve::Play(reactor)) => reactor.spawn_process(protocol, spec).await,
+            Some(Serve::Refuse(refusal)) => Err(refusal.error()),
+            None => Err(self.not_found(&spec)),
         }
     }
 }

@@ -179,20 +179,23 @@ fn replaying_a_thousand_spawns(c: &mut Criterion) {
     let cassette = thousand_spawns();
     let mut group = c.benchmark_group("1,000 spawns");
     group.throughput(Throughput::Elements(SPAWNS as u64));
-    group.bench_function("scripted by hand on a MemoryProcessReactor (baseline)", |b| {
-        b.iter_batched(
-            || {
-                let reactor = MemoryProcessReactor::strict();
-                for n in 0..SPAWNS {
-                    let command = ["sh".to_owned(), "-c".to_owned(), format!("echo {n}")];
-                    reactor.register(command, Script::new().stdout(format!("{n}\n")).exit(0));
-                }
-                reactor
-            },
-            |reactor| rt.block_on(run_thousand(Arc::new(reactor))),
-            BatchSize::PerIteration,
-        )
-    });
+    group.bench_function(
+        "scripted by hand on a MemoryProcessReactor (baseline)",
+        |b| {
+            b.iter_batched(
+                || {
+                    let reactor = MemoryProcessReactor::strict();
+                    for n in 0..SPAWNS {
+                        let command = ["sh".to_owned(), "-c".to_owned(), format!("echo {n}")];
+                        reactor.register(command, Script::new().stdout(format!("{n}\n")).exit(0));
+                    }
+                    reactor
+                },
+                |reactor| rt.block_on(run_thousand(Arc::new(reactor))),
+                BatchSize::PerIteration,
+            )
+        },
+    );
     group.bench_function("ReplaySpawner, cassette loaded included", |b| {
         b.iter_batched(
             || cassette.clone(),

@@ -86,24 +86,67 @@ pub enum Logged {
 /// ```
 #[derive(Clone, Default)]
 pub struct CallLog {
-    entries: Arc<Mutex<Vec<Logged>>>,
+    entries: Arc<Mutex<Vec<Entry>>>,
+}
+
+/// Bytes written once and shared by the log and the transport's buffers.
+pub(crate) type Shared = Arc<[u8]>;
+
+/// A call as the log keeps it: a write's bytes are shared with the transport's buffers, and
+/// copied out only when the log is read.
+pub(crate) enum StoredCall {
+    Write(ChildFd, Shared),
+    Other(TransportCall),
+}
+
+impl From<TransportCall> for StoredCall {
+    fn from(call: TransportCall) -> Self {
+        StoredCall::Other(call)
+    }
+}
+
+enum Entry {
+    Call(StoredCall, Option<String>),
+    Event(DeliveredEvent),
+}
+
+impl Entry {
+    fn call(&self) -> Option<TransportCall> {
+        match self {
+            Entry::Call(StoredCall::Write(fd, data), _) => {
+                Some(TransportCall::Write(*fd, data.to_vec()))
+            }
+            Entry::Call(StoredCall::Other(call), _) => Some(call.clone()),
+            Entry::Event(_) => None,
+        }
+    }
+
+    fn logged(&self) -> Logged {
+        match self {
+            Entry::Call(_, error) => Logged::Call(
+                self.call().expect("a call entry holds a call"),
+                error.clone(),
+            ),
+            Entry::Event(event) => Logged::Event(event.clone()),
+        }
+    }
 }
 
 impl CallLog {
-    fn lock(&self) -> MutexGuard<'_, Vec<Logged>> {
+    fn lock(&self) -> MutexGuard<'_, Vec<Entry>> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Logs `call`; returns its index for [`failed`](Self::failed).
-    pub(crate) fn call(&self, call: TransportCall) -> usize {
+    pub(crate) fn call(&self, call: impl Into<StoredCall>) -> usize {
         let mut entries = self.lock();
-        entries.push(Logged::Call(call, None));
+        entries.push(Entry::Call(call.into(), None));
         entries.len() - 1
     }
 
     /// Records that the call logged at `index` failed with `error`.
     pub(crate) fn failed(&self, index: usize, error: String) {
-        if let Some(Logged::Call(_, slot)) = self.lock().get_mut(index) {
+        if let Some(Entry::Call(_, slot)) = self.lock().get_mut(index) {
             *slot = Some(error);
         }
     }
@@ -117,23 +160,17 @@ impl CallLog {
             Delivery::ProcessEnded(end) => DeliveredEvent::ProcessEnded(*end),
             Delivery::Producer(_, call) => DeliveredEvent::Producer(*call),
         };
-        self.lock().push(Logged::Event(event));
+        self.lock().push(Entry::Event(event));
     }
 
     /// Every entry, in order.
     pub fn entries(&self) -> Vec<Logged> {
-        self.lock().clone()
+        self.lock().iter().map(Entry::logged).collect()
     }
 
     /// The calls only, in order.
     pub fn calls(&self) -> Vec<TransportCall> {
-        self.lock()
-            .iter()
-            .filter_map(|entry| match entry {
-                Logged::Call(call, _) => Some(call.clone()),
-                Logged::Event(_) => None,
-            })
-            .collect()
+        self.lock().iter().filter_map(Entry::call).collect()
     }
 
     /// The delivered events only, in order.
@@ -141,8 +178,8 @@ impl CallLog {
         self.lock()
             .iter()
             .filter_map(|entry| match entry {
-                Logged::Event(event) => Some(event.clone()),
-                Logged::Call(..) => None,
+                Entry::Event(event) => Some(event.clone()),
+                Entry::Call(..) => None,
             })
             .collect()
     }
@@ -155,7 +192,9 @@ impl CallLog {
 
 impl fmt::Debug for CallLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.lock().iter()).finish()
+        f.debug_list()
+            .entries(self.lock().iter().map(Entry::logged))
+            .finish()
     }
 }
 
@@ -210,7 +249,7 @@ impl fmt::Display for Logged {
 impl fmt::Display for CallLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for entry in self.lock().iter() {
-            writeln!(f, "{entry}")?;
+            writeln!(f, "{}", entry.logged())?;
         }
         Ok(())
     }

@@ -129,8 +129,7 @@ impl FakeChild {
             let Some(unread) = state.unread.get_mut(&fd) else {
                 return Vec::new();
             };
-            let take = unread.len().min(max);
-            let data: Vec<u8> = unread.drain(..take).collect();
+            let data = unread.take(max);
             let left = unread.len();
             if !data.is_empty() {
                 state.model.set_buffered(fd, left, out);

@@ -12,7 +12,7 @@ use process_transport_api::{
     Transport, TransportError,
 };
 
-use crate::call_log::{CallLog, TransportCall};
+use crate::call_log::{CallLog, Shared, StoredCall, TransportCall};
 use crate::{FakeChild, Script};
 
 /// The pid a [`MemoryProcessTransport`] reports unless given another.
@@ -78,10 +78,10 @@ pub(crate) enum ScriptEvent {
 
 pub(crate) struct FakeState {
     pub(crate) model: ProcessModel,
-    /// Every byte the parent wrote, per fd.
-    pub(crate) written: BTreeMap<ChildFd, Vec<u8>>,
+    /// Every write the parent made, per fd (shared with the call log).
+    pub(crate) written: BTreeMap<ChildFd, Vec<Shared>>,
     /// Bytes the parent wrote that the child has not read yet, per fd.
-    pub(crate) unread: BTreeMap<ChildFd, VecDeque<u8>>,
+    pub(crate) unread: BTreeMap<ChildFd, Unread>,
     pub(crate) closed: Vec<ChildFd>,
     pub(crate) signals: Vec<Signal>,
     /// Fds the child closed (its output there is over).
@@ -93,6 +93,53 @@ pub(crate) struct FakeState {
     /// Fds whose loss after the parent's close waits for the child to close its end
     /// ([`FakeChild::hold_flush`]).
     pub(crate) flush_held: BTreeSet<ChildFd>,
+}
+
+/// The bytes the parent wrote on one fd that the child has not read yet: the writes
+/// themselves, shared, and how far into the first one the child has read.
+#[derive(Default)]
+pub(crate) struct Unread {
+    writes: VecDeque<Shared>,
+    /// Bytes of the first write already read.
+    read: usize,
+    len: usize,
+}
+
+impl Unread {
+    fn push(&mut self, data: Shared) {
+        if !data.is_empty() {
+            self.len += data.len();
+            self.writes.push_back(data);
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Takes at most `max` bytes, in order.
+    pub(crate) fn take(&mut self, max: usize) -> Vec<u8> {
+        let mut data = Vec::with_capacity(self.len.min(max));
+        while data.len() < max {
+            let Some(first) = self.writes.front() else {
+                break;
+            };
+            let rest = &first[self.read..];
+            let n = rest.len().min(max - data.len());
+            data.extend_from_slice(&rest[..n]);
+            self.read += n;
+            if self.read == first.len() {
+                self.writes.pop_front();
+                self.read = 0;
+            }
+        }
+        self.len -= data.len();
+        data
+    }
 }
 
 pub(crate) enum Held {
@@ -272,7 +319,7 @@ impl MemoryProcessTransport {
     /// Logs `call`, runs it, and logs its error if it fails; events it causes follow it.
     fn logged<T>(
         &self,
-        call: TransportCall,
+        call: impl Into<StoredCall>,
         run: impl FnOnce() -> Result<T, TransportError>,
     ) -> Result<T, TransportError> {
         let index = self.inner.log.call(call);
@@ -306,15 +353,15 @@ impl MemoryProcessTransport {
 
     /// Records the write; the bytes reach the child unless its end is already gone (the
     /// protocol not having been shown that yet), when they are recorded and dropped.
-    fn write_fd(&self, fd: ChildFd, data: &[u8]) -> Result<(), TransportError> {
+    fn write_fd(&self, fd: ChildFd, data: Shared) -> Result<(), TransportError> {
         let result = self.act(|state, out| {
             let reaches_child = state.model.admit_write(fd)?;
-            state.written.entry(fd).or_default().extend(data);
+            state.written.entry(fd).or_default().push(data.clone());
             if !reaches_child {
                 return Ok(());
             }
             let unread = state.unread.entry(fd).or_default();
-            unread.extend(data);
+            unread.push(data);
             let buffered = unread.len();
             state.model.set_buffered(fd, buffered, out);
             self.queue_script_event(ScriptEvent::Written(fd));
@@ -368,7 +415,11 @@ impl MemoryProcessTransport {
 
     /// Every byte written to child fd `fd`.
     pub fn value_of(&self, fd: ChildFd) -> Vec<u8> {
-        self.lock().written.get(&fd).cloned().unwrap_or_default()
+        self.lock()
+            .written
+            .get(&fd)
+            .map(|writes| writes.concat())
+            .unwrap_or_default()
     }
 
     /// The fds the parent closed (by `close_child_fd`, `close_stdin` and the others, or
@@ -500,7 +551,9 @@ impl ProcessTransport for MemoryProcessTransport {
     }
 
     fn write_to_child(&self, fd: ChildFd, data: &[u8]) -> Result<(), TransportError> {
-        self.logged(TransportCall::Write(fd, data.to_vec()), || {
+        // The bytes are copied once, and shared by the log and the buffers.
+        let data: Shared = Arc::from(data);
+        self.logged(StoredCall::Write(fd, data.clone()), || {
             self.write_fd(fd, data)
         })
     }

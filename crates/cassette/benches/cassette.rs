@@ -116,6 +116,12 @@ fn recording_overhead(c: &mut Criterion) {
     group.bench_function("RealSpawner (baseline)", |b| {
         b.iter(|| rt.block_on(through_cat(Arc::new(RealSpawner::new()), &data)))
     });
+    group.bench_function("RecordingSpawner, in memory", |b| {
+        b.iter(|| {
+            let recorder = RecordingSpawner::new(Arc::new(RealSpawner::new()));
+            rt.block_on(through_cat(Arc::new(recorder.clone()), &data))
+        })
+    });
     group.bench_function("RecordingSpawner, saved to disk", |b| {
         b.iter(|| rt.block_on(record_through_cat(&path, &data)))
     });

@@ -40,13 +40,18 @@ enum BytesRepr {
 
 impl Serialize for Bytes {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
         match std::str::from_utf8(&self.0) {
-            Ok(text) => BytesRepr::Text(text.to_owned()),
-            Err(_) => BytesRepr::Base64 {
-                base64: base64::engine::general_purpose::STANDARD.encode(&self.0),
-            },
+            Ok(text) => serializer.serialize_str(text),
+            Err(_) => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry(
+                    "base64",
+                    &base64::engine::general_purpose::STANDARD.encode(&self.0),
+                )?;
+                map.end()
+            }
         }
-        .serialize(serializer)
     }
 }
 
@@ -396,9 +401,9 @@ impl Cassette {
     /// The cassette as pretty-printed JSON with a final newline: the same cassette always gives
     /// the same bytes.
     pub fn to_json(&self) -> String {
-        let mut text = serde_json::to_string_pretty(self).expect("a cassette always serializes");
-        text.push('\n');
-        text
+        let mut json = Vec::new();
+        write_json(&mut json, self).expect("a cassette always serializes");
+        String::from_utf8(json).expect("JSON is UTF-8")
     }
 
     /// The transcript: one line per spawn and per event, bytes escaped as in a Rust byte
@@ -490,38 +495,55 @@ impl Cassette {
     /// # Errors
     /// `Symlink`, or `Io` naming the file.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), CassetteError> {
-        let path = path.as_ref();
-        let io_error = |source| CassetteError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        if fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink()) {
-            return Err(CassetteError::Symlink {
-                path: path.to_owned(),
-            });
-        }
-        let name = path
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "cassette".into());
-        let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&temp)
-            .map_err(io_error)?;
-        let written = file
-            .write_all(self.to_json().as_bytes())
-            .and_then(|()| file.sync_all())
-            .and_then(|()| fs::rename(&temp, path));
-        if let Err(err) = written {
-            let _ = fs::remove_file(&temp);
-            return Err(io_error(err));
-        }
-        Ok(())
+        save_with(path.as_ref(), |file| write_json(file, self))
     }
+}
+
+/// Writes `cassette` (a [`Cassette`], or a view of one with the same fields) as the file
+/// holds it: pretty-printed JSON and a final newline.
+pub(crate) fn write_json(writer: &mut impl Write, cassette: &impl Serialize) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *writer, cassette)?;
+    writer.write_all(b"\n")
+}
+
+/// Saves a file at `path` atomically: `write` fills a new file (mode 0600) beside it, which is
+/// synced and renamed over it, so a crash never leaves half a file. A symbolic link at `path`
+/// is refused, never followed.
+pub(crate) fn save_with(
+    path: &Path,
+    write: impl FnOnce(&mut io::BufWriter<fs::File>) -> io::Result<()>,
+) -> Result<(), CassetteError> {
+    let io_error = |source| CassetteError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    if fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink()) {
+        return Err(CassetteError::Symlink {
+            path: path.to_owned(),
+        });
+    }
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "cassette".into());
+    let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&temp)
+        .map_err(io_error)?;
+    let mut writer = io::BufWriter::with_capacity(1 << 20, file);
+    let written = write(&mut writer)
+        .and_then(|()| writer.into_inner().map_err(io::IntoInnerError::into_error))
+        .and_then(|file| file.sync_all())
+        .and_then(|()| fs::rename(&temp, path));
+    if let Err(err) = written {
+        let _ = fs::remove_file(&temp);
+        return Err(io_error(err));
+    }
+    Ok(())
 }
 
 fn malformed(path: &Path, err: &serde_json::Error) -> CassetteError {

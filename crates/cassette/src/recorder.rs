@@ -1,6 +1,7 @@
 //! [`RecordingSpawner`]: every spawn goes through to another spawner, and what crosses its
 //! transport is recorded.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
@@ -12,7 +13,10 @@ use process_transport_api::{
     PushProducer, Signal, SpawnError, SpawnSpec, Transport, TransportError,
 };
 
-use crate::{Cassette, CassetteError, Event, Recording, Redactions, Refusal};
+use serde::Serialize;
+
+use crate::cassette::{save_with, write_json};
+use crate::{Cassette, CassetteError, Event, Recording, Redactions, Refusal, FORMAT_VERSION};
 
 type Spawns = Arc<Mutex<Vec<Arc<Mutex<Recording>>>>>;
 
@@ -115,7 +119,27 @@ impl RecordingSpawner {
     /// # Errors
     /// As [`Cassette::save`].
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), CassetteError> {
-        self.cassette().save(path)
+        // Written from the recordings themselves, under their locks: only a recording that
+        // holds a value to redact is copied.
+        let spawns = lock(&self.spawns).clone();
+        let guards: Vec<MutexGuard<'_, Recording>> = spawns.iter().map(|r| lock(r)).collect();
+        let redacted: Vec<Cow<'_, Recording>> = guards
+            .iter()
+            .map(|recording| {
+                if self.redactions.occur_in(recording) {
+                    let mut copy = Recording::clone(recording);
+                    self.redactions.redact_recording(&mut copy);
+                    Cow::Owned(copy)
+                } else {
+                    Cow::Borrowed(&**recording)
+                }
+            })
+            .collect();
+        let view = CassetteView {
+            version: FORMAT_VERSION,
+            spawns: redacted.iter().map(|recording| &**recording).collect(),
+        };
+        save_with(path.as_ref(), |file| write_json(file, &view))
     }
 }
 
@@ -148,6 +172,13 @@ impl ProcessSpawner for RecordingSpawner {
             }
         }
     }
+}
+
+/// A cassette of borrowed recordings, serialized as a [`Cassette`] is.
+#[derive(Serialize)]
+struct CassetteView<'a> {
+    version: u32,
+    spawns: Vec<&'a Recording>,
 }
 
 /// The values `spec` sets for the variables `kept`.

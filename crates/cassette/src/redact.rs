@@ -103,14 +103,27 @@ impl Redactions {
         chunks
     }
 
+    /// Whether a value occurs anywhere in `recording`: when none does, redacting it changes
+    /// nothing, and it can be written as it is. Each stream is scanned piece by piece, with
+    /// the bytes around each boundary scanned too, and nothing is copied but those.
+    pub(crate) fn occur_in(&self, recording: &Recording) -> bool {
+        let values: Vec<&[u8]> = self.pairs.iter().map(|(value, _)| &value[..]).collect();
+        any_in(&values, recording)
+    }
+
     /// `recording` with every value replaced by its placeholder.
     pub(crate) fn redact_recording(&self, recording: &mut Recording) {
-        self.apply(recording, Self::redact_stream);
+        if self.occur_in(recording) {
+            self.apply(recording, Self::redact_stream);
+        }
     }
 
     /// `recording` with every placeholder replaced by its value.
     pub(crate) fn restore_recording(&self, recording: &mut Recording) {
-        self.apply(recording, Self::restore_stream);
+        let placeholders: Vec<&[u8]> = self.pairs.iter().map(|(_, p)| &p[..]).collect();
+        if any_in(&placeholders, recording) {
+            self.apply(recording, Self::restore_stream);
+        }
     }
 
     fn apply(&self, recording: &mut Recording, stream: StreamFn) {
@@ -178,6 +191,53 @@ impl Cassette {
             .for_each(|recording| redactions.restore_recording(recording));
         self
     }
+}
+
+/// Whether a needle occurs anywhere in `recording`: in its texts, or in the bytes of a stream
+/// (each direction of each fd), across the boundaries of its pieces too. Nothing is copied
+/// but the bytes around each boundary.
+fn any_in(needles: &[&[u8]], recording: &Recording) -> bool {
+    if needles.is_empty() {
+        return false;
+    }
+    let finders: Vec<memmem::Finder<'_>> = needles
+        .iter()
+        .map(|needle| memmem::Finder::new(needle))
+        .collect();
+    let found = |data: &[u8]| finders.iter().any(|finder| finder.find(data).is_some());
+    let texts = recording
+        .command
+        .iter()
+        .chain(&recording.cwd)
+        .chain(recording.env_values.values());
+    if texts.into_iter().any(|text| found(text.as_bytes())) {
+        return true;
+    }
+    // The longest value less one byte: what may lie on each side of a boundary.
+    let reach = needles.iter().map(|needle| needle.len()).max().unwrap_or(1) - 1;
+    let mut tails: BTreeMap<(bool, u32), Vec<u8>> = BTreeMap::new();
+    for event in &recording.events {
+        let (key, data) = match event {
+            Event::Write { fd, data } => ((false, *fd), &data.0),
+            Event::Output { fd, data } => ((true, *fd), &data.0),
+            _ => continue,
+        };
+        if found(data) {
+            return true;
+        }
+        let tail = tails.entry(key).or_default();
+        if !tail.is_empty() {
+            let mut seam = tail.clone();
+            seam.extend_from_slice(&data[..data.len().min(reach)]);
+            if found(&seam) {
+                return true;
+            }
+        }
+        tail.extend_from_slice(&data[data.len().saturating_sub(reach)..]);
+        let excess = tail.len().saturating_sub(reach);
+        tail.drain(..excess);
+    }
+    false
 }
 
 fn data_of(event: &mut Event) -> &mut Vec<u8> {

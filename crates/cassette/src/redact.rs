@@ -200,10 +200,7 @@ fn any_in(needles: &[&[u8]], recording: &Recording) -> bool {
     if needles.is_empty() {
         return false;
     }
-    let finders: Vec<memmem::Finder<'_>> = needles
-        .iter()
-        .map(|needle| memmem::Finder::new(needle))
-        .collect();
+    let finders: Vec<memmem::Finder<'_>> = needles.iter().map(memmem::Finder::new).collect();
     let found = |data: &[u8]| finders.iter().any(|finder| finder.find(data).is_some());
     let texts = recording
         .command

@@ -45,6 +45,9 @@ struct Inner<E> {
     items: VecDeque<E>,
     /// The thread delivering (or holding the queue), if any.
     deliverer: Option<ThreadId>,
+    /// Threads waiting in `hold` for the deliverer's place: only then is `idle` signalled
+    /// (a signal is a system call, paid by every drain otherwise).
+    waiting: usize,
 }
 
 impl<E> Default for EventQueue<E> {
@@ -53,6 +56,7 @@ impl<E> Default for EventQueue<E> {
             inner: Mutex::new(Inner {
                 items: VecDeque::new(),
                 deliverer: None,
+                waiting: 0,
             }),
             idle: Condvar::new(),
         }
@@ -114,6 +118,9 @@ impl<E> EventQueue<E> {
             if inner.deliverer.is_some() {
                 return false;
             }
+            if inner.items.is_empty() {
+                return true;
+            }
             inner.deliverer = Some(thread::current().id());
         }
         let guard = Delivering(self);
@@ -122,8 +129,7 @@ impl<E> EventQueue<E> {
                 let mut inner = self.lock();
                 let next = inner.items.pop_front();
                 if next.is_none() {
-                    inner.deliverer = None;
-                    self.idle.notify_all();
+                    self.give_up(&mut inner);
                 }
                 next
             };
@@ -151,10 +157,12 @@ impl<E> EventQueue<E> {
                     None => break,
                     Some(thread) if thread == me => return None,
                     Some(_) => {
+                        inner.waiting += 1;
                         inner = self
                             .idle
                             .wait(inner)
                             .unwrap_or_else(PoisonError::into_inner);
+                        inner.waiting -= 1;
                     }
                 }
             }
@@ -162,6 +170,14 @@ impl<E> EventQueue<E> {
         }
         let _guard = Delivering(self);
         Some(f())
+    }
+
+    /// Gives up the deliverer's place, waking the threads waiting for it.
+    fn give_up(&self, inner: &mut Inner<E>) {
+        inner.deliverer = None;
+        if inner.waiting > 0 {
+            self.idle.notify_all();
+        }
     }
 }
 
@@ -171,8 +187,8 @@ struct Delivering<'a, E>(&'a EventQueue<E>);
 
 impl<E> Drop for Delivering<'_, E> {
     fn drop(&mut self) {
-        self.0.lock().deliverer = None;
-        self.0.idle.notify_all();
+        let mut inner = self.0.lock();
+        self.0.give_up(&mut inner);
     }
 }
 

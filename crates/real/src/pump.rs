@@ -16,6 +16,10 @@ use crate::transport::{PumpGuard, Shared, State};
 /// How much one read takes from a pipe at most.
 const READ_CHUNK: usize = 256 * 1024;
 
+/// How much the first read of a pipe takes: an idle or quiet child costs little memory, and
+/// each read that fills the buffer makes it four times larger, up to [`READ_CHUNK`].
+const FIRST_READ_CHUNK: usize = 4 * 1024;
+
 enum Flush {
     /// Some bytes went out; try again.
     Progress,
@@ -110,7 +114,8 @@ async fn pump_writes(shared: &Shared, fd: ChildFd, sender: &pipe::Sender) {
 }
 
 enum Read {
-    Data,
+    /// This many bytes were read and delivered.
+    Data(usize),
     Wait,
     Paused,
     Stop,
@@ -131,7 +136,7 @@ impl State {
         match receiver.try_read(chunk) {
             Ok(n) if n > 0 => {
                 out.push(Delivery::ChildData(fd, chunk[..n].to_vec()));
-                Read::Data
+                Read::Data(n)
             }
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => Read::Wait,
             // End of file, or the pipe broke: it closes before its loss is delivered.
@@ -151,13 +156,16 @@ pub(crate) async fn read_pump(guard: PumpGuard, fd: ChildFd) {
     let Some(waker) = shared.wakers.get(&fd) else {
         return;
     };
-    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut chunk = vec![0u8; FIRST_READ_CHUNK];
     loop {
         let notified = waker.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         match shared.act(|state, out| state.read(fd, &mut chunk, out)) {
-            Read::Data => {}
+            Read::Data(n) if n == chunk.len() && n < READ_CHUNK => {
+                chunk.resize((n * 4).min(READ_CHUNK), 0);
+            }
+            Read::Data(_) => {}
             Read::Wait => {
                 let readable = poll_fn(|cx| match shared.lock().receivers.get(&fd) {
                     Some(receiver) => receiver.poll_read_ready(cx).map(|_| ()),

@@ -2,7 +2,8 @@
 //! - 1 GiB through `cat`: this transport (a pull producer writing 1 MiB chunks, a protocol
 //!   counting stdout) against a plain `tokio::process` pump (`write_all` on stdin, a read
 //!   loop on stdout);
-//! - spawn to `process_ended` of `true` against `std::process::Command::status()`.
+//! - spawn to `process_ended` of `true` against `std::process::Command::status()`;
+//! - 32 and 256 `cat`s at once, 1 MiB through each, against the same plain pump per child.
 //!
 //! `cargo bench -p process-transport-real --bench real`; results in docs/benchmarks.md.
 
@@ -27,6 +28,7 @@ struct Feeder {
     transport: Mutex<Option<Arc<dyn ProcessTransport>>>,
     chunk: Vec<u8>,
     sent: AtomicUsize,
+    total: usize,
 }
 
 impl PushProducer for Feeder {
@@ -36,7 +38,7 @@ impl PushProducer for Feeder {
         let Some(transport) = guard.as_ref() else {
             return;
         };
-        if self.sent.fetch_add(CHUNK, Ordering::SeqCst) < TOTAL {
+        if self.sent.fetch_add(self.chunk.len(), Ordering::SeqCst) < self.total {
             transport.write(&self.chunk).unwrap();
         } else {
             transport.close_stdin();
@@ -49,14 +51,16 @@ impl PushProducer for Feeder {
 
 struct Pump {
     received: Arc<AtomicUsize>,
+    total: usize,
 }
 
 impl ProcessProtocol for Pump {
     fn make_connection(&mut self, transport: Arc<dyn ProcessTransport>) {
         let feeder = Arc::new(Feeder {
             transport: Mutex::new(Some(transport.clone())),
-            chunk: vec![b'x'; CHUNK],
+            chunk: vec![b'x'; CHUNK.min(self.total)],
             sent: AtomicUsize::new(0),
+            total: self.total,
         });
         transport.register_producer(feeder, false).unwrap();
     }
@@ -65,22 +69,34 @@ impl ProcessProtocol for Pump {
     }
 }
 
-async fn through_transport() {
+async fn through_transport(total: usize) {
     let received = Arc::new(AtomicUsize::new(0));
     let transport = RealSpawner::new()
         .spawn_process(
             Box::new(Pump {
                 received: received.clone(),
+                total,
             }),
             SpawnSpec::new("cat"),
         )
         .await
         .unwrap();
     assert_eq!(transport.ended().await, ProcessEnd::Done);
-    assert_eq!(received.load(Ordering::SeqCst), TOTAL);
+    assert_eq!(received.load(Ordering::SeqCst), total);
 }
 
-async fn through_tokio_process() {
+/// `children` of `pump(total)` at once, each a task of its own.
+async fn at_once<F>(children: usize, total: usize, pump: fn(usize) -> F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let tasks: Vec<_> = (0..children).map(|_| tokio::spawn(pump(total))).collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+async fn through_tokio_process(total: usize) {
     let mut child = tokio::process::Command::new("cat")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -89,8 +105,8 @@ async fn through_tokio_process() {
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let writer = tokio::spawn(async move {
-        let chunk = vec![b'x'; CHUNK];
-        for _ in 0..TOTAL / CHUNK {
+        let chunk = vec![b'x'; CHUNK.min(total)];
+        for _ in 0..total / chunk.len() {
             stdin.write_all(&chunk).await.unwrap();
         }
     });
@@ -105,7 +121,7 @@ async fn through_tokio_process() {
     }
     writer.await.unwrap();
     assert!(child.wait().await.unwrap().success());
-    assert_eq!(received, TOTAL);
+    assert_eq!(received, total);
 }
 
 struct Quiet;
@@ -125,12 +141,26 @@ fn benches(c: &mut Criterion) {
         .sample_size(10)
         .throughput(Throughput::Bytes(TOTAL as u64));
     group.bench_function("tokio::process pump (baseline)", |b| {
-        b.iter(|| runtime.block_on(through_tokio_process()))
+        b.iter(|| runtime.block_on(through_tokio_process(TOTAL)))
     });
     group.bench_function("RealProcessTransport", |b| {
-        b.iter(|| runtime.block_on(through_transport()))
+        b.iter(|| runtime.block_on(through_transport(TOTAL)))
     });
     group.finish();
+
+    for children in [32, 256] {
+        let mut group = c.benchmark_group(format!("{children} cats at once, 1 MiB each"));
+        group
+            .sample_size(10)
+            .throughput(Throughput::Bytes((children * CHUNK) as u64));
+        group.bench_function("tokio::process pump (baseline)", |b| {
+            b.iter(|| runtime.block_on(at_once(children, CHUNK, through_tokio_process)))
+        });
+        group.bench_function("RealProcessTransport", |b| {
+            b.iter(|| runtime.block_on(at_once(children, CHUNK, through_transport)))
+        });
+        group.finish();
+    }
 
     let mut group = c.benchmark_group("spawn true to its end");
     group.bench_function("Command::status (baseline)", |b| {

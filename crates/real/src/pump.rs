@@ -2,6 +2,7 @@
 
 use std::future::{poll_fn, Future};
 use std::io;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::task::Poll;
 
@@ -77,6 +78,7 @@ async fn pump_writes(shared: &Shared, fd: ChildFd, sender: &pipe::Sender) {
     let Some(waker) = shared.wakers.get(&fd) else {
         return;
     };
+    let mut grown = false;
     loop {
         let notified = waker.notified();
         tokio::pin!(notified);
@@ -84,6 +86,12 @@ async fn pump_writes(shared: &Shared, fd: ChildFd, sender: &pipe::Sender) {
         match shared.act(|state, out| state.flush(fd, sender, out)) {
             Flush::Progress => {}
             Flush::Full => {
+                // The pipe filled: the parent writes a lot; a larger pipe takes more at once.
+                if !grown {
+                    grown = true;
+                    crate::sys::grow_pipe(sender.as_fd());
+                    continue;
+                }
                 tokio::select! {
                     _ = sender.writable() => {}
                     _ = &mut notified => {}
@@ -157,12 +165,21 @@ pub(crate) async fn read_pump(guard: PumpGuard, fd: ChildFd) {
         return;
     };
     let mut chunk = vec![0u8; FIRST_READ_CHUNK];
+    let mut grown = false;
     loop {
         let notified = waker.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         match shared.act(|state, out| state.read(fd, &mut chunk, out)) {
-            Read::Data(n) if n == chunk.len() && n < READ_CHUNK => {
+            Read::Data(n) if n == chunk.len() => {
+                // A read that fills the buffer: the child writes a lot; larger reads, and a
+                // larger pipe, cost less per byte.
+                if !grown {
+                    grown = true;
+                    if let Some(receiver) = shared.lock().receivers.get(&fd) {
+                        crate::sys::grow_pipe(receiver.as_fd());
+                    }
+                }
                 chunk.resize((n * 4).min(READ_CHUNK), 0);
             }
             Read::Data(_) => {}

@@ -195,8 +195,16 @@ fn new_pipe(spec: &SpawnSpec, fd: ChildFd) -> Result<(OwnedFd, OwnedFd), SpawnEr
             format!("cannot create the pipe for child fd {fd}: {err}"),
         )
     })?;
-    let _ = fcntl_setpipe_size(&read, PIPE_SIZE);
+    // Left at the kernel's default size: a pipe grows when it gets busy (`grow_pipe`), which
+    // keeps the spawn of a quiet child fast.
     Ok((read, write))
+}
+
+/// Makes the pipe of `end` hold 1 MiB, for a pipe that carries a lot: fewer, larger reads and
+/// writes. Best effort: the kernel may refuse (`/proc/sys/fs/pipe-max-size`, the per-user
+/// limit) and the pipe keeps its size.
+pub(crate) fn grow_pipe(end: BorrowedFd<'_>) {
+    let _ = fcntl_setpipe_size(end, PIPE_SIZE);
 }
 
 /// A pidfd: a handle on one child that can never reach another process reusing its pid.

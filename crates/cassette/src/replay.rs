@@ -164,34 +164,41 @@ impl ReplaySpawner {
     fn not_found(&self, spec: &SpawnSpec) -> SpawnError {
         let asked = Recording::of(spec);
         let line = asked.command_line();
+        let same: Vec<&Slot> = self
+            .by_command
+            .get(&asked.command)
+            .map(|indices| indices.iter().map(|&index| &self.slots[index]).collect())
+            .unwrap_or_default();
         let closest = self
             .slots
             .iter()
-            .map(|slot| (&slot.recording, slot))
-            .min_by_key(|(recording, _)| strsim::levenshtein(&recording.command_line(), &line));
-        let hint = match closest {
-            None => "; it holds no recordings".to_owned(),
-            Some((recording, slot)) if recording.command == asked.command => {
-                let why = if slot.used() {
-                    "each recording of it was served already".to_owned()
-                } else {
-                    let mut differs = Vec::new();
-                    if recording.cwd.is_some() && recording.cwd != asked.cwd {
-                        differs.push(format!("cwd `{}`", recording.cwd.as_deref().unwrap_or("")));
-                    }
-                    if recording.env != asked.env || !recording.env_values.is_empty() {
-                        differs.push(format!("env `{}`", recording.env.join(" ")));
-                    }
-                    if recording.fds != asked.fds {
-                        differs.push(format!("fds `{:?}`", recording.fds));
-                    }
-                    format!("it was recorded with {}", differs.join(", "))
-                };
-                format!("; `{line}` is recorded, but {why}")
+            .min_by_key(|slot| strsim::levenshtein(&slot.recording.command_line(), &line));
+        let hint = match (same.iter().find(|slot| !slot.used()), closest) {
+            (_, None) => "; it holds no recordings".to_owned(),
+            (Some(slot), _) => {
+                let recording = &slot.recording;
+                let differs: Vec<String> = slot
+                    .differences(&asked, spec)
+                    .into_iter()
+                    .map(|aspect| match aspect {
+                        Aspect::Cwd => {
+                            format!("cwd `{}`", recording.cwd.as_deref().unwrap_or(""))
+                        }
+                        Aspect::Env => format!("env `{}`", recording.env.join(" ")),
+                        Aspect::Fds => format!("fds `{:?}`", recording.fds),
+                    })
+                    .collect();
+                format!(
+                    "; `{line}` is recorded, but it was recorded with {}",
+                    differs.join(", ")
+                )
             }
-            Some((recording, _)) => format!(
+            (None, _) if !same.is_empty() => {
+                format!("; `{line}` is recorded, but each recording of it was served already")
+            }
+            (None, Some(slot)) => format!(
                 "; the closest recorded command is `{}`",
-                recording.command_line()
+                slot.recording.command_line()
             ),
         };
         SpawnError::NotFound(format!(
@@ -259,14 +266,36 @@ impl Slot {
     /// Whether a spawn of `spec` (`asked`, as a recording would hold it) matches this
     /// recording, whose command line is the same.
     fn matches(&self, asked: &Recording, spec: &SpawnSpec) -> bool {
-        let recording = &self.recording;
-        (recording.cwd.is_none() || asked.cwd == recording.cwd)
-            && asked.env == recording.env
-            && asked.fds == recording.fds
-            && (recording.env_values.is_empty()
-                || env_values(spec, &recording.env_values.keys().cloned().collect())
-                    == recording.env_values)
+        self.differences(asked, spec).is_empty()
     }
+
+    /// What of a spawn of `spec` (`asked`) differs from this recording, whose command line is
+    /// the same: the cwd (when recorded), the variables set (names, and kept values), the fd
+    /// map.
+    fn differences(&self, asked: &Recording, spec: &SpawnSpec) -> Vec<Aspect> {
+        let recording = &self.recording;
+        let values_differ = !recording.env_values.is_empty()
+            && env_values(spec, &recording.env_values.keys().cloned().collect())
+                != recording.env_values;
+        [
+            (
+                recording.cwd.is_some() && asked.cwd != recording.cwd,
+                Aspect::Cwd,
+            ),
+            (asked.env != recording.env || values_differ, Aspect::Env),
+            (asked.fds != recording.fds, Aspect::Fds),
+        ]
+        .into_iter()
+        .filter_map(|(differs, aspect)| differs.then_some(aspect))
+        .collect()
+    }
+}
+
+/// A part of a spawn a recording is matched on, besides its command line.
+enum Aspect {
+    Cwd,
+    Env,
+    Fds,
 }
 
 #[async_trait]

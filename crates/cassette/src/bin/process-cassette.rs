@@ -117,26 +117,36 @@ impl Counters {
     }
 }
 
-/// Which counter a copy adds to.
-type Count = fn(&Counters) -> &AtomicU64;
+/// Which way a copy goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    /// This process's stdin to the child's: counted as sent.
+    ToChild,
+    /// The child's output to this process's: counted as received, and shown, so the progress
+    /// line is cleared first.
+    FromChild,
+}
 
-/// Copies `from` to `to`, counting the bytes in `count`, and clears the progress line
-/// before showing output.
+/// Copies `from` to `to`, counting the bytes, and clears the progress line before showing
+/// the child's output.
 async fn copy(
     mut from: impl AsyncRead + Unpin,
     mut to: impl AsyncWrite + Unpin,
     counters: Arc<Counters>,
-    count: Count,
-    shows_output: bool,
+    direction: Direction,
 ) {
+    let count = match direction {
+        Direction::ToChild => &counters.sent,
+        Direction::FromChild => &counters.received,
+    };
     let mut buffer = vec![0; 64 * 1024];
     loop {
         let read = match from.read(&mut buffer).await {
             Ok(0) | Err(_) => break,
             Ok(read) => read,
         };
-        count(&counters).fetch_add(read as u64, Ordering::Relaxed);
-        if shows_output {
+        count.fetch_add(read as u64, Ordering::Relaxed);
+        if direction == Direction::FromChild {
             counters.clear_line();
         }
         if to.write_all(&buffer[..read]).await.is_err() || to.flush().await.is_err() {
@@ -172,15 +182,13 @@ fn record(file: &PathBuf, command: &[String], progress: bool) -> Result<ExitCode
             .map_err(|err| err.to_string())?;
         let (stdin, stdout, stderr) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take());
-        let (sent, received): (Count, Count) = (|c| &c.sent, |c| &c.received);
         if let Some(stdin) = stdin {
             // Not awaited: a child may end before this process's stdin does.
             tokio::spawn(copy(
                 tokio::io::stdin(),
                 stdin,
                 counters.clone(),
-                sent,
-                false,
+                Direction::ToChild,
             ));
         }
         let out = stdout.map(|from| {
@@ -188,8 +196,7 @@ fn record(file: &PathBuf, command: &[String], progress: bool) -> Result<ExitCode
                 from,
                 tokio::io::stdout(),
                 counters.clone(),
-                received,
-                true,
+                Direction::FromChild,
             ))
         });
         let err = stderr.map(|from| {
@@ -197,8 +204,7 @@ fn record(file: &PathBuf, command: &[String], progress: bool) -> Result<ExitCode
                 from,
                 tokio::io::stderr(),
                 counters.clone(),
-                received,
-                true,
+                Direction::FromChild,
             ))
         });
         let ticker = progress.then(|| {

@@ -70,7 +70,10 @@ pub(crate) async fn write_pump(guard: PumpGuard, fd: ChildFd, sender: Arc<pipe::
     pump_writes(&guard.0, fd, &sender).await;
     // The last owners of the pipe's write end: it closes before the guard counts this pump
     // as gone.
-    guard.0.lock().senders.remove(&fd);
+    let mut state = guard.0.lock();
+    state.senders.remove(&fd);
+    state.growth.closed(fd);
+    drop(state);
     drop(sender);
 }
 
@@ -78,7 +81,6 @@ async fn pump_writes(shared: &Shared, fd: ChildFd, sender: &pipe::Sender) {
     let Some(waker) = shared.wakers.get(&fd) else {
         return;
     };
-    let mut grown = false;
     loop {
         let notified = waker.notified();
         tokio::pin!(notified);
@@ -86,10 +88,7 @@ async fn pump_writes(shared: &Shared, fd: ChildFd, sender: &pipe::Sender) {
         match shared.act(|state, out| state.flush(fd, sender, out)) {
             Flush::Progress => {}
             Flush::Full => {
-                // The pipe filled: the parent writes a lot; a larger pipe takes more at once.
-                if !grown {
-                    grown = true;
-                    crate::sys::grow_pipe(sender.as_fd());
+                if shared.lock().growth.full(fd, sender.as_fd()) {
                     continue;
                 }
                 tokio::select! {
@@ -130,7 +129,9 @@ enum Read {
 }
 
 impl State {
-    fn read(&mut self, fd: ChildFd, chunk: &mut [u8], out: &mut Vec<Delivery>) -> Read {
+    /// Reads at most `size` bytes into a buffer of their own, delivered as they are: no
+    /// zeroing and no copy.
+    fn read(&mut self, fd: ChildFd, size: usize, out: &mut Vec<Delivery>) -> Read {
         if !self.model.is_readable(fd) {
             self.receivers.remove(&fd);
             return Read::Stop;
@@ -141,9 +142,14 @@ impl State {
         let Some(receiver) = self.receivers.get(&fd) else {
             return Read::Stop;
         };
-        match receiver.try_read(chunk) {
+        let mut data = Vec::with_capacity(size);
+        match receiver.try_read_buf(&mut data) {
             Ok(n) if n > 0 => {
-                out.push(Delivery::ChildData(fd, chunk[..n].to_vec()));
+                if n < size / 2 {
+                    // A short read does not hold on to a large buffer while it is queued.
+                    data.shrink_to_fit();
+                }
+                out.push(Delivery::ChildData(fd, data));
                 Read::Data(n)
             }
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => Read::Wait,
@@ -164,23 +170,20 @@ pub(crate) async fn read_pump(guard: PumpGuard, fd: ChildFd) {
     let Some(waker) = shared.wakers.get(&fd) else {
         return;
     };
-    let mut chunk = vec![0u8; FIRST_READ_CHUNK];
-    let mut grown = false;
+    let mut size = FIRST_READ_CHUNK;
     loop {
         let notified = waker.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        match shared.act(|state, out| state.read(fd, &mut chunk, out)) {
-            Read::Data(n) if n == chunk.len() => {
+        match shared.act(|state, out| state.read(fd, size, out)) {
+            Read::Data(n) if n == size => {
                 // A read that fills the buffer: the child writes a lot; larger reads, and a
                 // larger pipe, cost less per byte.
-                if !grown {
-                    grown = true;
-                    if let Some(receiver) = shared.lock().receivers.get(&fd) {
-                        crate::sys::grow_pipe(receiver.as_fd());
-                    }
+                let state = &mut *shared.lock();
+                if let Some(receiver) = state.receivers.get(&fd) {
+                    state.growth.full(fd, receiver.as_fd());
                 }
-                chunk.resize((n * 4).min(READ_CHUNK), 0);
+                size = (n * 4).min(READ_CHUNK);
             }
             Read::Data(_) => {}
             Read::Wait => {
@@ -194,7 +197,10 @@ pub(crate) async fn read_pump(guard: PumpGuard, fd: ChildFd) {
                 }
             }
             Read::Paused => notified.await,
-            Read::Stop => return,
+            Read::Stop => {
+                shared.lock().growth.closed(fd);
+                return;
+            }
         }
     }
 }

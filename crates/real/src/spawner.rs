@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 
 use crate::pump::{exit_pump, read_pump, write_pump};
 use crate::sys::{self, Pipe, Spawned};
-use crate::transport::{PumpGuard, RealProcessTransport, Shared, State};
+use crate::transport::{PipeGrowth, PumpGuard, RealProcessTransport, Shared, State};
 
 /// A [`ProcessSpawner`] that starts real OS processes on the current tokio runtime.
 ///
@@ -152,6 +152,7 @@ impl ProcessSpawner for RealSpawner {
                 buffers: BTreeMap::new(),
                 senders: senders.clone(),
                 receivers: receivers.into_iter().collect(),
+                growth: PipeGrowth::default(),
             }),
             dispatcher,
             pidfd: Mutex::new(Some(pidfd.clone())),

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -69,6 +70,57 @@ pub(crate) struct State {
     /// The open parent-reads pipes. Only the state owns them, so that closing one closes its
     /// fd at once: the child's next write there fails, as with any closed pipe.
     pub(crate) receivers: BTreeMap<ChildFd, pipe::Receiver>,
+    /// The pipes made larger.
+    pub(crate) growth: PipeGrowth,
+}
+
+/// How many pipes this process keeps grown at once: at 1 MiB each, a quarter of the default
+/// per-user soft limit on pipe memory (`/proc/sys/fs/pipe-user-pages-soft`, 64 MiB). Past that
+/// limit the kernel makes every new pipe of the user, in any process, two pages small; many
+/// busy children at once must not do that to the user's other pipes.
+const MAX_GROWN: usize = 16;
+
+/// The pipes of this process that are grown now.
+static GROWN: AtomicUsize = AtomicUsize::new(0);
+
+/// The pipes of one child that are grown now. A pipe grows once, the first time it is found
+/// full, while the process is under [`MAX_GROWN`]; its share of the budget comes back when its
+/// pump ends (the pipe is closed), or at the latest when the child's state is dropped.
+#[derive(Default)]
+pub(crate) struct PipeGrowth(Vec<ChildFd>);
+
+impl PipeGrowth {
+    /// The pipe of `fd` is full: makes it larger if it never grew and the budget allows.
+    /// Returns whether it grew now.
+    pub(crate) fn full(&mut self, fd: ChildFd, end: BorrowedFd<'_>) -> bool {
+        if self.0.contains(&fd) {
+            return false;
+        }
+        let reserved = GROWN.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| {
+            (now < MAX_GROWN).then_some(now + 1)
+        });
+        if reserved.is_err() {
+            return false;
+        }
+        // Refused by the kernel or not, the pipe is not tried again.
+        self.0.push(fd);
+        crate::sys::grow_pipe(end);
+        true
+    }
+
+    /// The pipe of `fd` is closed: its share of the budget comes back.
+    pub(crate) fn closed(&mut self, fd: ChildFd) {
+        if let Some(at) = self.0.iter().position(|&grown| grown == fd) {
+            self.0.swap_remove(at);
+            GROWN.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for PipeGrowth {
+    fn drop(&mut self) {
+        GROWN.fetch_sub(self.0.len(), Ordering::SeqCst);
+    }
 }
 
 impl State {
@@ -135,12 +187,13 @@ impl State {
             // The child's end is gone, but the protocol has not been shown it yet.
             return Ok(false);
         }
-        let buffer = self.buffers.entry(fd).or_default();
         let mut rest = data;
-        if buffer.is_empty() && !data.is_empty() {
-            if let Some(sender) = self.senders.get(&fd) {
-                match sender.try_write(data) {
-                    Ok(n) => rest = &data[n..],
+        let empty = self.buffers.get(&fd).is_none_or(OutBuffer::is_empty);
+        if let Some(sender) = self.senders.get(&fd).filter(|_| empty).cloned() {
+            // Twice at most: a write that fills the pipe makes it larger, once, and goes on.
+            while !rest.is_empty() {
+                match sender.try_write(rest) {
+                    Ok(n) => rest = &rest[n..],
                     Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
                     // EPIPE: the child closed its end. These bytes are dropped, as the kernel
                     // drops what a pipe holds when its reader goes; the protocol learns of the
@@ -151,12 +204,16 @@ impl State {
                         return Ok(false);
                     }
                 }
+                if rest.is_empty() || !self.growth.full(fd, sender.as_fd()) {
+                    break;
+                }
             }
         }
         if rest.is_empty() {
             self.model.wrote_through(fd, out);
             return Ok(false);
         }
+        let buffer = self.buffers.entry(fd).or_default();
         buffer.push(rest);
         let buffered = buffer.len();
         self.model.set_buffered(fd, buffered, out);
@@ -353,7 +410,40 @@ impl ProcessTransport for RealProcessTransport {
 
 #[cfg(test)]
 mod tests {
-    use super::OutBuffer;
+    use std::os::fd::AsFd;
+
+    use process_transport_api::ChildFd;
+    use rustix::pipe::{fcntl_getpipe_size, pipe};
+
+    use super::{OutBuffer, PipeGrowth, MAX_GROWN};
+
+    #[test]
+    fn pipes_grow_once_each_and_no_more_than_the_budget_at_once() {
+        // The only test of this binary that grows pipes: the process-wide count is its own.
+        let pipes: Vec<_> = (0..=MAX_GROWN).map(|_| pipe().unwrap()).collect();
+        let mut children: Vec<PipeGrowth> = pipes.iter().map(|_| PipeGrowth::default()).collect();
+        let grew: Vec<bool> = children
+            .iter_mut()
+            .zip(&pipes)
+            .map(|(child, (_, write))| child.full(ChildFd::STDIN, write.as_fd()))
+            .collect();
+        assert_eq!(grew.iter().filter(|&&grew| grew).count(), MAX_GROWN);
+        assert!(!grew[MAX_GROWN], "the pipe past the budget keeps its size");
+        let max: usize = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+            .map_or(0, |max| max.trim().parse().unwrap_or(0));
+        if max >= 1024 * 1024 {
+            assert_eq!(fcntl_getpipe_size(pipes[0].1.as_fd()).unwrap(), 1024 * 1024);
+        }
+        // A pipe grows once: found full again, it is left alone.
+        assert!(!children[0].full(ChildFd::STDIN, pipes[0].1.as_fd()));
+        // A closed pipe gives its share back; a child's dropped state gives back all of its.
+        children[0].closed(ChildFd::STDIN);
+        let last = &pipes[MAX_GROWN].1;
+        assert!(children[MAX_GROWN].full(ChildFd::STDIN, last.as_fd()));
+        assert!(!PipeGrowth::default().full(ChildFd::STDOUT, pipes[0].0.as_fd()));
+        drop(children.remove(1));
+        assert!(PipeGrowth::default().full(ChildFd::STDOUT, pipes[0].0.as_fd()));
+    }
 
     #[test]
     fn an_out_buffer_hands_out_bytes_in_order_across_partial_consumes() {

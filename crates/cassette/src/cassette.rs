@@ -124,6 +124,13 @@ pub enum Event {
         /// The signal, as `Signal`'s `Display` gives it.
         signal: String,
     },
+    /// The protocol resized the child's pseudo-terminal.
+    Resize {
+        /// Lines.
+        rows: u16,
+        /// Columns.
+        cols: u16,
+    },
     /// The protocol paused reading.
     Pause,
     /// The protocol resumed reading.
@@ -436,6 +443,7 @@ impl Cassette {
                     Event::Write { fd, data } => format!("-> fd {fd}: {}", escaped(&data.0)),
                     Event::Close { fd } => format!("-> close fd {fd}"),
                     Event::Signal { signal } => format!("-> signal {signal}"),
+                    Event::Resize { rows, cols } => format!("-> resize {rows}x{cols}"),
                     Event::Pause => "-> pause".into(),
                     Event::Resume => "-> resume".into(),
                     Event::Output { fd, data } => format!("<- fd {fd}: {}", escaped(&data.0)),

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use process_transport_api::{
-    Address, ChildFd, ProcessEnd, ProcessModel, ProcessProtocol, ProcessSpawner, ProcessTransport,
+    Address, ChildFd, ProcessEnd, ProcessModel, ProcessProtocol, ProcessSpawner, ProcessTransport, PtySize,
     PushProducer, Signal, SpawnError, SpawnSpec, Transport, TransportError,
 };
 
@@ -360,6 +360,16 @@ impl ProcessTransport for Recorded {
                 signal: signal.to_string(),
             },
             || self.inner.signal_process(signal),
+        )
+    }
+
+    fn resize_pty(&self, size: PtySize) -> Result<(), TransportError> {
+        self.record(
+            || Event::Resize {
+                rows: size.rows,
+                cols: size.cols,
+            },
+            || self.inner.resize_pty(size),
         )
     }
 

@@ -466,7 +466,7 @@ impl Player {
                 Event::Close { .. } => {}
                 Event::Signal { .. } if progress.signals <= progress.signals_played => return,
                 Event::Signal { .. } => progress.signals_played += 1,
-                Event::Pause | Event::Resume => {}
+                Event::Pause | Event::Resume | Event::Resize { .. } => {}
                 Event::Output { fd, data } => {
                     progress.cursor += 1;
                     drop(progress);

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use process_transport_api::{ChildFd, Delivery, ProcessEnd, ProducerCall, Signal};
+use process_transport_api::{ChildFd, Delivery, ProcessEnd, ProducerCall, PtySize, Signal};
 
 /// A call made on a [`MemoryProcessTransport`](crate::MemoryProcessTransport).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,6 +18,8 @@ pub enum TransportCall {
     AbortConnection,
     /// `signal_process`.
     SignalProcess(Signal),
+    /// `resize_pty`.
+    ResizePty(PtySize),
     /// `register_producer`, with its `streaming` flag.
     RegisterProducer {
         /// `true` for a push producer.
@@ -210,6 +212,7 @@ impl fmt::Display for TransportCall {
             TransportCall::LoseConnection => f.write_str("lose_connection()"),
             TransportCall::AbortConnection => f.write_str("abort_connection()"),
             TransportCall::SignalProcess(signal) => write!(f, "signal_process({signal})"),
+            TransportCall::ResizePty(size) => write!(f, "resize_pty({size})"),
             TransportCall::RegisterProducer { streaming } => {
                 write!(f, "register_producer(streaming: {streaming})")
             }

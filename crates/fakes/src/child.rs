@@ -5,13 +5,13 @@ use std::fmt;
 use std::sync::Arc;
 
 use process_transport_api::{
-    ChildFd, ChildFdMapping, Delivery, ProcessEnd, ProcessProtocol, Signal, SpawnSpec,
+    ChildFd, ChildFdMapping, Delivery, ProcessEnd, ProcessProtocol, PtySize, Signal, SpawnSpec,
     TransportError,
 };
 
 use crate::downcast::{protocol_as, protocol_into};
 use crate::memory_process::{FakeState, Held};
-use crate::MemoryProcessTransport;
+use crate::{MemoryProcessTransport, TerminalModes};
 
 /// A handle through which a test plays the child of a [`MemoryProcessTransport`]: it writes
 /// output on an fd, reads what the parent wrote, closes an fd, and exits. Each step delivers
@@ -89,31 +89,63 @@ impl FakeChild {
     /// fake does not touch). Fails with `UnknownChildFd` when `fd` is none of these nor a
     /// pipe the parent reads, and with `ChildFdClosed` once either side closed it, as a real
     /// child's write would fail.
+    ///
+    /// On a terminal (`use_pty`), fds 0, 1 and 2 all write to the terminal: the protocol gets
+    /// the output as fd 1, as the terminal shows it (`\n` as `\r\n` while
+    /// [`TerminalModes::crlf`] is on).
     pub fn write(&self, fd: ChildFd, data: impl AsRef<[u8]>) -> Result<(), TransportError> {
         let data = data.as_ref();
         if self.swallows_writes(fd) {
             return Ok(());
         }
         self.transport.act(|state, out| {
+            if let Some(terminal) = state.terminal.as_ref() {
+                if fd.0 > 2 {
+                    return Err(TransportError::UnknownChildFd(fd));
+                }
+                if terminal.child_closed.contains(&fd) || !state.model.is_readable(ChildFd::STDOUT)
+                {
+                    return Err(TransportError::ChildFdClosed(fd));
+                }
+                let shown = terminal.output(data);
+                state.emit(ChildFd::STDOUT, &shown, out);
+                return Ok(());
+            }
             if state.model.pipe_mapping(fd) != Some(ChildFdMapping::ParentReads) {
                 return Err(TransportError::UnknownChildFd(fd));
             }
             if state.child_closed.contains(&fd) || !state.model.is_readable(fd) {
                 return Err(TransportError::ChildFdClosed(fd));
             }
-            if data.is_empty() {
-                return Ok(());
-            }
-            let chunk = state.chunk_size.unwrap_or(data.len());
-            for piece in data.chunks(chunk) {
-                if state.model.reading_paused() {
-                    state.held.push_back(Held::Data(fd, piece.to_vec()));
-                } else {
-                    out.push(Delivery::ChildData(fd, piece.to_vec()));
-                }
-            }
+            state.emit(fd, data, out);
             Ok(())
         })
+    }
+
+    /// The size of the child's terminal (what `stty size` would print), as set at spawn or
+    /// by the protocol's last `resize_pty`; `None` without `use_pty`.
+    pub fn terminal_size(&self) -> Option<PtySize> {
+        self.transport.pty_size()
+    }
+
+    /// The modes of the child's terminal; `None` without `use_pty`.
+    pub fn terminal_modes(&self) -> Option<TerminalModes> {
+        self.transport.lock().terminal.as_ref().map(|t| t.modes)
+    }
+
+    /// The child changes its terminal's modes, as `stty` would: `echo: false` for a password
+    /// prompt, [`TerminalModes::PASSTHROUGH`] for a full-screen program.
+    ///
+    /// # Panics
+    /// When the child has no terminal (spawned without `use_pty`).
+    pub fn set_terminal_modes(&self, modes: TerminalModes) {
+        match self.transport.lock().terminal.as_mut() {
+            Some(terminal) => terminal.modes = modes,
+            None => panic!(
+                "FakeChild::set_terminal_modes misuse: `{}` was spawned without use_pty",
+                self.spec.command_line()
+            ),
+        }
     }
 
     /// Takes what the parent wrote on `fd` that the child has not read yet. Emptying stdin's
@@ -163,6 +195,9 @@ impl FakeChild {
     /// `child_connection_lost` after the fd's data; on a pipe the parent writes, the
     /// protocol gets `child_connection_lost` and further writes fail with `ChildFdClosed`.
     /// No effect on an fd that is not a pipe or is closed already.
+    ///
+    /// On a terminal, the terminal hangs up once the child closed all of its fds 0, 1 and 2:
+    /// the protocol then gets the loss of fd 0 and of fd 1, in that order.
     pub fn close(&self, fd: ChildFd) {
         self.transport.act(|state, out| state.child_close(fd, out));
     }
@@ -216,7 +251,10 @@ impl FakeChild {
     pub fn end(&self, end: ProcessEnd) {
         self.transport.act(|state, out| {
             state.check_not_exited("end");
-            let open: Vec<ChildFd> = state.model.pipes().map(|(fd, _, _)| fd).collect();
+            let mut open: Vec<ChildFd> = state.model.pipes().map(|(fd, _, _)| fd).collect();
+            if state.terminal.is_some() {
+                open = vec![ChildFd::STDIN, ChildFd::STDOUT, ChildFd::STDERR];
+            }
             for fd in open {
                 state.child_close(fd, out);
             }
@@ -275,6 +313,18 @@ impl FakeState {
     }
 
     pub(crate) fn child_close(&mut self, fd: ChildFd, out: &mut Vec<Delivery>) {
+        if let Some(terminal) = self.terminal.as_mut() {
+            if fd.0 <= 2 && terminal.child_close(fd) {
+                self.close_end(ChildFd::STDIN, out);
+                self.close_end(ChildFd::STDOUT, out);
+            }
+            return;
+        }
+        self.close_end(fd, out);
+    }
+
+    /// The child's end of the pipe (or the terminal side) `fd` closes.
+    fn close_end(&mut self, fd: ChildFd, out: &mut Vec<Delivery>) {
         let Some(mapping) = self.model.pipe_mapping(fd) else {
             return;
         };

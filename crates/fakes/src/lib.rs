@@ -61,6 +61,7 @@ mod reactor;
 mod registration;
 mod script;
 mod string_transport;
+mod terminal;
 
 pub use call_log::{CallLog, DeliveredEvent, Logged, TransportCall};
 pub use child::FakeChild;
@@ -70,3 +71,4 @@ pub use reactor::MemoryProcessReactor;
 pub use registration::Registration;
 pub use script::{Script, SignalAction, SignalReaction};
 pub use string_transport::{StringTransport, StringTransportBuilder, DEFAULT_HOST, DEFAULT_PEER};
+pub use terminal::{TerminalModes, VEOF, VERASE};

@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use process_transport_api::{
     Address, ChildFd, ChildFdMapping, CloseAction, Delivery, Dispatcher, EventQueue, PipeState,
-    ProcessEnd, ProcessModel, ProcessProtocol, ProcessTransport, PushProducer, Signal, SpawnSpec,
-    Transport, TransportError,
+    ProcessEnd, ProcessModel, ProcessProtocol, ProcessTransport, PtySize, PushProducer, Signal,
+    SpawnSpec, Transport, TransportError,
 };
 
 use crate::call_log::{CallLog, Shared, StoredCall, TransportCall};
+use crate::terminal::Terminal;
 use crate::{FakeChild, Script};
 
 /// The pid a [`MemoryProcessTransport`] reports unless given another.
@@ -93,6 +94,8 @@ pub(crate) struct FakeState {
     /// Fds whose loss after the parent's close waits for the child to close its end
     /// ([`FakeChild::hold_flush`]).
     pub(crate) flush_held: BTreeSet<ChildFd>,
+    /// The pseudo-terminal of a child spawned with `use_pty`.
+    pub(crate) terminal: Option<Terminal>,
 }
 
 /// The bytes the parent wrote on one fd that the child has not read yet: the writes
@@ -200,8 +203,11 @@ impl MemoryProcessTransport {
         dispatcher.set_observer(Some(Arc::new(move |delivery: &Delivery| {
             observer.delivered(delivery)
         })));
-        let mut model = ProcessModel::new(spec.get_child_fds(), pid);
+        let mut model = ProcessModel::new(&spec.transport_fds(), pid);
         model.shown_by(&dispatcher);
+        let terminal = spec
+            .get_use_pty()
+            .then(|| Terminal::new(spec.get_pty_size().unwrap_or_default()));
         let transport = MemoryProcessTransport {
             inner: Arc::new(Inner {
                 state: Mutex::new(FakeState {
@@ -214,6 +220,7 @@ impl MemoryProcessTransport {
                     held: VecDeque::new(),
                     chunk_size: None,
                     flush_held: BTreeSet::new(),
+                    terminal,
                 }),
                 dispatcher,
                 spec: Arc::new(spec),
@@ -336,12 +343,23 @@ impl MemoryProcessTransport {
         self.act(|state, out| {
             for &fd in fds {
                 let was_open = state.model.pipe_state(fd) == Some(PipeState::Open);
+                let writes = state.model.pipe_mapping(fd) == Some(ChildFdMapping::ParentWrites);
+                if was_open && writes {
+                    // A terminal's end of input (`VEOF`) first hands over an unfinished line.
+                    let line = state.terminal.as_mut().map(Terminal::end_input);
+                    if let Some(line) = line.filter(|line| !line.is_empty()) {
+                        state.unread.entry(fd).or_default().push(Arc::from(line));
+                        self.queue_script_event(ScriptEvent::Written(fd));
+                    }
+                }
                 state.close_child_fd(fd, out);
-                let writes =
-                    self.inner.spec.get_child_fds().get(&fd) == Some(&ChildFdMapping::ParentWrites);
                 if was_open && writes && state.model.pipe_state(fd) != Some(PipeState::Open) {
                     self.queue_script_event(ScriptEvent::Closed(fd));
                 }
+            }
+            if state.parent_hung_up() {
+                // The parent closed its side of the terminal: the kernel sends `SIGHUP`.
+                self.queue_script_event(ScriptEvent::Signalled(Signal::Hup));
             }
         });
         self.run_script_events();
@@ -358,6 +376,17 @@ impl MemoryProcessTransport {
             let reaches_child = state.model.admit_write(fd)?;
             state.written.entry(fd).or_default().push(data.clone());
             if !reaches_child {
+                return Ok(());
+            }
+            let data = match state.terminal.as_mut() {
+                Some(terminal) => {
+                    let typed = terminal.type_in(&data);
+                    state.emit(ChildFd::STDOUT, &typed.echo, out);
+                    Arc::from(typed.input)
+                }
+                None => data,
+            };
+            if data.is_empty() {
                 return Ok(());
             }
             let unread = state.unread.entry(fd).or_default();
@@ -448,9 +477,47 @@ impl MemoryProcessTransport {
     pub fn ended_now(&self) -> Option<ProcessEnd> {
         self.inner.dispatcher.ended_now()
     }
+
+    /// The size of the child's pseudo-terminal, as set at spawn or by the last
+    /// `resize_pty`; `None` when it was spawned without `use_pty`.
+    pub fn pty_size(&self) -> Option<PtySize> {
+        self.lock().terminal.as_ref().map(|terminal| terminal.size)
+    }
 }
 
 impl FakeState {
+    /// Delivers the child's output `data` on `fd`: in chunks when a chunk size is set, held
+    /// while the transport is paused.
+    pub(crate) fn emit(&mut self, fd: ChildFd, data: &[u8], out: &mut Vec<Delivery>) {
+        if data.is_empty() {
+            return;
+        }
+        let chunk = self.chunk_size.unwrap_or(data.len());
+        for piece in data.chunks(chunk) {
+            if self.model.reading_paused() {
+                self.held.push_back(Held::Data(fd, piece.to_vec()));
+            } else {
+                out.push(Delivery::ChildData(fd, piece.to_vec()));
+            }
+        }
+    }
+
+    /// `true` once, when the parent has closed both of its fds of a terminal while the child
+    /// runs.
+    fn parent_hung_up(&mut self) -> bool {
+        let Some(terminal) = self.terminal.as_mut() else {
+            return false;
+        };
+        let closed = [ChildFd::STDIN, ChildFd::STDOUT]
+            .iter()
+            .all(|fd| self.closed.contains(fd));
+        if !closed || terminal.hung_up || self.model.exit().is_some() {
+            return false;
+        }
+        terminal.hung_up = true;
+        true
+    }
+
     pub(crate) fn close_child_fd(&mut self, fd: ChildFd, out: &mut Vec<Delivery>) {
         match self.model.close_child_fd(fd, out) {
             CloseAction::Nothing => return,
@@ -555,6 +622,15 @@ impl ProcessTransport for MemoryProcessTransport {
         let data: Shared = Arc::from(data);
         self.logged(StoredCall::Write(fd, data.clone()), || {
             self.write_fd(fd, data)
+        })
+    }
+
+    fn resize_pty(&self, size: PtySize) -> Result<(), TransportError> {
+        self.logged(TransportCall::ResizePty(size), || {
+            let mut state = self.lock();
+            let terminal = state.terminal.as_mut().ok_or(TransportError::NoTerminal)?;
+            terminal.size = size;
+            Ok(())
         })
     }
 

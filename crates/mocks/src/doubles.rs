@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use mockall::mock;
 use process_transport_api::{
-    Address, ChildFd, CloseReason, ProcessEnd, ProcessProtocol, ProcessTransport, PushProducer,
+    Address, ChildFd, CloseReason, ProcessEnd, ProcessProtocol, ProcessTransport, PtySize, PushProducer,
     Signal, SpawnError, SpawnSpec, Transport, TransportError,
 };
 
@@ -67,6 +67,7 @@ mock! {
         fn close_child_fd(&self, fd: ChildFd);
         fn write_to_child(&self, fd: ChildFd, data: &[u8]) -> Result<(), TransportError>;
         fn signal_process(&self, signal: Signal) -> Result<(), TransportError>;
+        fn resize_pty(&self, size: PtySize) -> Result<(), TransportError>;
         async fn ended(&self) -> ProcessEnd;
     }
 }

@@ -35,6 +35,9 @@ pub enum TransportError {
     /// A signal to a process whose exit is already known.
     #[error("the process has already exited; no signal was sent")]
     ProcessExitedAlready,
+    /// `resize_pty` on a transport whose process has no pseudo-terminal.
+    #[error("the process has no terminal to resize: it was spawned without use_pty")]
+    NoTerminal,
     /// The operating system refused the call.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),

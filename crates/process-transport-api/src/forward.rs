@@ -11,7 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::{
-    Address, ChildFd, ProcessEnd, ProcessProtocol, ProcessSpawner, ProcessTransport, PushProducer,
+    Address, ChildFd, ProcessEnd, ProcessProtocol, ProcessSpawner, ProcessTransport, PtySize, PushProducer,
     Signal, SpawnError, SpawnSpec, Transport, TransportError,
 };
 
@@ -82,6 +82,9 @@ macro_rules! forward {
             }
             fn signal_process(&self, signal: Signal) -> Result<(), TransportError> {
                 (**self).signal_process(signal)
+            }
+            fn resize_pty(&self, size: PtySize) -> Result<(), TransportError> {
+                (**self).resize_pty(size)
             }
             async fn ended(&self) -> ProcessEnd {
                 (**self).ended().await

@@ -83,7 +83,7 @@ pub use fd::ChildFd;
 pub use model::{CloseAction, Delivery, PipeState, ProcessModel, ProducerCall, DEFAULT_HIGH_WATER};
 pub use queue::EventQueue;
 pub use signal::Signal;
-pub use spec::{ChildFdMapping, Environment, SpawnSpec};
+pub use spec::{ChildFdMapping, Environment, PtySize, SpawnSpec};
 pub use state::{CloseReason, ProducerState};
 pub use traits::{
     ProcessProtocol, ProcessSpawner, ProcessTransport, Protocol, PushProducer, Transport,

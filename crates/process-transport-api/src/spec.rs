@@ -132,7 +132,45 @@ pub struct SpawnSpec {
     uid: Option<u32>,
     gid: Option<u32>,
     use_pty: bool,
+    pty_size: Option<PtySize>,
     child_fds: BTreeMap<ChildFd, ChildFdMapping>,
+}
+
+/// The size of a pseudo-terminal, in character cells: what `stty size` prints as
+/// `rows cols`, and what a child is told by `SIGWINCH` when it changes.
+///
+/// ```
+/// use process_transport_api::PtySize;
+///
+/// assert_eq!(PtySize::default(), PtySize::new(24, 80));
+/// assert_eq!(PtySize::new(40, 120).to_string(), "40x120");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PtySize {
+    /// Lines.
+    pub rows: u16,
+    /// Columns.
+    pub cols: u16,
+}
+
+impl PtySize {
+    /// A size of `rows` lines by `cols` columns.
+    pub const fn new(rows: u16, cols: u16) -> Self {
+        PtySize { rows, cols }
+    }
+}
+
+/// 24 lines by 80 columns, the size of a classic terminal.
+impl Default for PtySize {
+    fn default() -> Self {
+        PtySize::new(24, 80)
+    }
+}
+
+impl std::fmt::Display for PtySize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}", self.rows, self.cols)
+    }
 }
 
 impl SpawnSpec {
@@ -147,6 +185,7 @@ impl SpawnSpec {
             uid: None,
             gid: None,
             use_pty: false,
+            pty_size: None,
             child_fds: BTreeMap::from([
                 (ChildFd::STDIN, ChildFdMapping::ParentWrites),
                 (ChildFd::STDOUT, ChildFdMapping::ParentReads),
@@ -225,9 +264,33 @@ impl SpawnSpec {
         self
     }
 
-    /// Asks for a pseudo-terminal instead of pipes for fds 0, 1 and 2.
+    /// Asks for a pseudo-terminal instead of pipes for fds 0, 1 and 2: the child's fds 0, 1
+    /// and 2 are the terminal, which is its controlling terminal (it leads a new session).
+    /// The parent writes the terminal's input through fd 0 and gets everything the child
+    /// prints, on its fd 1 or 2, as fd 1; see [`transport_fds`](Self::transport_fds). The fd
+    /// map must stay the default one; any other is refused as `InvalidSpec`.
+    ///
+    /// ```
+    /// use process_transport_api::{ChildFd, ChildFdMapping, PtySize, SpawnSpec};
+    ///
+    /// let spec = SpawnSpec::new("sh").use_pty(true).pty_size(PtySize::new(40, 120));
+    /// assert_eq!(spec.get_pty_size(), Some(PtySize::new(40, 120)));
+    /// assert_eq!(
+    ///     spec.transport_fds().into_iter().collect::<Vec<_>>(),
+    ///     [(ChildFd::STDIN, ChildFdMapping::ParentWrites), (ChildFd::STDOUT, ChildFdMapping::ParentReads)],
+    /// );
+    /// assert!(spec.child_fd(ChildFd(3), ChildFdMapping::Null).validate().is_err());
+    /// ```
     pub fn use_pty(mut self, use_pty: bool) -> Self {
         self.use_pty = use_pty;
+        self
+    }
+
+    /// Sets the pseudo-terminal's size at spawn ([`PtySize::default`], 24x80, unless set).
+    /// Needs [`use_pty`](Self::use_pty); a size without a terminal is refused as
+    /// `InvalidSpec`. The transport's `resize_pty` changes it later.
+    pub fn pty_size(mut self, size: PtySize) -> Self {
+        self.pty_size = Some(size);
         self
     }
 
@@ -278,14 +341,34 @@ impl SpawnSpec {
         self.use_pty
     }
 
+    /// The terminal size set with [`pty_size`](Self::pty_size), if any.
+    pub fn get_pty_size(&self) -> Option<PtySize> {
+        self.pty_size
+    }
+
     /// The child fd map, in fd order.
     pub fn get_child_fds(&self) -> &BTreeMap<ChildFd, ChildFdMapping> {
         &self.child_fds
     }
 
+    /// The fds the parent's transport carries, in fd order: the child fd map, or, with a
+    /// pseudo-terminal, fd 0 (written: the terminal's input) and fd 1 (read: everything the
+    /// child prints on the terminal). The events of a terminal child name only these two.
+    pub fn transport_fds(&self) -> BTreeMap<ChildFd, ChildFdMapping> {
+        if self.use_pty {
+            BTreeMap::from([
+                (ChildFd::STDIN, ChildFdMapping::ParentWrites),
+                (ChildFd::STDOUT, ChildFdMapping::ParentReads),
+            ])
+        } else {
+            self.child_fds.clone()
+        }
+    }
+
     /// Checks what every spawner checks before starting anything: no NUL byte in the
     /// executable, an argument, the environment or the working directory, no `=` in an
-    /// environment variable's name, and a pseudo-terminal only with the default fds.
+    /// environment variable's name, a pseudo-terminal only with the default fds, and a
+    /// terminal size only with a pseudo-terminal.
     ///
     /// ```
     /// use process_transport_api::{SpawnError, SpawnSpec};
@@ -338,6 +421,27 @@ impl SpawnSpec {
             .find(|(_, mapping)| matches!(mapping, ChildFdMapping::Inherit(parent) if *parent < 0))
         {
             return invalid(format!("child fd {fd} inherits a negative parent fd"));
+        }
+        if self.use_pty {
+            let default = SpawnSpec::new("").child_fds;
+            let differs = default
+                .keys()
+                .chain(self.child_fds.keys())
+                .find(|fd| default.get(fd) != self.child_fds.get(fd));
+            if let Some(fd) = differs {
+                let now = match self.child_fds.get(fd) {
+                    Some(mapping) => format!("is mapped as {mapping:?}"),
+                    None => "is left out".to_owned(),
+                };
+                return invalid(format!(
+                    "use_pty makes fds 0, 1 and 2 the terminal and maps no other fd, but child \
+                     fd {fd} {now}"
+                ));
+            }
+        } else if let Some(size) = self.pty_size {
+            return invalid(format!(
+                "a terminal size ({size}) is set, but use_pty is off: there is no terminal"
+            ));
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::{
-    Address, ChildFd, CloseReason, ProcessEnd, Signal, SpawnError, SpawnSpec, TransportError,
+    Address, ChildFd, CloseReason, ProcessEnd, PtySize, Signal, SpawnError, SpawnSpec, TransportError,
 };
 
 /// A producer of data that a consumer can pause, resume and stop (Twisted's `IPushProducer`).
@@ -130,6 +130,14 @@ pub trait ProcessTransport: Transport + PushProducer {
     fn write_to_child(&self, fd: ChildFd, data: &[u8]) -> Result<(), TransportError>;
     /// Sends `signal` to the child.
     fn signal_process(&self, signal: Signal) -> Result<(), TransportError>;
+    /// Changes the size of the child's pseudo-terminal (spawned with
+    /// [`use_pty`](crate::SpawnSpec::use_pty)); the kernel tells the child's foreground
+    /// processes with `SIGWINCH`. Succeeds, and does nothing, once the terminal is closed.
+    /// The default, for transports without terminals, is `Err(TransportError::NoTerminal)`.
+    fn resize_pty(&self, size: PtySize) -> Result<(), TransportError> {
+        let _ = size;
+        Err(TransportError::NoTerminal)
+    }
     /// Resolves with the end reason once `process_ended` was delivered.
     async fn ended(&self) -> ProcessEnd;
 }

@@ -45,6 +45,27 @@ async fn spawn_one(spawner: &RealSpawner, spec: SpawnSpec) -> (u32, ProcessEnd) 
     (pid, end)
 }
 
+/// A terminal child whose output the parent closes first, then its input: the terminal
+/// closes and hangs the child up.
+async fn spawn_hung_up(spawner: &RealSpawner, spec: SpawnSpec) -> (u32, ProcessEnd) {
+    let pid = Arc::new(Mutex::new(None));
+    let seen = pid.clone();
+    let (recorder, _log) = Recorder::reacting(move |event, transport| {
+        if *event == Event::Connected {
+            *seen.lock().unwrap() = transport.pid();
+            transport.close_stdout();
+            transport.close_stdin();
+        }
+    });
+    let transport: Arc<dyn ProcessTransport> = spawner.spawn_process(recorder, spec).await.unwrap();
+    let end = guard(transport.ended()).await;
+    let pid = pid
+        .lock()
+        .unwrap()
+        .expect("the pid is known in make_connection");
+    (pid, end)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spawns_leave_no_fd_and_no_zombie() {
     let spawner = RealSpawner::new();
@@ -72,6 +93,29 @@ async fn spawns_leave_no_fd_and_no_zombie() {
     for task in concurrent {
         let (pid, end) = task.await.unwrap();
         assert_eq!(end, ProcessEnd::Done);
+        pids.push(pid);
+    }
+    // Terminals: the master side closes with the child, after input ended, after a hang-up,
+    // and after output was closed first.
+    for i in 0..60 {
+        let spec = match i % 3 {
+            0 => SpawnSpec::new("cat").use_pty(true),
+            1 => SpawnSpec::new("sh")
+                .args(["-c", "echo x; exit 1"])
+                .use_pty(true),
+            _ => SpawnSpec::new("sleep").arg("600").use_pty(true),
+        };
+        let (pid, end) = if i % 3 == 2 {
+            spawn_hung_up(&spawner, spec).await
+        } else {
+            spawn_one(&spawner, spec).await
+        };
+        let expected = [
+            ProcessEnd::Done,
+            ProcessEnd::from_exit_code(1),
+            ProcessEnd::from_signal(1),
+        ];
+        assert_eq!(end, expected[i % 3]);
         pids.push(pid);
     }
     // Failed spawns leave nothing open either.

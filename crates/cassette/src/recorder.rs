@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use process_transport_api::{
-    Address, ChildFd, ProcessEnd, ProcessModel, ProcessProtocol, ProcessSpawner, ProcessTransport, PtySize,
-    PushProducer, Signal, SpawnError, SpawnSpec, Transport, TransportError,
+    Address, ChildFd, ProcessEnd, ProcessModel, ProcessProtocol, ProcessSpawner, ProcessTransport,
+    PtySize, PushProducer, Signal, SpawnError, SpawnSpec, Transport, TransportError,
 };
 
 use serde::Serialize;

@@ -172,8 +172,14 @@ mod tests {
     fn a_cooked_terminal_echoes_and_hands_over_whole_lines() {
         let mut terminal = Terminal::new(PtySize::default());
         assert_eq!(typed(&mut terminal, b"ab"), ("ab".into(), "".into()));
-        assert_eq!(typed(&mut terminal, b"c\x7fd\n"), ("c\x08 \x08d\r\n".into(), "abd\n".into()));
-        assert_eq!(typed(&mut terminal, b"x\ry"), ("x\r\ny".into(), "x\n".into()));
+        assert_eq!(
+            typed(&mut terminal, b"c\x7fd\n"),
+            ("c\x08 \x08d\r\n".into(), "abd\n".into())
+        );
+        assert_eq!(
+            typed(&mut terminal, b"x\ry"),
+            ("x\r\ny".into(), "x\n".into())
+        );
         assert_eq!(typed(&mut terminal, b"\x04"), ("".into(), "y".into()));
         assert_eq!(typed(&mut terminal, b"tail"), ("tail".into(), "".into()));
         assert_eq!(terminal.end_input(), b"tail");
@@ -184,7 +190,10 @@ mod tests {
     fn a_passthrough_terminal_changes_nothing() {
         let mut terminal = Terminal::new(PtySize::default());
         terminal.modes = TerminalModes::PASSTHROUGH;
-        assert_eq!(typed(&mut terminal, b"a\r\n\x04\x7f"), ("".into(), "a\r\n\x04\x7f".into()));
+        assert_eq!(
+            typed(&mut terminal, b"a\r\n\x04\x7f"),
+            ("".into(), "a\r\n\x04\x7f".into())
+        );
         assert_eq!(terminal.output(b"x\n"), b"x\n");
     }
 

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use mockall::mock;
 use process_transport_api::{
-    Address, ChildFd, CloseReason, ProcessEnd, ProcessProtocol, ProcessTransport, PtySize, PushProducer,
-    Signal, SpawnError, SpawnSpec, Transport, TransportError,
+    Address, ChildFd, CloseReason, ProcessEnd, ProcessProtocol, ProcessTransport, PtySize,
+    PushProducer, Signal, SpawnError, SpawnSpec, Transport, TransportError,
 };
 
 mock! {

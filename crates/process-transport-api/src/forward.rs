@@ -11,8 +11,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::{
-    Address, ChildFd, ProcessEnd, ProcessProtocol, ProcessSpawner, ProcessTransport, PtySize, PushProducer,
-    Signal, SpawnError, SpawnSpec, Transport, TransportError,
+    Address, ChildFd, ProcessEnd, ProcessProtocol, ProcessSpawner, ProcessTransport, PtySize,
+    PushProducer, Signal, SpawnError, SpawnSpec, Transport, TransportError,
 };
 
 macro_rules! forward {

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::{
-    Address, ChildFd, CloseReason, ProcessEnd, PtySize, Signal, SpawnError, SpawnSpec, TransportError,
+    Address, ChildFd, CloseReason, ProcessEnd, PtySize, Signal, SpawnError, SpawnSpec,
+    TransportError,
 };
 
 /// A producer of data that a consumer can pause, resume and stop (Twisted's `IPushProducer`).

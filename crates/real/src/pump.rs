@@ -73,8 +73,13 @@ pub(crate) async fn write_pump(guard: PumpGuard, fd: ChildFd, sender: Arc<pipe::
     let mut state = guard.0.lock();
     state.senders.remove(&fd);
     state.growth.closed(fd);
+    let terminal = state.terminal.is_some();
     drop(state);
     drop(sender);
+    if terminal {
+        // The terminal's output side closes too if the parent closed it already.
+        guard.0.wake(ChildFd::STDOUT);
+    }
 }
 
 async fn pump_writes(shared: &Shared, fd: ChildFd, sender: &pipe::Sender) {
@@ -133,6 +138,14 @@ impl State {
     /// zeroing and no copy.
     fn read(&mut self, fd: ChildFd, size: usize, out: &mut Vec<Delivery>) -> Read {
         if !self.model.is_readable(fd) {
+            if self.terminal.is_some()
+                && self.model.pipe_state(ChildFd::STDIN) != Some(PipeState::Lost)
+            {
+                // The parent closed a terminal's output but still types on it: what the child
+                // prints is read and dropped, so that it never blocks on a full terminal, and
+                // the terminal's end is still seen.
+                return self.drop_terminal_output(fd, size, out);
+            }
             self.receivers.remove(&fd);
             return Read::Stop;
         }
@@ -153,10 +166,27 @@ impl State {
                 Read::Data(n)
             }
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => Read::Wait,
-            // End of file, or the pipe broke: it closes before its loss is delivered.
+            // End of file, or the pipe broke (`EIO` on a terminal whose child side is
+            // closed): it closes before its loss is delivered.
             Ok(_) | Err(_) => {
-                self.receivers.remove(&fd);
-                self.model.pipe_lost(fd, out);
+                self.output_ended(fd, out);
+                Read::Stop
+            }
+        }
+    }
+}
+
+impl State {
+    fn drop_terminal_output(&mut self, fd: ChildFd, size: usize, out: &mut Vec<Delivery>) -> Read {
+        let Some(receiver) = self.receivers.get(&fd) else {
+            return Read::Stop;
+        };
+        let mut dropped = Vec::with_capacity(size);
+        match receiver.try_read_buf(&mut dropped) {
+            Ok(n) if n > 0 => Read::Data(n),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => Read::Wait,
+            Ok(_) | Err(_) => {
+                self.output_ended(fd, out);
                 Read::Stop
             }
         }
@@ -199,6 +229,8 @@ pub(crate) async fn read_pump(guard: PumpGuard, fd: ChildFd) {
             Read::Paused => notified.await,
             Read::Stop => {
                 shared.lock().growth.closed(fd);
+                // On a terminal, fd 0's task learns that the terminal is gone.
+                shared.wake(ChildFd::STDIN);
                 return;
             }
         }
@@ -229,6 +261,7 @@ impl Drop for Orphan {
                 state.senders.clear();
                 state.receivers.clear();
                 state.buffers.clear();
+                state.close_terminal();
             }
             crate::sys::reap_orphan(pidfd);
         }
@@ -263,7 +296,10 @@ pub(crate) fn exit_pump(guard: PumpGuard, pidfd: Pidfd) -> impl Future<Output = 
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
         drop(pidfd);
-        shared.act(|state, out| state.model.process_exited(end, out));
+        shared.act(|state, out| {
+            state.model.process_exited(end, out);
+            state.close_terminal();
+        });
     }
 }
 

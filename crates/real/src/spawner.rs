@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 
 use crate::pump::{exit_pump, read_pump, write_pump};
 use crate::sys::{self, Pipe, Spawned};
-use crate::transport::{PipeGrowth, PumpGuard, RealProcessTransport, Shared, State};
+use crate::transport::{PipeGrowth, PumpGuard, RealProcessTransport, Shared, State, TerminalSide};
 
 /// A [`ProcessSpawner`] that starts real OS processes on the current tokio runtime.
 ///
@@ -108,19 +108,18 @@ impl ProcessSpawner for RealSpawner {
         spec: SpawnSpec,
     ) -> Result<Arc<dyn ProcessTransport>, SpawnError> {
         spec.validate()?;
-        if spec.get_use_pty() {
-            // Never ignored silently: the child would get pipes where it asked for a terminal.
-            return Err(SpawnError::InvalidSpec(format!(
-                "cannot spawn {:?}: use_pty is not supported by the real transport yet",
-                spec.get_executable().to_string_lossy()
-            )));
-        }
         check_runtime(&spec)?;
         check_cwd(&spec)?;
-        let Spawned { pid, pidfd, pipes } = sys::spawn(&spec)?;
+        let Spawned {
+            pid,
+            pidfd,
+            pipes,
+            terminal,
+        } = sys::spawn(&spec)?;
+        let transport_fds = spec.transport_fds();
 
         let dispatcher = Dispatcher::releasing_at_end(protocol);
-        let mut model = ProcessModel::new(spec.get_child_fds(), Some(pid));
+        let mut model = ProcessModel::new(&transport_fds, Some(pid));
         model.set_high_water(self.high_water);
         model.shown_by(&dispatcher);
         let mut senders = BTreeMap::new();
@@ -129,12 +128,21 @@ impl ProcessSpawner for RealSpawner {
         for pipe in pipes {
             // Registering with the runtime fails only when it cannot watch more fds; that pipe
             // is then reported lost at once.
+            // A terminal's master side is no pipe; it was made non-blocking with it.
             match pipe {
-                Pipe::Reads(fd, owned) => match pipe::Receiver::from_owned_fd(owned) {
+                Pipe::Reads(fd, owned) => match if terminal {
+                    pipe::Receiver::from_owned_fd_unchecked(owned)
+                } else {
+                    pipe::Receiver::from_owned_fd(owned)
+                } {
                     Ok(receiver) => receivers.push((fd, receiver)),
                     Err(_) => broken.push(fd),
                 },
-                Pipe::Writes(fd, owned) => match pipe::Sender::from_owned_fd(owned) {
+                Pipe::Writes(fd, owned) => match if terminal {
+                    pipe::Sender::from_owned_fd_unchecked(owned)
+                } else {
+                    pipe::Sender::from_owned_fd(owned)
+                } {
                     Ok(sender) => drop(senders.insert(fd, Arc::new(sender))),
                     Err(_) => broken.push(fd),
                 },
@@ -142,8 +150,7 @@ impl ProcessSpawner for RealSpawner {
         }
         let read_fds: Vec<ChildFd> = receivers.iter().map(|(fd, _)| *fd).collect();
         let shared = Arc::new(Shared {
-            wakers: spec
-                .get_child_fds()
+            wakers: transport_fds
                 .keys()
                 .map(|&fd| (fd, Notify::new()))
                 .collect(),
@@ -153,6 +160,7 @@ impl ProcessSpawner for RealSpawner {
                 senders: senders.clone(),
                 receivers: receivers.into_iter().collect(),
                 growth: PipeGrowth::default(),
+                terminal: terminal.then(TerminalSide::default),
             }),
             dispatcher,
             pidfd: Mutex::new(Some(pidfd.clone())),

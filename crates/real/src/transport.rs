@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use process_transport_api::{
     Address, ChildFd, CloseAction, Delivery, Dispatcher, ProcessEnd, ProcessModel,
-    ProcessTransport, PushProducer, Signal, Transport, TransportError,
+    ProcessTransport, PtySize, PushProducer, Signal, Transport, TransportError,
 };
 use tokio::net::unix::pipe;
 use tokio::sync::Notify;
@@ -72,6 +72,28 @@ pub(crate) struct State {
     pub(crate) receivers: BTreeMap<ChildFd, pipe::Receiver>,
     /// The pipes made larger.
     pub(crate) growth: PipeGrowth,
+    /// The parent's side of the child's terminal, when fds 0, 1 and 2 are one.
+    pub(crate) terminal: Option<TerminalSide>,
+}
+
+/// What the transport keeps of a child's terminal besides its two fds.
+pub(crate) struct TerminalSide {
+    /// The last byte written ended a line (or nothing was written): ending the input takes
+    /// one `VEOF`, not two.
+    at_line_start: bool,
+    /// The master side, kept open from the end of the child's output until its exit is
+    /// reaped, as a terminal emulator keeps its window: closing it sooner would hang up (send
+    /// `SIGHUP` to) a child that closed its fds and has not exited yet.
+    held_open: Option<pipe::Receiver>,
+}
+
+impl Default for TerminalSide {
+    fn default() -> Self {
+        TerminalSide {
+            at_line_start: true,
+            held_open: None,
+        }
+    }
 }
 
 /// How many pipes this process keeps grown at once: at 1 MiB each, a quarter of the default
@@ -127,8 +149,47 @@ impl State {
     /// Closes `fd` as the parent: write pipes are flushed by their pump first; read pipes
     /// close here and now.
     pub(crate) fn close_child_fd(&mut self, fd: ChildFd, out: &mut Vec<Delivery>) {
-        if self.model.close_child_fd(fd, out) == CloseAction::StopReading {
-            self.receivers.remove(&fd);
+        match self.model.close_child_fd(fd, out) {
+            // A terminal's output is drained until its input is closed too (see the read pump).
+            CloseAction::StopReading if self.terminal.is_some() => {}
+            CloseAction::StopReading => drop(self.receivers.remove(&fd)),
+            CloseAction::FlushThenClose => {
+                // A terminal's input ends as a user ends it: by typing end of file after what
+                // is buffered. Its master side stays open while fd 1 is read.
+                let Some(terminal) = &self.terminal else {
+                    return;
+                };
+                if let Some(sender) = self.senders.get(&fd) {
+                    let eof = crate::sys::end_of_input(sender.as_fd(), terminal.at_line_start);
+                    self.buffers.entry(fd).or_default().push(&eof);
+                }
+            }
+            CloseAction::Nothing => {}
+        }
+    }
+
+    /// End of file on the parent-reads side `fd` (on a terminal, `EIO`: every holder of the
+    /// child's side closed it). The pipe closes and is lost; a terminal's input is lost with
+    /// its output, fd 0 first, and its master side stays open until the exit is reaped.
+    pub(crate) fn output_ended(&mut self, fd: ChildFd, out: &mut Vec<Delivery>) {
+        let receiver = self.receivers.remove(&fd);
+        if let Some(terminal) = self.terminal.as_mut() {
+            if self.model.exit().is_none() {
+                terminal.held_open = receiver;
+            }
+            if let Some(buffer) = self.buffers.get_mut(&ChildFd::STDIN) {
+                buffer.clear();
+            }
+            self.model.pipe_lost(ChildFd::STDIN, out);
+        }
+        self.model.pipe_lost(fd, out);
+    }
+
+    /// The child is reaped (or nobody watches it any more): the terminal's master side, if it
+    /// was held open, closes.
+    pub(crate) fn close_terminal(&mut self) {
+        if let Some(terminal) = self.terminal.as_mut() {
+            terminal.held_open = None;
         }
     }
 }
@@ -186,6 +247,9 @@ impl State {
         if !self.model.admit_write(fd)? {
             // The child's end is gone, but the protocol has not been shown it yet.
             return Ok(false);
+        }
+        if let (Some(terminal), Some(&last)) = (self.terminal.as_mut(), data.last()) {
+            terminal.at_line_start = matches!(last, b'\n' | b'\r' | 0x04);
         }
         let mut rest = data;
         let empty = self.buffers.get(&fd).is_none_or(OutBuffer::is_empty);
@@ -258,6 +322,7 @@ impl Shared {
         self.act(|state, out| {
             state.buffers.clear();
             state.receivers.clear();
+            state.close_terminal();
             let fds: Vec<ChildFd> = state.model.pipes().map(|(fd, _, _)| fd).collect();
             for fd in fds {
                 state.model.pipe_lost(fd, out);
@@ -368,6 +433,28 @@ impl ProcessTransport for RealProcessTransport {
             self.shared.wake(fd);
         }
         Ok(())
+    }
+
+    /// Sets the terminal's size (`TIOCSWINSZ` on its master side); the kernel sends
+    /// `SIGWINCH` to the child's foreground process group. `Ok` and nothing done once the
+    /// parent closed both of its fds of the terminal.
+    fn resize_pty(&self, size: PtySize) -> Result<(), TransportError> {
+        let state = self.shared.lock();
+        if state.terminal.is_none() {
+            return Err(TransportError::NoTerminal);
+        }
+        let master = match state.senders.get(&ChildFd::STDIN) {
+            Some(sender) => sender.as_fd(),
+            None => match state.receivers.get(&ChildFd::STDOUT) {
+                Some(receiver) => receiver.as_fd(),
+                None => return Ok(()),
+            },
+        };
+        match crate::sys::resize(master, size) {
+            // The child's side is gone: there is nobody to tell.
+            Err(rustix::io::Errno::IO) | Ok(()) => Ok(()),
+            Err(err) => Err(TransportError::Io(err.into())),
+        }
     }
 
     /// Between the child's exit and the delivery of `process_exited` the signal is accepted

@@ -51,11 +51,15 @@ pub(super) fn spawn(spec: &SpawnSpec, plan: &FdPlan) -> Result<u32, SpawnError> 
     let hook = ChildPlan {
         cwd,
         cwd_report: cwd_report.as_raw_fd(),
-        moves: plan
-            .moves
-            .iter()
-            .map(|(from, to)| (from.as_raw_fd(), *to))
-            .collect(),
+        moves: match &plan.pty {
+            Some(pty) => [0, 1, 2].map(|to| (pty.slave.as_raw_fd(), to)).to_vec(),
+            None => plan
+                .moves
+                .iter()
+                .map(|(from, to)| (from.as_raw_fd(), *to))
+                .collect(),
+        },
+        terminal: plan.pty.is_some(),
         targets: plan.targets.clone(),
         max_target: plan.max_target,
     };
@@ -119,6 +123,9 @@ struct ChildPlan {
     moves: Vec<(RawFd, RawFd)>,
     targets: Vec<RawFd>,
     max_target: RawFd,
+    /// fds 0, 1 and 2 are a terminal: the child leads a new session with it as its
+    /// controlling terminal.
+    terminal: bool,
 }
 
 impl ChildPlan {
@@ -133,10 +140,16 @@ impl ChildPlan {
                     return Err(err);
                 }
             }
+            if self.terminal && libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
             for &(from, to) in &self.moves {
                 if libc::dup2(from, to) < 0 {
                     return Err(io::Error::last_os_error());
                 }
+            }
+            if self.terminal && libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(io::Error::last_os_error());
             }
             for fd in 0..=self.max_target {
                 if !self.targets.contains(&fd) {

@@ -9,7 +9,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
-use process_transport_api::{ChildFd, ChildFdMapping, Signal, SpawnError, SpawnSpec};
+use process_transport_api::{ChildFd, ChildFdMapping, PtySize, Signal, SpawnError, SpawnSpec};
 use rustix::io::fcntl_dupfd_cloexec;
 use rustix::pipe::{fcntl_setpipe_size, pipe_with, PipeFlags};
 use rustix::process::{pidfd_open, pidfd_send_signal, PidfdFlags};
@@ -32,7 +32,11 @@ pub(crate) enum Pipe {
 pub(crate) struct Spawned {
     pub(crate) pid: u32,
     pub(crate) pidfd: Pidfd,
+    /// The parent's ends; for a terminal, two copies of its master side: fd 0 written and
+    /// fd 1 read.
     pub(crate) pipes: Vec<Pipe>,
+    /// Whether the child's fds 0, 1 and 2 are a pseudo-terminal.
+    pub(crate) terminal: bool,
 }
 
 /// Where each child fd comes from: fds above every target, to be moved into place.
@@ -40,6 +44,16 @@ pub(super) struct FdPlan {
     pub(super) moves: Vec<(OwnedFd, RawFd)>,
     pub(super) targets: Vec<RawFd>,
     pub(super) max_target: RawFd,
+    /// The terminal that becomes the child's fds 0, 1 and 2, when it asked for one.
+    pub(super) pty: Option<PtyPlan>,
+}
+
+/// The child's side of a new pseudo-terminal: the child opens it by path after it starts a
+/// new session (which makes it the controlling terminal), or, on the fork path, takes this
+/// fd and makes it the controlling terminal with `TIOCSCTTY`.
+pub(super) struct PtyPlan {
+    pub(super) path: std::ffi::CString,
+    pub(super) slave: OwnedFd,
 }
 
 pub(super) fn invalid(spec: &SpawnSpec, why: impl std::fmt::Display) -> SpawnError {
@@ -65,7 +79,11 @@ pub(super) fn spawn_error(spec: &SpawnSpec, err: io::Error) -> SpawnError {
 /// Starts the child `spec` describes: by `posix_spawn` (a vfork, fast) unless a uid or gid
 /// change asks for a fork.
 pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
-    let (plan, pipes) = plan_fds(spec)?;
+    let (plan, pipes) = if spec.get_use_pty() {
+        plan_pty(spec)?
+    } else {
+        plan_fds(spec)?
+    };
     let pid = if spec.get_uid().is_some() || spec.get_gid().is_some() {
         fork::spawn(spec, &plan)?
     } else {
@@ -78,7 +96,12 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
         reap_at_once(pid);
         spawn_error(spec, err)
     })?;
-    Ok(Spawned { pid, pidfd, pipes })
+    Ok(Spawned {
+        pid,
+        pidfd,
+        pipes,
+        terminal: spec.get_use_pty(),
+    })
 }
 
 fn reap_at_once(pid: u32) {
@@ -169,8 +192,92 @@ fn plan_fds(spec: &SpawnSpec) -> Result<(FdPlan, Vec<Pipe>), SpawnError> {
         moves,
         targets,
         max_target,
+        pty: None,
     };
     Ok((plan, pipes))
+}
+
+/// A new pseudo-terminal of the spec's size for fds 0, 1 and 2. The parent keeps its master
+/// side, non-blocking, as two fds: one written (fd 0), one read (fd 1). The terminal closes,
+/// and the child is hung up, once both are closed.
+fn plan_pty(spec: &SpawnSpec) -> Result<(FdPlan, Vec<Pipe>), SpawnError> {
+    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+    let failed = |what: &str, err: rustix::io::Errno| {
+        SpawnError::Io(io::Error::new(
+            io::Error::from(err).kind(),
+            format!(
+                "cannot spawn {:?}: cannot {what} a pseudo-terminal: {err}",
+                executable(spec)
+            ),
+        ))
+    };
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
+        .map_err(|err| failed("open", err))?;
+    grantpt(&master).map_err(|err| failed("grant", err))?;
+    unlockpt(&master).map_err(|err| failed("unlock", err))?;
+    let path = ptsname(&master, Vec::new()).map_err(|err| failed("name", err))?;
+    // Held by the parent until the child has its own: the terminal is never without a
+    // slave side before the child runs.
+    let slave = rustix::fs::open(
+        path.as_c_str(),
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|err| failed("open the child side of", err))?;
+    resize(&master, spec.get_pty_size().unwrap_or_default()).map_err(|err| failed("size", err))?;
+    let flags = rustix::fs::fcntl_getfl(&master).map_err(|err| failed("configure", err))?;
+    rustix::fs::fcntl_setfl(&master, flags | rustix::fs::OFlags::NONBLOCK)
+        .map_err(|err| failed("configure", err))?;
+    let reader = fcntl_dupfd_cloexec(&master, 3).map_err(|err| failed("copy", err))?;
+    let slave_above = fcntl_dupfd_cloexec(&slave, 3).map_err(|err| failed("copy", err))?;
+    drop(slave);
+    let plan = FdPlan {
+        moves: Vec::new(),
+        targets: vec![0, 1, 2],
+        max_target: 2,
+        pty: Some(PtyPlan {
+            path,
+            slave: slave_above,
+        }),
+    };
+    let pipes = vec![
+        Pipe::Writes(ChildFd::STDIN, master),
+        Pipe::Reads(ChildFd::STDOUT, reader),
+    ];
+    Ok((plan, pipes))
+}
+
+/// Sets the size of the terminal whose master side is `master`; the kernel sends `SIGWINCH`
+/// to its foreground process group.
+pub(crate) fn resize(master: impl AsFd, size: PtySize) -> rustix::io::Result<()> {
+    rustix::termios::tcsetwinsize(
+        master,
+        rustix::termios::Winsize {
+            ws_row: size.rows,
+            ws_col: size.cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        },
+    )
+}
+
+/// What the parent types to end a terminal's input, as a user types control-D: the
+/// terminal's `VEOF` character, twice after an unfinished line in canonical mode (the first
+/// only hands the line over).
+pub(crate) fn end_of_input(master: impl AsFd, at_line_start: bool) -> Vec<u8> {
+    use rustix::termios::{LocalModes, SpecialCodeIndex};
+    match rustix::termios::tcgetattr(master) {
+        Ok(termios) => {
+            let eof = termios.special_codes[SpecialCodeIndex::VEOF];
+            let canonical = termios.local_modes.contains(LocalModes::ICANON);
+            if canonical && !at_line_start {
+                vec![eof, eof]
+            } else {
+                vec![eof]
+            }
+        }
+        Err(_) => vec![0x04],
+    }
 }
 
 /// Opens the null device, read-write as the child may read or write the fd.

@@ -9,4 +9,4 @@ mod fork;
 mod linux;
 mod posix_spawn;
 
-pub(crate) use linux::{grow_pipe, reap_orphan, spawn, Pidfd, Pipe, Spawned};
+pub(crate) use linux::{end_of_input, grow_pipe, reap_orphan, resize, spawn, Pidfd, Pipe, Spawned};

@@ -46,8 +46,9 @@ impl Drop for Attributes {
 }
 
 impl Attributes {
-    /// Attributes that give the child an empty signal mask and every signal's default action.
-    fn defaults() -> io::Result<Self> {
+    /// Attributes that give the child an empty signal mask and every signal's default action,
+    /// and with `new_session`, a session of its own.
+    fn defaults(new_session: bool) -> io::Result<Self> {
         let mut raw = MaybeUninit::uninit();
         // SAFETY: init fills the value in; on success it is initialised.
         check(unsafe { libc::posix_spawnattr_init(raw.as_mut_ptr()) })?;
@@ -68,7 +69,10 @@ impl Attributes {
                 &mut attributes.0,
                 all.as_ptr(),
             ))?;
-            let flags = libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF;
+            let mut flags = libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF;
+            if new_session {
+                flags |= libc::POSIX_SPAWN_SETSID as libc::c_int;
+            }
             check(libc::posix_spawnattr_setflags(
                 &mut attributes.0,
                 flags as libc::c_short,
@@ -120,6 +124,26 @@ pub(super) fn spawn(spec: &SpawnSpec, plan: &FdPlan) -> Result<u32, SpawnError> 
     // SAFETY (block): each call gets the initialised actions object and plain fd numbers or a
     // NUL-terminated path that outlives the spawn below.
     unsafe {
+        if let Some(pty) = &plan.pty {
+            // After the new session (which glibc makes before the file actions): opening the
+            // terminal without O_NOCTTY makes it the controlling terminal.
+            check(libc::posix_spawn_file_actions_addopen(
+                &mut actions.0,
+                0,
+                pty.path.as_ptr(),
+                libc::O_RDWR,
+                0,
+            ))
+            .map_err(os_error)?;
+            for fd in [1, 2] {
+                check(libc::posix_spawn_file_actions_adddup2(
+                    &mut actions.0,
+                    0,
+                    fd,
+                ))
+                .map_err(os_error)?;
+            }
+        }
         for (from, to) in &plan.moves {
             check(libc::posix_spawn_file_actions_adddup2(
                 &mut actions.0,
@@ -147,7 +171,7 @@ pub(super) fn spawn(spec: &SpawnSpec, plan: &FdPlan) -> Result<u32, SpawnError> 
             .map_err(os_error)?;
         }
     }
-    let attributes = Attributes::defaults().map_err(os_error)?;
+    let attributes = Attributes::defaults(plan.pty.is_some()).map_err(os_error)?;
 
     let mut pid: libc::pid_t = 0;
     // SAFETY: every pointer is valid for the call: the program path, the actions and the

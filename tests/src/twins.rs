@@ -49,6 +49,21 @@ pub fn twin(child: Child) -> Option<Script> {
                 let _ = child.write(ChildFd::STDOUT, value);
             })
             .exit(0),
+        // The fake terminal echoes, hands over lines and turns `\n` into `\r\n`, as a real
+        // one does; the scripts write what the programs write.
+        Child::TerminalCheck => Script::new().stdout("tty\n").stderr("err\n").exit(0),
+        Child::TerminalEcho => Script::cat(),
+        Child::TerminalSize => {
+            Script::new()
+                .start_with(print_terminal_size)
+                .on_stdin(|child, data| {
+                    if data.contains(&b'\n') {
+                        print_terminal_size(child);
+                        child.exit(0);
+                    }
+                })
+        }
+        Child::TerminalWait => Script::new().stdout(READY).holds_stdin(),
         Child::PrintCwd => Script::new()
             .start_with(|child| {
                 let cwd = child.spec().get_cwd().map(|cwd| cwd.display().to_string());
@@ -57,6 +72,13 @@ pub fn twin(child: Child) -> Option<Script> {
             .exit(0),
     };
     Some(script)
+}
+
+/// `stty size`.
+fn print_terminal_size(child: &FakeChild) {
+    if let Some(size) = child.terminal_size() {
+        let _ = child.write(ChildFd::STDOUT, format!("{} {}\n", size.rows, size.cols));
+    }
 }
 
 /// `cat <&3 >&4; exec 4>&-; cat <&5; exec cat`, once everything was written and closed.

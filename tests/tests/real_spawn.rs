@@ -201,14 +201,35 @@ async fn a_missing_working_directory_is_named_as_missing() {
 }
 
 #[tokio::test]
-async fn a_pty_spec_is_refused_not_silently_run_on_pipes() {
-    let (err, log) = spawn_error(SpawnSpec::new("true").use_pty(true)).await;
+async fn a_pty_spec_with_another_fd_map_is_refused_naming_the_fd() {
+    let spec = SpawnSpec::new("true")
+        .use_pty(true)
+        .child_fd(ChildFd::STDERR, ChildFdMapping::Null);
+    let (err, log) = spawn_error(spec).await;
     assert_eq!(
         err.to_string(),
-        "invalid spawn spec: cannot spawn \"true\": use_pty is not supported by the real \
-         transport yet"
+        "invalid spawn spec: cannot spawn \"true\": use_pty makes fds 0, 1 and 2 the terminal \
+         and maps no other fd, but child fd 2 is mapped as Null"
     );
     assert_eq!(log.events(), []);
+}
+
+#[tokio::test]
+async fn a_pty_child_on_the_uid_path_leads_a_session_on_its_terminal() {
+    if !running_as_root() {
+        eprintln!("skipped: changing uid and gid needs root");
+        return;
+    }
+    // A uid change takes the fork path: the terminal is made controlling with TIOCSCTTY.
+    let spec = SpawnSpec::new("sh")
+        .args(["-c", "test -t 0 && test -t 2 && printf 'ctty\\n' >/dev/tty"])
+        .use_pty(true)
+        .uid(0)
+        .gid(0);
+    let (recorder, log) = Recorder::new();
+    let (_, end) = run_real(recorder, spec).await;
+    assert_eq!(end, ProcessEnd::Done);
+    assert_eq!(log.bytes(ChildFd::STDOUT), b"ctty\r\n");
 }
 
 #[tokio::test]

@@ -10,7 +10,9 @@ use async_trait::async_trait;
 use process_transport_api::{
     ChildFd, ProcessProtocol, ProcessSpawner, ProcessTransport, Signal, SpawnError, SpawnSpec,
 };
-use process_transport_fakes::{FakeChild, MemoryProcessReactor, Script, SignalAction};
+use process_transport_fakes::{
+    FakeChild, MemoryProcessReactor, Script, SignalAction, TerminalModes,
+};
 
 use crate::recorder::{env_values, lock};
 use crate::{Cassette, CassetteError, Event, FdKind, Recording, Redactions, Refusal};
@@ -283,7 +285,10 @@ impl Slot {
                 Aspect::Cwd,
             ),
             (asked.env != recording.env || values_differ, Aspect::Env),
-            (asked.fds != recording.fds, Aspect::Fds),
+            (
+                asked.fds != recording.fds || asked.pty != recording.pty,
+                Aspect::Fds,
+            ),
         ]
         .into_iter()
         .filter_map(|(differs, aspect)| differs.then_some(aspect))
@@ -381,6 +386,10 @@ impl Player {
         let mut script = Script::new().start_with({
             let player = player.clone();
             move |child| {
+                if player.recording.pty {
+                    // The recorded bytes went through a real terminal already.
+                    child.set_terminal_modes(TerminalModes::PASSTHROUGH);
+                }
                 for fd in &held {
                     child.hold_flush(ChildFd(*fd));
                 }
@@ -477,6 +486,11 @@ impl Player {
                     progress.inputs_closed.insert(*fd);
                     progress.cursor += 1;
                     drop(progress);
+                    if self.recording.pty && *fd == 1 {
+                        // A terminal's output ends when the child's side is closed on every
+                        // fd: fd 2 is the terminal too.
+                        child.close(ChildFd::STDERR);
+                    }
                     // The child's end closes; the loss of a pipe the protocol closed is
                     // delivered now if its flush was held, and was already otherwise.
                     child.close(ChildFd(*fd));

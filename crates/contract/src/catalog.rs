@@ -1,6 +1,6 @@
 //! The children the contract needs, and the catalog that says how to start each.
 
-use process_transport_api::{ChildFd, ChildFdMapping, SpawnSpec};
+use process_transport_api::{ChildFd, ChildFdMapping, PtySize, SpawnSpec};
 
 /// What `Child::Talk` writes on stdout.
 pub const TALK_STDOUT: &str = "out\n";
@@ -13,6 +13,8 @@ pub const EXTRA_FD_TEXT: &str = "extra\n";
 pub const READY: &str = "ready\n";
 /// The variable `Child::PrintEnv` prints.
 pub const ENV_NAME: &str = "PROCESS_TRANSPORT_CONTRACT";
+/// The terminal size `Child::TerminalSize` is spawned with.
+pub const TERMINAL_SIZE: PtySize = PtySize::new(33, 101);
 
 /// A child the contract starts. A [`Catalog`] says how to start each on a given spawner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -49,12 +51,22 @@ pub enum Child {
     PrintEnv,
     /// Writes its working directory and a newline on stdout; exits 0.
     PrintCwd,
+    /// On a terminal: writes `tty` and a newline on stdout and `err` and a newline on stderr
+    /// if fds 0, 1 and 2 are all terminals; exits 0.
+    TerminalCheck,
+    /// On a terminal: copies its input to its output like [`Echo`](Child::Echo).
+    TerminalEcho,
+    /// On a terminal of [`TERMINAL_SIZE`]: prints the size as `stty size` does, reads a line,
+    /// prints the size again; exits 0.
+    TerminalSize,
+    /// On a terminal: writes [`READY`], then waits, reading nothing, until a signal ends it.
+    TerminalWait,
 }
 
 impl Child {
     /// Every child the suite starts, for a catalog that must prepare each (the fakes'
     /// scripted twins).
-    pub const ALL: [Child; 15] = [
+    pub const ALL: [Child; 19] = [
         Child::Echo,
         Child::Exit(0),
         Child::Exit(3),
@@ -70,6 +82,10 @@ impl Child {
         Child::Grandchild,
         Child::PrintEnv,
         Child::PrintCwd,
+        Child::TerminalCheck,
+        Child::TerminalEcho,
+        Child::TerminalSize,
+        Child::TerminalWait,
     ];
 }
 
@@ -115,6 +131,15 @@ impl Catalog for ShellCatalog {
             Child::Grandchild => sh("cat <&0 & printf 'ready\\n'"),
             Child::PrintEnv => sh(&format!("printf %s \"${ENV_NAME}\"")),
             Child::PrintCwd => sh("pwd"),
+            Child::TerminalCheck => {
+                sh("test -t 0 && test -t 1 && test -t 2 && printf 'tty\\n' && printf 'err\\n' >&2")
+                    .use_pty(true)
+            }
+            Child::TerminalEcho => SpawnSpec::new("cat").use_pty(true),
+            Child::TerminalSize => sh("stty size; read line; stty size")
+                .use_pty(true)
+                .pty_size(TERMINAL_SIZE),
+            Child::TerminalWait => sh("printf 'ready\\n'; exec sleep 599").use_pty(true),
         }
     }
 }

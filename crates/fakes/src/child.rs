@@ -5,8 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use process_transport_api::{
-    ChildFd, ChildFdMapping, Delivery, ProcessEnd, ProcessProtocol, PtySize, Signal, SpawnSpec,
-    TransportError,
+    ChildFd, ChildFdMapping, Delivery, PipeState, ProcessEnd, ProcessProtocol, PtySize, Signal,
+    SpawnSpec, TransportError,
 };
 
 use crate::downcast::{protocol_as, protocol_into};
@@ -314,7 +314,15 @@ impl FakeState {
 
     pub(crate) fn child_close(&mut self, fd: ChildFd, out: &mut Vec<Delivery>) {
         if let Some(terminal) = self.terminal.as_mut() {
-            if fd.0 <= 2 && terminal.child_close(fd) {
+            if fd.0 > 2 {
+                return;
+            }
+            let hang_up = terminal.child_close(fd);
+            if fd == ChildFd::STDIN && self.model.pipe_state(fd) == Some(PipeState::Closing) {
+                // The parent ended the input and its flush was held: the child took it.
+                self.close_end(fd, out);
+            }
+            if hang_up {
                 self.close_end(ChildFd::STDIN, out);
                 self.close_end(ChildFd::STDOUT, out);
             }

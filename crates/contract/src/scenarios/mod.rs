@@ -40,11 +40,16 @@ macro_rules! scenarios {
 }
 
 mod shapes;
+mod terminal;
 mod unshown;
 
 /// Every scenario, by name, in the order the suite runs them.
 pub(crate) fn all() -> impl Iterator<Item = &'static (&'static str, Scenario)> {
-    BASICS.iter().chain(unshown::UNSHOWN).chain(shapes::SHAPES)
+    BASICS
+        .iter()
+        .chain(unshown::UNSHOWN)
+        .chain(shapes::SHAPES)
+        .chain(terminal::TERMINALS)
 }
 
 /// What a scenario runs against.

@@ -4,6 +4,7 @@ use std::ffi::OsStr;
 use std::fmt;
 use std::future::Future;
 use std::io;
+#[cfg(unix)]
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::pin::pin;
@@ -385,6 +386,7 @@ impl Command {
 }
 
 /// `true` when the parent has its own fd `fd` (0, 1 or 2) open.
+#[cfg(unix)]
 fn parent_has(fd: ChildFd) -> bool {
     let open = |fd: std::os::fd::BorrowedFd<'_>| rustix::io::fcntl_getfd(fd).is_ok();
     match fd {
@@ -392,6 +394,12 @@ fn parent_has(fd: ChildFd) -> bool {
         ChildFd::STDOUT => open(io::stdout().as_fd()),
         _ => open(io::stderr().as_fd()),
     }
+}
+
+/// `true`: off unix the parent's standard handles are taken to be open.
+#[cfg(not(unix))]
+fn parent_has(_fd: ChildFd) -> bool {
+    true
 }
 
 /// The io error for a failed spawn: the `SpawnError` inside, with the matching kind.

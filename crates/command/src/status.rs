@@ -1,6 +1,7 @@
 //! How a command ended, in the shape of `std::process`: [`ExitStatus`] and [`Output`].
 
 use std::fmt;
+#[cfg(unix)]
 use std::os::unix::process::ExitStatusExt;
 
 use process_transport_api::ProcessEnd;
@@ -53,6 +54,7 @@ impl ExitStatus {
 
     /// The raw wait status std would hold, when the end fits one: an exit code of 0 to 255,
     /// or a signal of 1 to 126.
+    #[cfg(unix)]
     fn raw(&self) -> Option<i32> {
         match (self.code(), self.signal()) {
             (Some(code), None) if (0..=255).contains(&code) => Some(code << 8),
@@ -74,6 +76,7 @@ impl From<ExitStatus> for ProcessEnd {
     }
 }
 
+#[cfg(unix)]
 impl From<ExitStatus> for std::process::ExitStatus {
     /// The std status with the same code or signal. An end no wait status can hold (an exit
     /// code above 255 from a fake, or an end with neither code nor signal) becomes the
@@ -89,11 +92,14 @@ impl From<ExitStatus> for std::process::ExitStatus {
 
 impl fmt::Display for ExitStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.raw(), self.code(), self.signal()) {
-            (Some(raw), _, _) => fmt::Display::fmt(&std::process::ExitStatus::from_raw(raw), f),
-            (None, Some(code), _) => write!(f, "exit status: {code}"),
-            (None, None, Some(signal)) => write!(f, "signal: {signal}"),
-            (None, None, None) => f.write_str("unknown exit status"),
+        #[cfg(unix)]
+        if let Some(raw) = self.raw() {
+            return fmt::Display::fmt(&std::process::ExitStatus::from_raw(raw), f);
+        }
+        match (self.code(), self.signal()) {
+            (Some(code), _) => write!(f, "exit status: {code}"),
+            (None, Some(signal)) => write!(f, "signal: {signal}"),
+            (None, None) => f.write_str("unknown exit status"),
         }
     }
 }
@@ -110,6 +116,7 @@ pub struct Output {
     pub stderr: Vec<u8>,
 }
 
+#[cfg(unix)]
 impl From<Output> for std::process::Output {
     fn from(output: Output) -> Self {
         std::process::Output {
@@ -120,7 +127,7 @@ impl From<Output> for std::process::Output {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

@@ -7,11 +7,10 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use process_transport_api::{ChildFd, Delivery, PipeState, ProcessEnd};
-use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::net::unix::pipe;
 
-use crate::sys::Pidfd;
+use crate::sys::{ChildHandle, ExitWatch, Status};
 use crate::transport::{PumpGuard, Shared, State};
 
 /// How much one read takes from a pipe at most.
@@ -242,20 +241,20 @@ pub(crate) async fn read_pump(guard: PumpGuard, fd: ChildFd) {
 /// this process, as when a `tokio::process::Child`'s handles are dropped, and the child is
 /// reaped on a thread of its own, so it is not left a zombie once it exits.
 struct Orphan {
-    pidfd: Option<Pidfd>,
+    child: Option<ChildHandle>,
     shared: Arc<Shared>,
 }
 
 impl Orphan {
     /// The pump reaped the child: nothing is left to do on drop.
     fn reaped(&mut self) {
-        self.pidfd = None;
+        self.child = None;
     }
 }
 
 impl Drop for Orphan {
     fn drop(&mut self) {
-        if let Some(pidfd) = self.pidfd.take() {
+        if let Some(child) = self.child.take() {
             {
                 let mut state = self.shared.lock();
                 state.senders.clear();
@@ -263,22 +262,28 @@ impl Drop for Orphan {
                 state.buffers.clear();
                 state.close_terminal();
             }
-            crate::sys::reap_orphan(pidfd);
+            crate::sys::reap_orphan(child);
         }
     }
 }
 
-/// Waits for the child's exit through its pidfd, reaps it, then reports the exit. The orphan
-/// guard is made before the future is first polled, so that it acts even then.
-pub(crate) fn exit_pump(guard: PumpGuard, pidfd: Pidfd) -> impl Future<Output = ()> {
+/// Waits for the child's exit (woken by `watch`, made at the spawn, before the child could be
+/// reaped), reaps it, then reports the exit. The orphan guard is made before the future is
+/// first polled, so that it acts even then.
+pub(crate) fn exit_pump(
+    guard: PumpGuard,
+    child: ChildHandle,
+    watch: ExitWatch,
+) -> impl Future<Output = ()> {
     let mut orphan = Orphan {
-        pidfd: Some(pidfd.clone()),
+        child: Some(child.clone()),
         shared: guard.0.clone(),
     };
     async move {
         let shared = &guard.0;
-        let waited = wait(&pidfd).await;
+        let waited = wait(shared, &child, watch).await;
         orphan.reaped();
+        drop(child);
         let end = match waited {
             Ok((Some(code), _)) => ProcessEnd::from_exit_code(code),
             Ok((None, Some(signal))) => ProcessEnd::from_signal(signal),
@@ -288,14 +293,6 @@ pub(crate) fn exit_pump(guard: PumpGuard, pidfd: Pidfd) -> impl Future<Output = 
                 signal: None,
             },
         };
-        // The pid may be reused from now on: no signal may go out through it, and the pidfd
-        // closes here rather than when the last clone of the transport is dropped.
-        shared
-            .pidfd
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        drop(pidfd);
         shared.act(|state, out| {
             state.model.process_exited(end, out);
             state.close_terminal();
@@ -303,17 +300,18 @@ pub(crate) fn exit_pump(guard: PumpGuard, pidfd: Pidfd) -> impl Future<Output = 
     }
 }
 
-async fn wait(pidfd: &Pidfd) -> io::Result<(Option<i32>, Option<i32>)> {
-    // A pidfd becomes readable when its process exits.
-    // SAFETY: the AsyncFd owns a clone of the Arc holding the pidfd, so the fd stays open
-    // and the same for the AsyncFd's whole life.
-    let watch = unsafe { AsyncFd::register_with_interest(pidfd.fd(), Interest::READABLE) }
-        .map_err(|err| err.into_parts().1)?;
+async fn wait(shared: &Shared, child: &ChildHandle, mut watch: ExitWatch) -> io::Result<Status> {
     loop {
-        let mut ready = watch.readable().await?;
-        match pidfd.try_reap()? {
-            Some(status) => return Ok(status),
-            None => ready.clear_ready(),
+        {
+            let mut slot = shared.child_slot();
+            match child.try_reap() {
+                Ok(None) => {}
+                done => {
+                    slot.take();
+                    return done.map(|status| status.unwrap_or((None, None)));
+                }
+            }
         }
+        watch.changed().await?;
     }
 }

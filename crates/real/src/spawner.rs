@@ -33,12 +33,14 @@ use crate::transport::{PipeGrowth, PumpGuard, RealProcessTransport, Shared, Stat
 #[derive(Clone, Debug)]
 pub struct RealSpawner {
     high_water: usize,
+    portable: bool,
 }
 
 impl Default for RealSpawner {
     fn default() -> Self {
         RealSpawner {
             high_water: DEFAULT_HIGH_WATER,
+            portable: !cfg!(target_os = "linux"),
         }
     }
 }
@@ -53,6 +55,28 @@ impl RealSpawner {
     pub fn high_water(mut self, bytes: usize) -> Self {
         self.high_water = bytes;
         self
+    }
+
+    /// Takes the portable path, which every unix has, even on Linux: fork and exec with the
+    /// fds above the map marked close-on-exec one by one, the child awaited by its pid through
+    /// `SIGCHLD` and signalled by pid until it is reaped, and pipes of the kernel's default
+    /// size. Off Linux it is the only path, and `portable(false)` changes nothing. On Linux it
+    /// exists to prove that path, which the contract suite runs too.
+    ///
+    /// ```
+    /// use process_transport_real::RealSpawner;
+    ///
+    /// assert!(RealSpawner::new().portable(true).is_portable());
+    /// assert_eq!(RealSpawner::new().is_portable(), !cfg!(target_os = "linux"));
+    /// ```
+    pub fn portable(mut self, portable: bool) -> Self {
+        self.portable = portable || !cfg!(target_os = "linux");
+        self
+    }
+
+    /// Whether this spawner takes the portable path.
+    pub fn is_portable(&self) -> bool {
+        self.portable
     }
 }
 
@@ -112,10 +136,25 @@ impl ProcessSpawner for RealSpawner {
         check_cwd(&spec)?;
         let Spawned {
             pid,
-            pidfd,
+            child,
             pipes,
             terminal,
-        } = sys::spawn(&spec)?;
+        } = sys::spawn(&spec, self.portable)?;
+        // Made before anything could reap the child, so that its exit cannot be missed.
+        let watch = match child.watch() {
+            Ok(watch) => watch,
+            Err(err) => {
+                let _ = child.signal(process_transport_api::Signal::Kill);
+                let _ = child.reap_blocking();
+                return Err(SpawnError::Io(io::Error::new(
+                    err.kind(),
+                    format!(
+                        "cannot spawn {:?}: cannot watch the child for its exit: {err}",
+                        spec.get_executable().to_string_lossy()
+                    ),
+                )));
+            }
+        };
         let transport_fds = spec.transport_fds();
 
         let dispatcher = Dispatcher::releasing_at_end(protocol);
@@ -159,11 +198,11 @@ impl ProcessSpawner for RealSpawner {
                 buffers: BTreeMap::new(),
                 senders: senders.clone(),
                 receivers: receivers.into_iter().collect(),
-                growth: PipeGrowth::default(),
+                growth: PipeGrowth::new(!self.portable),
                 terminal: terminal.then(TerminalSide::default),
             }),
             dispatcher,
-            pidfd: Mutex::new(Some(pidfd.clone())),
+            child: Mutex::new(Some(child.clone())),
             live_pumps: AtomicUsize::new(0),
             pumps_done: Notify::new(),
         });
@@ -189,7 +228,7 @@ impl ProcessSpawner for RealSpawner {
         for (fd, sender) in senders {
             tokio::spawn(write_pump(PumpGuard::new(&shared), fd, sender));
         }
-        tokio::spawn(exit_pump(PumpGuard::new(&shared), pidfd));
+        tokio::spawn(exit_pump(PumpGuard::new(&shared), child, watch));
         Ok(handle)
     }
 }

@@ -14,15 +14,16 @@ use process_transport_api::{
 use tokio::net::unix::pipe;
 use tokio::sync::Notify;
 
-use crate::sys::Pidfd;
+use crate::sys::ChildHandle;
 
 /// The [`ProcessTransport`] of a real child process, as [`RealSpawner`](crate::RealSpawner)
 /// returns it.
 ///
 /// Writes are buffered and written without blocking by a task per pipe; above the high-water
 /// mark a registered push producer is paused, and resumed once the buffer drains.
-/// `close_stdin` flushes, then closes. Signals go through a pidfd on Linux, so a signal can
-/// never reach another process that reused the pid. Events reach the protocol in the order of
+/// `close_stdin` flushes, then closes. Signals go through a pidfd on Linux, and by pid on the
+/// portable path only until the child is reaped, so a signal can never reach another process
+/// that reused the pid. Events reach the protocol in the order of
 /// the api crate's "order of events", one at a time. Clones share the process.
 #[derive(Clone)]
 pub struct RealProcessTransport {
@@ -34,9 +35,10 @@ pub(crate) struct Shared {
     pub(crate) dispatcher: Dispatcher,
     /// One per pipe: wakes its pump after a write, a close, a pause or a resume.
     pub(crate) wakers: BTreeMap<ChildFd, Notify>,
-    /// Present until the child is reaped; dropped then, so the fd is not kept by a cycle.
-    pub(crate) pidfd: Mutex<Option<Pidfd>>,
-    /// How many pump tasks still own a pipe end or the pidfd.
+    /// Present until the child is reaped; dropped then (under this lock, which signals take,
+    /// so no signal reaches a process that reused the pid), and a pidfd is not kept by a cycle.
+    pub(crate) child: Mutex<Option<ChildHandle>>,
+    /// How many pump tasks still own a pipe end or the child's handle.
     pub(crate) live_pumps: AtomicUsize,
     /// Notified when the last pump is gone.
     pub(crate) pumps_done: Notify,
@@ -108,14 +110,25 @@ static GROWN: AtomicUsize = AtomicUsize::new(0);
 /// The pipes of one child that are grown now. A pipe grows once, the first time it is found
 /// full, while the process is under [`MAX_GROWN`]; its share of the budget comes back when its
 /// pump ends (the pipe is closed), or at the latest when the child's state is dropped.
-#[derive(Default)]
-pub(crate) struct PipeGrowth(Vec<ChildFd>);
+pub(crate) struct PipeGrowth {
+    grown: Vec<ChildFd>,
+    /// Pipes may grow at all (not on the portable path).
+    enabled: bool,
+}
 
 impl PipeGrowth {
+    /// The pipes of a new child: none grown; none may grow unless `enabled`.
+    pub(crate) fn new(enabled: bool) -> Self {
+        PipeGrowth {
+            grown: Vec::new(),
+            enabled,
+        }
+    }
+
     /// The pipe of `fd` is full: makes it larger if it never grew and the budget allows.
     /// Returns whether it grew now.
     pub(crate) fn full(&mut self, fd: ChildFd, end: BorrowedFd<'_>) -> bool {
-        if self.0.contains(&fd) {
+        if !self.enabled || self.grown.contains(&fd) {
             return false;
         }
         let reserved = GROWN.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| {
@@ -125,15 +138,15 @@ impl PipeGrowth {
             return false;
         }
         // Refused by the kernel or not, the pipe is not tried again.
-        self.0.push(fd);
+        self.grown.push(fd);
         crate::sys::grow_pipe(end);
         true
     }
 
     /// The pipe of `fd` is closed: its share of the budget comes back.
     pub(crate) fn closed(&mut self, fd: ChildFd) {
-        if let Some(at) = self.0.iter().position(|&grown| grown == fd) {
-            self.0.swap_remove(at);
+        if let Some(at) = self.grown.iter().position(|&grown| grown == fd) {
+            self.grown.swap_remove(at);
             GROWN.fetch_sub(1, Ordering::SeqCst);
         }
     }
@@ -141,7 +154,7 @@ impl PipeGrowth {
 
 impl Drop for PipeGrowth {
     fn drop(&mut self) {
-        GROWN.fetch_sub(self.0.len(), Ordering::SeqCst);
+        GROWN.fetch_sub(self.grown.len(), Ordering::SeqCst);
     }
 }
 
@@ -299,6 +312,11 @@ impl Shared {
         lock(&self.state)
     }
 
+    /// The child's handle, until it is reaped.
+    pub(crate) fn child_slot(&self) -> MutexGuard<'_, Option<ChildHandle>> {
+        lock(&self.child)
+    }
+
     /// Wakes the pump of `fd`.
     pub(crate) fn wake(&self, fd: ChildFd) {
         if let Some(waker) = self.wakers.get(&fd) {
@@ -315,9 +333,9 @@ impl Shared {
     /// process, so that the exit is reaped, `process_ended` comes and `ended` resolves (and
     /// reports the panic).
     pub(crate) fn end_after_panic(&self) {
-        if let Some(pidfd) = lock(&self.pidfd).as_ref() {
+        if let Some(child) = self.child_slot().as_ref() {
             // Fails only when the child is already gone, which is the aim.
-            let _ = pidfd.signal(Signal::Kill);
+            let _ = child.signal(Signal::Kill);
         }
         self.act(|state, out| {
             state.buffers.clear();
@@ -467,20 +485,20 @@ impl ProcessTransport for RealProcessTransport {
                 return Ok(());
             }
         }
-        let pidfd = lock(&self.shared.pidfd);
+        let child = self.shared.child_slot();
         // Gone once the child is reaped: its pid may belong to another process by now, and
         // `process_exited` is on its way.
-        let Some(pidfd) = pidfd.as_ref() else {
+        let Some(child) = child.as_ref() else {
             return Ok(());
         };
-        match pidfd.signal(signal) {
+        match child.signal(signal) {
             Err(err) if err.raw_os_error() == Some(libc::ESRCH) => Ok(()),
             result => result.map_err(TransportError::Io),
         }
     }
 
     /// Resolves after `process_ended` was delivered and every pipe and the pidfd of the
-    /// child are closed in this process.
+    /// child are closed in this process (and, on the portable path, the child reaped).
     async fn ended(&self) -> ProcessEnd {
         let end = self.shared.dispatcher.ended().await;
         loop {
@@ -508,7 +526,7 @@ mod tests {
     fn pipes_grow_once_each_and_no_more_than_the_budget_at_once() {
         // The only test of this binary that grows pipes: the process-wide count is its own.
         let pipes: Vec<_> = (0..=MAX_GROWN).map(|_| pipe().unwrap()).collect();
-        let mut children: Vec<PipeGrowth> = pipes.iter().map(|_| PipeGrowth::default()).collect();
+        let mut children: Vec<PipeGrowth> = pipes.iter().map(|_| PipeGrowth::new(true)).collect();
         let grew: Vec<bool> = children
             .iter_mut()
             .zip(&pipes)
@@ -527,9 +545,9 @@ mod tests {
         children[0].closed(ChildFd::STDIN);
         let last = &pipes[MAX_GROWN].1;
         assert!(children[MAX_GROWN].full(ChildFd::STDIN, last.as_fd()));
-        assert!(!PipeGrowth::default().full(ChildFd::STDOUT, pipes[0].0.as_fd()));
+        assert!(!PipeGrowth::new(true).full(ChildFd::STDOUT, pipes[0].0.as_fd()));
         drop(children.remove(1));
-        assert!(PipeGrowth::default().full(ChildFd::STDOUT, pipes[0].0.as_fd()));
+        assert!(PipeGrowth::new(true).full(ChildFd::STDOUT, pipes[0].0.as_fd()));
     }
 
     #[test]

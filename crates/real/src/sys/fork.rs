@@ -10,13 +10,12 @@ use std::process::Command;
 
 use process_transport_api::{SpawnError, SpawnSpec};
 use rustix::io::fcntl_dupfd_cloexec;
-use rustix::pipe::{pipe_with, PipeFlags};
 
-use super::linux::{invalid, spawn_error, FdPlan};
+use super::unix::{invalid, spawn_error, FdPlan};
 
 /// Starts the child; returns its pid. The standard library's `Child` is dropped at once: the
-/// caller reaps the child through its pidfd.
-pub(super) fn spawn(spec: &SpawnSpec, plan: &FdPlan) -> Result<u32, SpawnError> {
+/// caller reaps the child through its handle. `portable` keeps to calls every unix has.
+pub(super) fn spawn(spec: &SpawnSpec, plan: &FdPlan, portable: bool) -> Result<u32, SpawnError> {
     let mut command = Command::new(spec.get_executable());
     command.args(spec.get_args());
     if !spec.get_env().inherits() {
@@ -46,7 +45,7 @@ pub(super) fn spawn(spec: &SpawnSpec, plan: &FdPlan) -> Result<u32, SpawnError> 
     // them and then be overwritten by the map.
     let reservations = reserve(spec, &plan.targets)?;
     // The hook writes one byte here when entering the working directory fails.
-    let (cwd_failed, cwd_report) = pipe_with(PipeFlags::CLOEXEC)
+    let (cwd_failed, cwd_report) = super::unix::cloexec_pipe()
         .map_err(|err| invalid(spec, format!("cannot create a pipe: {err}")))?;
     let hook = ChildPlan {
         cwd,
@@ -62,6 +61,10 @@ pub(super) fn spawn(spec: &SpawnSpec, plan: &FdPlan) -> Result<u32, SpawnError> 
         terminal: plan.pty.is_some(),
         targets: plan.targets.clone(),
         max_target: plan.max_target,
+        close_range: cfg!(target_os = "linux") && !portable,
+        // Every fd number is below the open-file limit; past 1 << 20 the loop would cost more
+        // than the spawn, and no process has that many open.
+        fd_limit: super::unix::open_file_limit().min(1 << 20) as RawFd,
     };
     // SAFETY: the hook runs in the forked child before exec and only makes the
     // async-signal-safe calls of `ChildPlan::apply`; it allocates nothing.
@@ -126,6 +129,11 @@ struct ChildPlan {
     /// fds 0, 1 and 2 are a terminal: the child leads a new session with it as its
     /// controlling terminal.
     terminal: bool,
+    /// Mark the fds above the map close-on-exec with one `close_range` (Linux), not one
+    /// `fcntl` per fd number.
+    close_range: bool,
+    /// The open-file limit: every open fd is below it.
+    fd_limit: RawFd,
 }
 
 impl ChildPlan {
@@ -148,7 +156,7 @@ impl ChildPlan {
                     return Err(io::Error::last_os_error());
                 }
             }
-            if self.terminal && libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+            if self.terminal && libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
                 return Err(io::Error::last_os_error());
             }
             for fd in 0..=self.max_target {
@@ -158,24 +166,50 @@ impl ChildPlan {
                     libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
                 }
             }
-            let first = (self.max_target + 1) as libc::c_uint;
-            let marked = libc::syscall(
-                libc::SYS_close_range,
-                first,
-                libc::c_uint::MAX,
-                libc::CLOSE_RANGE_CLOEXEC,
-            );
-            if marked != 0 {
-                for fd in (self.max_target + 1)..65536 {
+            if !self.close_range || !mark_with_close_range(self.max_target + 1) {
+                for fd in (self.max_target + 1)..self.fd_limit {
                     libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
                 }
             }
-            for signal in 1..libc::SIGRTMAX() {
+            for signal in 1..max_signal() {
                 if signal != libc::SIGKILL && signal != libc::SIGSTOP {
                     libc::signal(signal, libc::SIG_DFL);
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// Marks every fd from `first` up close-on-exec with one system call; `false` when the kernel
+/// cannot (before Linux 5.11).
+#[cfg(target_os = "linux")]
+unsafe fn mark_with_close_range(first: RawFd) -> bool {
+    // SAFETY: a plain system call on fd numbers; async-signal-safe.
+    let marked = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    marked == 0
+}
+
+#[cfg(not(target_os = "linux"))]
+unsafe fn mark_with_close_range(_first: RawFd) -> bool {
+    false
+}
+
+/// One past the highest signal number.
+fn max_signal() -> libc::c_int {
+    #[cfg(target_os = "linux")]
+    {
+        libc::SIGRTMAX()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        32
     }
 }

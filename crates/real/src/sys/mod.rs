@@ -1,12 +1,17 @@
 //! The platform door: everything that touches fds, signals and process creation directly.
-//! The transport logic above it is portable; the implementation is Linux's (pidfds,
-//! `posix_spawn` file actions, `close_range`).
+//! The transport logic above it is portable. Every unix takes the portable path (fork and
+//! exec, the child awaited by its pid through `SIGCHLD`, pipes of the kernel's default size);
+//! Linux also has its fast paths (pidfds, `posix_spawn` file actions, `close_range`, larger
+//! pipes), unless the portable path is asked for.
 
-#[cfg(not(target_os = "linux"))]
-compile_error!("process-transport-real needs Linux: pidfds and posix_spawn file actions");
+#[cfg(not(unix))]
+compile_error!("process-transport-real runs child processes on unix systems only");
 
+mod child;
 mod fork;
-mod linux;
+#[cfg(target_os = "linux")]
 mod posix_spawn;
+mod unix;
 
-pub(crate) use linux::{end_of_input, grow_pipe, reap_orphan, resize, spawn, Pidfd, Pipe, Spawned};
+pub(crate) use child::{reap_orphan, ChildHandle, ExitWatch, Status};
+pub(crate) use unix::{end_of_input, grow_pipe, resize, spawn, Pipe, Spawned};

@@ -13,7 +13,7 @@ use std::ptr;
 use process_transport_api::{SpawnError, SpawnSpec};
 use rustix::fs::{access, Access};
 
-use super::linux::{invalid, spawn_error, FdPlan};
+use super::unix::{invalid, spawn_error, FdPlan};
 
 /// Owns an initialised `posix_spawn_file_actions_t`.
 struct FileActions(libc::posix_spawn_file_actions_t);

@@ -1,4 +1,5 @@
-//! Linux: the pipes of the child fd map, the choice of spawn path, pidfds and signals.
+//! Every unix: the pipes and the terminal of the child fd map, the choice of spawn path,
+//! and signal numbers.
 //!
 //! Every child-side fd is first duplicated (close-on-exec) above the highest target, so that
 //! moving one into place in the child cannot clobber another. The child then gets exactly the
@@ -6,18 +7,19 @@
 //! parent fd opened without close-on-exec.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::Arc;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 
 use process_transport_api::{ChildFd, ChildFdMapping, PtySize, Signal, SpawnError, SpawnSpec};
 use rustix::io::fcntl_dupfd_cloexec;
-use rustix::pipe::{fcntl_setpipe_size, pipe_with, PipeFlags};
-use rustix::process::{pidfd_open, pidfd_send_signal, PidfdFlags};
 
-use super::{fork, posix_spawn};
+use super::child::ChildHandle;
+use super::fork;
+#[cfg(target_os = "linux")]
+use super::posix_spawn;
 
 /// The pipe capacity asked for: fewer, larger reads and writes than the 64 KiB default.
 /// Refused sizes (over `pipe-max-size` for an unprivileged user) keep the default.
+#[cfg(target_os = "linux")]
 const PIPE_SIZE: usize = 1024 * 1024;
 
 /// The parent's end of one pipe of the map.
@@ -28,10 +30,11 @@ pub(crate) enum Pipe {
     Writes(ChildFd, OwnedFd),
 }
 
-/// A started child: its pid, a pidfd for it, and the parent's pipe ends.
+/// A started child: its pid, a handle to wait for it and signal it, and the parent's pipe
+/// ends.
 pub(crate) struct Spawned {
     pub(crate) pid: u32,
-    pub(crate) pidfd: Pidfd,
+    pub(crate) child: ChildHandle,
     /// The parent's ends; for a terminal, two copies of its master side: fd 0 written and
     /// fd 1 read.
     pub(crate) pipes: Vec<Pipe>,
@@ -52,6 +55,8 @@ pub(super) struct FdPlan {
 /// new session (which makes it the controlling terminal), or, on the fork path, takes this
 /// fd and makes it the controlling terminal with `TIOCSCTTY`.
 pub(super) struct PtyPlan {
+    /// Opened by path on the `posix_spawn` path, which Linux alone takes.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(super) path: std::ffi::CString,
     pub(super) slave: OwnedFd,
 }
@@ -76,29 +81,37 @@ pub(super) fn spawn_error(spec: &SpawnSpec, err: io::Error) -> SpawnError {
     }
 }
 
-/// Starts the child `spec` describes: by `posix_spawn` (a vfork, fast) unless a uid or gid
-/// change asks for a fork.
-pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
+/// Starts the child `spec` describes. On Linux, by `posix_spawn` (a vfork, fast) unless a uid
+/// or gid change asks for a fork, and watched through a pidfd; on the portable path (every
+/// other unix, or asked for), by fork and exec, and watched by its pid.
+pub(crate) fn spawn(spec: &SpawnSpec, portable: bool) -> Result<Spawned, SpawnError> {
     let (plan, pipes) = if spec.get_use_pty() {
         plan_pty(spec)?
     } else {
         plan_fds(spec)?
     };
-    let pid = if spec.get_uid().is_some() || spec.get_gid().is_some() {
-        fork::spawn(spec, &plan)?
+    let forked = portable || spec.get_uid().is_some() || spec.get_gid().is_some();
+    #[cfg(target_os = "linux")]
+    let pid = if forked {
+        fork::spawn(spec, &plan, portable)?
     } else {
         posix_spawn::spawn(spec, &plan)?
     };
+    #[cfg(not(target_os = "linux"))]
+    let pid = {
+        let _ = forked;
+        fork::spawn(spec, &plan, true)?
+    };
     // The parent's copies of the child's ends close here: the child has its own.
     drop(plan);
-    let pidfd = Pidfd::open(pid).map_err(|err| {
-        // Without a pidfd the child can be neither waited for nor signalled safely.
+    let child = ChildHandle::new(pid, portable).map_err(|err| {
+        // Without a handle the child can be neither waited for nor signalled safely.
         reap_at_once(pid);
         spawn_error(spec, err)
     })?;
     Ok(Spawned {
         pid,
-        pidfd,
+        child,
         pipes,
         terminal: spec.get_use_pty(),
     })
@@ -112,7 +125,7 @@ fn reap_at_once(pid: u32) {
 }
 
 /// The soft limit on open fds (`RLIMIT_NOFILE`): every fd number stays below it.
-fn open_file_limit() -> u64 {
+pub(super) fn open_file_limit() -> u64 {
     rustix::process::getrlimit(rustix::process::Resource::Nofile)
         .current
         .unwrap_or(u64::MAX)
@@ -211,8 +224,13 @@ fn plan_pty(spec: &SpawnSpec) -> Result<(FdPlan, Vec<Pipe>), SpawnError> {
             ),
         ))
     };
-    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
-        .map_err(|err| failed("open", err))?;
+    #[cfg(any(target_os = "linux", target_os = "freebsd"))]
+    let flags = OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC;
+    #[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
+    let flags = OpenptFlags::RDWR | OpenptFlags::NOCTTY;
+    let master = openpt(flags).map_err(|err| failed("open", err))?;
+    rustix::io::fcntl_setfd(&master, rustix::io::FdFlags::CLOEXEC)
+        .map_err(|err| failed("configure", err))?;
     grantpt(&master).map_err(|err| failed("grant", err))?;
     unlockpt(&master).map_err(|err| failed("unlock", err))?;
     let path = ptsname(&master, Vec::new()).map_err(|err| failed("name", err))?;
@@ -296,7 +314,7 @@ fn open_null(spec: &SpawnSpec, fd: ChildFd) -> Result<OwnedFd, SpawnError> {
 }
 
 fn new_pipe(spec: &SpawnSpec, fd: ChildFd) -> Result<(OwnedFd, OwnedFd), SpawnError> {
-    let (read, write) = pipe_with(PipeFlags::CLOEXEC).map_err(|err| {
+    let (read, write) = cloexec_pipe().map_err(|err| {
         invalid(
             spec,
             format!("cannot create the pipe for child fd {fd}: {err}"),
@@ -307,92 +325,32 @@ fn new_pipe(spec: &SpawnSpec, fd: ChildFd) -> Result<(OwnedFd, OwnedFd), SpawnEr
     Ok((read, write))
 }
 
+/// A pipe whose two ends close on exec.
+pub(super) fn cloexec_pipe() -> rustix::io::Result<(OwnedFd, OwnedFd)> {
+    #[cfg(not(target_vendor = "apple"))]
+    {
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+    }
+    // No pipe2 here: the ends are marked at once, as the standard library does.
+    #[cfg(target_vendor = "apple")]
+    {
+        let (read, write) = rustix::pipe::pipe()?;
+        for end in [&read, &write] {
+            rustix::io::fcntl_setfd(end, rustix::io::FdFlags::CLOEXEC)?;
+        }
+        Ok((read, write))
+    }
+}
+
 /// Makes the pipe of `end` hold 1 MiB, for a pipe that carries a lot: fewer, larger reads and
 /// writes. Best effort: the kernel may refuse (`/proc/sys/fs/pipe-max-size`, the per-user
-/// limit) and the pipe keeps its size.
+/// limit) and the pipe keeps its size. Only Linux can resize a pipe; elsewhere this does
+/// nothing.
 pub(crate) fn grow_pipe(end: BorrowedFd<'_>) {
-    let _ = fcntl_setpipe_size(end, PIPE_SIZE);
-}
-
-/// A pidfd: a handle on one child that can never reach another process reusing its pid.
-/// It signals the child and tells when it exited. Clones share the fd.
-#[derive(Clone, Debug)]
-pub(crate) struct Pidfd(Arc<OwnedFd>);
-
-impl Pidfd {
-    /// Opens the pidfd of `pid`, a child of this process that has not been reaped yet.
-    fn open(pid: u32) -> io::Result<Pidfd> {
-        let pid = rustix::process::Pid::from_raw(pid as i32)
-            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-        Ok(Pidfd(Arc::new(pidfd_open(pid, PidfdFlags::empty())?)))
-    }
-
-    /// Sends `signal`; `ESRCH` means the child is gone.
-    pub(crate) fn signal(&self, signal: Signal) -> io::Result<()> {
-        let number = raw_signal(signal);
-        let signal = rustix::process::Signal::from_named_raw(number)
-            .or_else(|| {
-                (libc::SIGRTMIN()..=libc::SIGRTMAX())
-                    .contains(&number)
-                    // SAFETY: a real-time signal number within the platform's range.
-                    .then(|| unsafe { rustix::process::Signal::from_raw_unchecked(number) })
-            })
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("{number} is not a signal number"),
-                )
-            })?;
-        pidfd_send_signal(&*self.0, signal)?;
-        Ok(())
-    }
-
-    /// Reaps the child if it exited: `Some((exit code, signal))`, `None` while it runs.
-    pub(crate) fn try_reap(&self) -> io::Result<Option<(Option<i32>, Option<i32>)>> {
-        use rustix::process::{waitid, WaitId, WaitIdOptions};
-        let status = waitid(
-            WaitId::PidFd(self.0.as_fd()),
-            WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
-        )?;
-        Ok(status.map(|status| (status.exit_status(), status.terminating_signal())))
-    }
-
-    /// Waits, blocking, until the child exits, and reaps it.
-    fn reap_blocking(&self) -> io::Result<()> {
-        use rustix::process::{waitid, WaitId, WaitIdOptions};
-        waitid(WaitId::PidFd(self.0.as_fd()), WaitIdOptions::EXITED)?;
-        Ok(())
-    }
-
-    /// The fd, for readiness: it becomes readable when the child exits.
-    pub(crate) fn fd(&self) -> Arc<OwnedFd> {
-        self.0.clone()
-    }
-}
-
-impl AsRawFd for Pidfd {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0.as_raw_fd()
-    }
-}
-
-/// Reaps a child nobody watches any more (its runtime shut down) on a small thread of its
-/// own, so that it leaves no zombie once it exits. Rare, so one thread per orphan.
-pub(crate) fn reap_orphan(pidfd: Pidfd) {
-    let reaper = std::thread::Builder::new()
-        .name("process-transport-reaper".into())
-        .stack_size(64 * 1024)
-        .spawn(move || {
-            // EINTR is retried; any other error means the child is already reaped.
-            while let Err(err) = pidfd.reap_blocking() {
-                if err.kind() != io::ErrorKind::Interrupted {
-                    break;
-                }
-            }
-        });
-    // Without a thread the child stays unreaped until this process exits: nothing better
-    // can be done from a destructor.
-    drop(reaper);
+    #[cfg(target_os = "linux")]
+    let _ = rustix::pipe::fcntl_setpipe_size(end, PIPE_SIZE);
+    #[cfg(not(target_os = "linux"))]
+    let _ = end;
 }
 
 /// The platform's number of `signal`.

@@ -133,7 +133,11 @@ async fn spawns_leave_no_fd_and_no_zombie_on(spawner: RealSpawner) {
             .is_err());
     }
 
-    assert_eq!(open_fds(), before, "the parent's open fd count changed ({spawner:?})");
+    assert_eq!(
+        open_fds(),
+        before,
+        "the parent's open fd count changed ({spawner:?})"
+    );
     let zombies: Vec<u32> = pids.into_iter().filter(|&pid| is_our_zombie(pid)).collect();
     assert_eq!(zombies, [], "children left unreaped ({spawner:?})");
 }

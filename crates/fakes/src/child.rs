@@ -10,6 +10,7 @@ use process_transport_api::{
 };
 
 use crate::downcast::{protocol_as, protocol_into};
+use crate::explore::Pending;
 use crate::memory_process::{FakeState, Held};
 use crate::{MemoryProcessTransport, TerminalModes};
 
@@ -258,7 +259,7 @@ impl FakeChild {
             for fd in open {
                 state.child_close(fd, out);
             }
-            state.model.process_exited(end, out);
+            state.child_exited(end, out);
         });
     }
 
@@ -270,7 +271,7 @@ impl FakeChild {
     pub fn exit_keeping_fds(&self, end: ProcessEnd) {
         self.transport.act(|state, out| {
             state.check_not_exited("exit_keeping_fds");
-            state.model.process_exited(end, out);
+            state.child_exited(end, out);
         });
     }
 
@@ -307,7 +308,7 @@ impl FakeChild {
 
 impl FakeState {
     fn check_not_exited(&self, call: &str) {
-        if let Some(end) = self.model.exit() {
+        if let Some(end) = self.child_exit() {
             panic!("FakeChild::{call} misuse: the child already exited ({end})");
         }
     }
@@ -339,6 +340,20 @@ impl FakeState {
         if !self.child_closed.insert(fd) {
             return;
         }
+        if let Some((explorer, me)) = &self.explore {
+            explorer.hold(me, Pending::Closed(fd));
+            return;
+        }
+        self.closed_end_shown(fd, mapping, out);
+    }
+
+    /// The loss of `fd`, whose child end closed, reaches the protocol (held while paused).
+    pub(crate) fn closed_end_shown(
+        &mut self,
+        fd: ChildFd,
+        mapping: ChildFdMapping,
+        out: &mut Vec<Delivery>,
+    ) {
         if mapping == ChildFdMapping::ParentReads && self.model.reading_paused() {
             self.held.push_back(Held::Eof(fd));
         } else {

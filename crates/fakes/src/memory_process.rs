@@ -13,6 +13,7 @@ use process_transport_api::{
 };
 
 use crate::call_log::{CallLog, Shared, StoredCall, TransportCall};
+use crate::explore::{Explorer, Pending};
 use crate::terminal::Terminal;
 use crate::{FakeChild, Script};
 
@@ -67,9 +68,11 @@ pub(crate) struct Inner {
     script: Mutex<Option<Arc<Script>>>,
     /// What the script must react to, in order; never handled re-entrantly.
     script_events: EventQueue<ScriptEvent>,
+    /// The explorer that holds this child's events, if one does.
+    explorer: std::sync::OnceLock<Explorer>,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) enum ScriptEvent {
     Start,
     Written(ChildFd),
@@ -96,6 +99,10 @@ pub(crate) struct FakeState {
     pub(crate) flush_held: BTreeSet<ChildFd>,
     /// The pseudo-terminal of a child spawned with `use_pty`.
     pub(crate) terminal: Option<Terminal>,
+    /// How the child ended, as soon as it did, before an explorer shows it.
+    pub(crate) ended: Option<ProcessEnd>,
+    /// The explorer that holds this child's events, and this transport for it.
+    pub(crate) explore: Option<(Explorer, std::sync::Weak<Inner>)>,
 }
 
 /// The bytes the parent wrote on one fd that the child has not read yet: the writes
@@ -221,12 +228,15 @@ impl MemoryProcessTransport {
                     chunk_size: None,
                     flush_held: BTreeSet::new(),
                     terminal,
+                    ended: None,
+                    explore: None,
                 }),
                 dispatcher,
                 spec: Arc::new(spec),
                 log,
                 script: Mutex::new(None),
                 script_events: EventQueue::new(),
+                explorer: std::sync::OnceLock::new(),
             }),
         };
         let weak = Arc::downgrade(&transport.inner);
@@ -268,9 +278,42 @@ impl MemoryProcessTransport {
         self.inner.log.clone()
     }
 
-    /// The child's exit, once reported.
+    /// The child's exit, once it exited (under an [`Explorer`], maybe before the protocol is
+    /// shown it).
     pub fn exited(&self) -> Option<ProcessEnd> {
-        self.lock().model.exit()
+        self.lock().child_exit()
+    }
+
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
+        MemoryProcessTransport { inner }
+    }
+
+    /// From now on, `explorer` holds what the child does until it releases it.
+    pub(crate) fn explore_with(&self, explorer: &Explorer) {
+        let _ = self.inner.explorer.set(explorer.clone());
+        self.lock().explore = Some((explorer.clone(), Arc::downgrade(&self.inner)));
+    }
+
+    /// Shows the protocol `event`, which an explorer held.
+    pub(crate) fn release(&self, event: Pending) {
+        match event {
+            Pending::Output(fd, data) => self.act(|state, out| {
+                // Output the parent stopped reading is dropped, as a closed pipe drops it.
+                if state.model.is_readable(fd) {
+                    state.show(fd, &data, out);
+                }
+            }),
+            Pending::Closed(fd) => self.act(|state, out| {
+                if let Some(mapping) = state.model.pipe_mapping(fd) {
+                    state.closed_end_shown(fd, mapping, out);
+                }
+            }),
+            Pending::Exited(end) => self.act(|state, out| state.model.process_exited(end, out)),
+            Pending::Script(event) => {
+                self.inner.script_events.push(event);
+                self.run_script_events();
+            }
+        }
     }
 
     /// Lets `script` play the child from now on, starting with its start steps.
@@ -289,7 +332,15 @@ impl MemoryProcessTransport {
             self.set_chunk_size(Some(chunk));
         }
         *self.script_slot() = Some(script);
-        self.inner.script_events.push(ScriptEvent::Start);
+        self.push_script_event(ScriptEvent::Start);
+    }
+
+    /// Queues `event` for the script, or hands it to the explorer to hold.
+    fn push_script_event(&self, event: ScriptEvent) {
+        match self.inner.explorer.get() {
+            Some(explorer) => explorer.hold(&Arc::downgrade(&self.inner), Pending::Script(event)),
+            None => self.inner.script_events.push(event),
+        }
     }
 
     fn script_slot(&self) -> MutexGuard<'_, Option<Arc<Script>>> {
@@ -304,7 +355,7 @@ impl MemoryProcessTransport {
     /// order they happened even when the protocol's reaction to one causes the next.
     fn queue_script_event(&self, event: ScriptEvent) {
         if self.script_slot().is_some() {
-            self.inner.script_events.push(event);
+            self.push_script_event(event);
         }
     }
 
@@ -487,11 +538,35 @@ impl MemoryProcessTransport {
 
 impl FakeState {
     /// Delivers the child's output `data` on `fd`: in chunks when a chunk size is set, held
-    /// while the transport is paused.
+    /// while the transport is paused, and held by the explorer until it releases it when one
+    /// explores this child.
     pub(crate) fn emit(&mut self, fd: ChildFd, data: &[u8], out: &mut Vec<Delivery>) {
         if data.is_empty() {
             return;
         }
+        if let Some((explorer, me)) = &self.explore {
+            explorer.hold(me, Pending::Output(fd, data.to_vec()));
+            return;
+        }
+        self.show(fd, data, out);
+    }
+
+    /// The child's exit: shown now, or held by the explorer.
+    pub(crate) fn child_exited(&mut self, end: ProcessEnd, out: &mut Vec<Delivery>) {
+        self.ended = Some(end);
+        match &self.explore {
+            Some((explorer, me)) => explorer.hold(me, Pending::Exited(end)),
+            None => self.model.process_exited(end, out),
+        }
+    }
+
+    /// How the child ended, once it did, shown to the protocol or not.
+    pub(crate) fn child_exit(&self) -> Option<ProcessEnd> {
+        self.ended.or(self.model.exit())
+    }
+
+    /// Shows the protocol the output `data` on `fd`, chunked, or held while paused.
+    fn show(&mut self, fd: ChildFd, data: &[u8], out: &mut Vec<Delivery>) {
         let chunk = self.chunk_size.unwrap_or(data.len());
         for piece in data.chunks(chunk) {
             if self.model.reading_paused() {
@@ -511,7 +586,7 @@ impl FakeState {
         let closed = [ChildFd::STDIN, ChildFd::STDOUT]
             .iter()
             .all(|fd| self.closed.contains(fd));
-        if !closed || terminal.hung_up || self.model.exit().is_some() {
+        if !closed || terminal.hung_up || self.ended.or(self.model.exit()).is_some() {
             return false;
         }
         terminal.hung_up = true;

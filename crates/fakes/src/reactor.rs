@@ -78,6 +78,8 @@ struct Setup {
     registrations: Vec<Registration>,
     strict: bool,
     chunk_size: Option<usize>,
+    /// The explorer that holds the events of children spawned from now on.
+    explorer: Option<crate::Explorer>,
     pass_through: Option<Arc<dyn ProcessSpawner>>,
 }
 
@@ -216,6 +218,13 @@ impl MemoryProcessReactor {
         self.setup().chunk_size = bytes;
     }
 
+    /// Lets `explorer` hold what every child spawned from now on does (its output, the losses
+    /// of its fds, its exit, its script's reactions) until it releases it, in the order it is
+    /// told: see [`Explorer`].
+    pub fn explored_by(&self, explorer: &crate::Explorer) {
+        self.setup().explorer = Some(explorer.clone());
+    }
+
     /// Finds what plays `spec` and counts the use: exact command lines first, then prefixes
     /// (the longest first), predicates, programs. Within one kind, a registration limited
     /// with [`Registration::times`] that has uses left comes first (the earliest such), then
@@ -289,7 +298,10 @@ impl MemoryProcessReactor {
         spec: SpawnSpec,
         registration: Option<Registration>,
     ) -> FakeChild {
-        let chunk_size = self.setup().chunk_size;
+        let (chunk_size, explorer) = {
+            let setup = self.setup();
+            (setup.chunk_size, setup.explorer.clone())
+        };
         let child = {
             let mut children = self.lock();
             let pid = DEFAULT_PID + u32::try_from(children.len()).unwrap_or(u32::MAX - DEFAULT_PID);
@@ -300,6 +312,9 @@ impl MemoryProcessReactor {
         };
         let transport = child.transport();
         transport.set_chunk_size(chunk_size);
+        if let Some(explorer) = &explorer {
+            transport.explore_with(explorer);
+        }
         if let Some(registration) = registration {
             registration.record(child.clone());
             // Queued before make_connection, so that the child starts before it reacts to

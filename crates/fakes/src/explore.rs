@@ -1,0 +1,183 @@
+//! The explorer: fake children whose output, fd losses, exit and reactions are held, and
+//! released one at a time in an order chosen from outside, so that a test can run through
+//! every order of events a real child could produce (section 5), deterministically.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+
+use process_transport_api::{ChildFd, ProcessEnd};
+
+use crate::memory_process::{Inner, ScriptEvent};
+use crate::MemoryProcessTransport;
+
+/// Something a child did that its protocol has not been shown yet.
+pub(crate) enum Pending {
+    /// Output on a parent-reads fd, not yet read.
+    Output(ChildFd, Vec<u8>),
+    /// The child's end of an fd closed.
+    Closed(ChildFd),
+    /// The child exited.
+    Exited(ProcessEnd),
+    /// Something the child's script must react to (its start, input, a close, a signal).
+    Script(ScriptEvent),
+}
+
+/// The lanes of one child: events on one lane keep their order (the bytes of one fd and then
+/// its loss; the reactions of the script); the lanes interleave as the choices say.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Lane {
+    Fd(ChildFd),
+    Exit,
+    Script,
+}
+
+struct Queue {
+    child: Weak<Inner>,
+    lane: Lane,
+    /// (order of production, event)
+    events: VecDeque<(u64, Pending)>,
+}
+
+#[derive(Default)]
+struct State {
+    queues: Vec<Queue>,
+    produced: u64,
+}
+
+/// Holds the events of every child of the reactors it explores, and releases them one
+/// [`step`](Self::step) at a time, in the order a chooser picks. Clones share it.
+///
+/// The order always stays one a real child could produce (section 5): the bytes of one fd
+/// arrive in order, split into chunks as chosen, down to one byte, and before that fd's loss;
+/// the fds of a child and the children interleave freely; `process_exited` may come before,
+/// between or after the losses (and before output not yet read); a script reacts to input,
+/// closes and signals in the order they came, but as late as chosen, so that the parent sees
+/// how much of its input the child has read (a push producer is paused and resumed on that).
+///
+/// A chooser is asked `choose(n)` for a number below `n`; choice 0 is always the natural
+/// order (the oldest event first, output whole), so a chooser that always answers 0 plays as
+/// the fakes do without an explorer.
+///
+/// ```
+/// use process_transport_api::{ChildFd, ProcessEnd, ProcessTransport, SpawnSpec};
+/// use process_transport_fakes::{DeliveredEvent, Explorer, MemoryProcessReactor, Script};
+/// # struct P; impl process_transport_api::ProcessProtocol for P { fn make_connection(&mut self, _: std::sync::Arc<dyn ProcessTransport>) {} }
+///
+/// let reactor = MemoryProcessReactor::strict();
+/// let explorer = Explorer::new();
+/// reactor.explored_by(&explorer);
+/// reactor.register(["greet"], Script::new().stdout("hi").exit(0));
+/// let child = reactor.spawn(Box::new(P), SpawnSpec::new("greet")).unwrap();
+/// assert!(explorer.pending() > 0, "nothing is shown until released");
+/// // Always the last choice: the newest event first, output one byte at a time.
+/// while explorer.step(&mut |n| n - 1) {}
+/// let events = child.transport().call_log().events();
+/// assert_eq!(events[1], DeliveredEvent::ProcessExited(ProcessEnd::Done));
+/// let stdout: Vec<_> = events
+///     .iter()
+///     .filter_map(|e| match e {
+///         DeliveredEvent::ChildDataReceived(ChildFd::STDOUT, data) => Some(data.clone()),
+///         _ => None,
+///     })
+///     .collect();
+/// assert_eq!(stdout, [b"h".to_vec(), b"i".to_vec()]);
+/// assert_eq!(events.last(), Some(&DeliveredEvent::ProcessEnded(ProcessEnd::Done)));
+/// ```
+#[derive(Clone, Default)]
+pub struct Explorer(Arc<Mutex<State>>);
+
+impl fmt::Debug for Explorer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Explorer")
+            .field("pending", &self.pending())
+            .finish()
+    }
+}
+
+impl Explorer {
+    /// An explorer with nothing held.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How many events are held.
+    pub fn pending(&self) -> usize {
+        self.lock().queues.iter().map(|queue| queue.events.len()).sum()
+    }
+
+    /// Holds `event` of the child `child` until a step releases it.
+    pub(crate) fn hold(&self, child: &Weak<Inner>, event: Pending) {
+        let lane = match &event {
+            Pending::Output(fd, _) | Pending::Closed(fd) => Lane::Fd(*fd),
+            Pending::Exited(_) => Lane::Exit,
+            Pending::Script(_) => Lane::Script,
+        };
+        let mut state = self.lock();
+        state.produced += 1;
+        let order = state.produced;
+        let at = state
+            .queues
+            .iter()
+            .position(|queue| queue.lane == lane && Weak::ptr_eq(&queue.child, child));
+        let queue = match at {
+            Some(at) => &mut state.queues[at],
+            None => {
+                state.queues.push(Queue {
+                    child: child.clone(),
+                    lane,
+                    events: VecDeque::new(),
+                });
+                state.queues.last_mut().expect("just pushed")
+            }
+        };
+        queue.events.push_back((order, event));
+    }
+
+    /// Releases one held event, as `choose` picks: first which of the events at the head of
+    /// their lane (oldest first), then, for output, how much of it (`choose(len)`: 0 is all of
+    /// it, `len - 1` one byte). Returns `false` when nothing is held.
+    ///
+    /// The event is delivered before this returns, with whatever it causes (a script's
+    /// answer, the protocol's reaction); what a script does is held in its turn.
+    pub fn step(&self, choose: &mut dyn FnMut(usize) -> usize) -> bool {
+        let (child, event) = {
+            let mut state = self.lock();
+            state.queues.retain(|queue| !queue.events.is_empty());
+            if state.queues.is_empty() {
+                return false;
+            }
+            state.queues.sort_by_key(|queue| queue.events[0].0);
+            let count = state.queues.len();
+            let pick = choose(count).min(count - 1);
+            let queue = &mut state.queues[pick];
+            let child = queue.child.clone();
+            let event = match &mut queue.events[0].1 {
+                Pending::Output(fd, data) if data.len() > 1 => {
+                    let keep = choose(data.len()).min(data.len() - 1);
+                    let take = data.len() - keep;
+                    let rest = data.split_off(take);
+                    let chunk = std::mem::replace(data, rest);
+                    Some(Pending::Output(*fd, chunk))
+                }
+                _ => None,
+            };
+            let event = event.unwrap_or_else(|| {
+                queue
+                    .events
+                    .pop_front()
+                    .expect("a lane at the head has an event")
+                    .1
+            });
+            (child, event)
+        };
+        if let Some(inner) = child.upgrade() {
+            MemoryProcessTransport::from_inner(inner).release(event);
+        }
+        true
+    }
+}

@@ -11,7 +11,7 @@ use process_transport_api::{
     ChildFd, ProcessProtocol, ProcessSpawner, ProcessTransport, Signal, SpawnError, SpawnSpec,
 };
 use process_transport_fakes::{
-    FakeChild, MemoryProcessReactor, Script, SignalAction, TerminalModes,
+    Explorer, FakeChild, MemoryProcessReactor, Script, SignalAction, TerminalModes,
 };
 
 use crate::recorder::{env_values, lock};
@@ -118,6 +118,19 @@ impl ReplaySpawner {
     /// its path, say. [`load`](Self::load) names it by its path.
     pub fn named(mut self, origin: impl fmt::Display) -> Self {
         self.origin = origin.to_string();
+        self
+    }
+
+    /// Lets `explorer` hold what every replayed child does, so that a test runs through the
+    /// orders a real child could have produced the same bytes in: the recorded bytes stay
+    /// fixed; their chunking, the interleaving of fds, and where the exit falls vary. See
+    /// `process-transport-explore`.
+    pub fn explored_by(self, explorer: &Explorer) -> Self {
+        for slot in self.slots.iter() {
+            if let Serve::Play(reactor) = &slot.serve {
+                reactor.explored_by(explorer);
+            }
+        }
         self
     }
 

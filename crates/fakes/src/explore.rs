@@ -107,7 +107,11 @@ impl Explorer {
 
     /// How many events are held.
     pub fn pending(&self) -> usize {
-        self.lock().queues.iter().map(|queue| queue.events.len()).sum()
+        self.lock()
+            .queues
+            .iter()
+            .map(|queue| queue.events.len())
+            .sum()
     }
 
     /// Holds `event` of the child `child` until a step releases it.
@@ -158,11 +162,14 @@ impl Explorer {
             let child = queue.child.clone();
             let event = match &mut queue.events[0].1 {
                 Pending::Output(fd, data) if data.len() > 1 => {
-                    let keep = choose(data.len()).min(data.len() - 1);
-                    let take = data.len() - keep;
-                    let rest = data.split_off(take);
-                    let chunk = std::mem::replace(data, rest);
-                    Some(Pending::Output(*fd, chunk))
+                    // How many bytes stay for later: 0 (all go now) to all but one.
+                    match choose(data.len()).min(data.len() - 1) {
+                        0 => None,
+                        keep => {
+                            let rest = data.split_off(data.len() - keep);
+                            Some(Pending::Output(*fd, std::mem::replace(data, rest)))
+                        }
+                    }
                 }
                 _ => None,
             };

@@ -1,0 +1,2 @@
+//! Schedules per second for a small protocol. Placeholder replaced below.
+fn main() {}

@@ -1,0 +1,369 @@
+//! The explorer finds the ordering bugs of process-handling code: four deliberately wrong
+//! protocols are each caught within 1,000 schedules, the printed schedule replays the
+//! failure, and their correct versions pass 10,000 schedules.
+
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+
+use process_transport_api::{
+    ChildFd, ProcessEnd, ProcessProtocol, ProcessTransport, ProducerCall, PushProducer, SpawnSpec,
+};
+use process_transport_explore::{replay, Exploration, Explore};
+use process_transport_fakes::{DeliveredEvent, Logged, Script, TransportCall};
+
+/// What a protocol saw, for the body's assertions.
+#[derive(Default)]
+struct Seen {
+    lines: Vec<String>,
+    stdout: Vec<u8>,
+    stderr_after_stdout: Option<bool>,
+    end: Option<ProcessEnd>,
+}
+
+type Shared = Arc<Mutex<Seen>>;
+
+/// Checks that `body` fails within 1,000 schedules, that the printed schedule replays the
+/// failure, and returns the failure's message.
+fn caught<B, F>(body: B) -> String
+where
+    B: Fn(Exploration) -> F,
+    F: Future<Output = ()>,
+{
+    let failure = Explore::new()
+        .schedules(1_000)
+        .try_run(&body)
+        .expect_err("the explorer finds the bug");
+    assert!(failure.schedules_before < 1_000);
+    let text = failure.to_string();
+    assert!(
+        text.contains(&format!(
+            "replay it with: process_transport_explore::replay(&{}, body)",
+            failure.schedule
+        )),
+        "{text}"
+    );
+    let replayed = catch_unwind(AssertUnwindSafe(|| replay(&failure.schedule.0, &body)));
+    assert!(
+        replayed.is_err(),
+        "the printed schedule replays the failure"
+    );
+    failure.message
+}
+
+fn passes<B, F>(body: B)
+where
+    B: Fn(Exploration) -> F,
+    F: Future<Output = ()>,
+{
+    let explored = Explore::new().schedules(10_000).run(body);
+    assert_eq!(explored.schedules, 10_000);
+}
+
+// 1. A line arrives whole.
+
+/// Takes every chunk of stdout for one or more whole lines.
+struct ChunkIsLines(Shared);
+
+impl ProcessProtocol for ChunkIsLines {
+    fn make_connection(&mut self, _: Arc<dyn ProcessTransport>) {}
+    fn child_data_received(&mut self, _: ChildFd, data: &[u8]) {
+        let text = String::from_utf8_lossy(data);
+        let mut seen = self.0.lock().unwrap();
+        seen.lines
+            .extend(text.split_terminator('\n').map(str::to_owned));
+    }
+}
+
+/// Keeps a partial line until its newline comes.
+struct BufferedLines(Shared, Vec<u8>);
+
+impl ProcessProtocol for BufferedLines {
+    fn make_connection(&mut self, _: Arc<dyn ProcessTransport>) {}
+    fn child_data_received(&mut self, _: ChildFd, data: &[u8]) {
+        self.1.extend_from_slice(data);
+        while let Some(end) = self.1.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.1.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line[..end]).into_owned();
+            self.0.lock().unwrap().lines.push(line);
+        }
+    }
+}
+
+async fn two_lines(
+    exploration: Exploration,
+    protocol: impl FnOnce(Shared) -> Box<dyn ProcessProtocol>,
+) {
+    let reactor = exploration.reactor();
+    reactor.register(["ls"], Script::new().stdout("alpha\nbeta\n").exit(0));
+    let seen = Shared::default();
+    let child = reactor
+        .spawn(protocol(seen.clone()), SpawnSpec::new("ls"))
+        .unwrap();
+    child.transport().ended().await;
+    assert_eq!(seen.lock().unwrap().lines, ["alpha", "beta"]);
+}
+
+#[test]
+fn a_protocol_that_assumes_a_line_arrives_whole_is_caught() {
+    let message = caught(|e| two_lines(e, |seen| Box::new(ChunkIsLines(seen))));
+    assert!(message.contains("alpha"), "{message}");
+}
+
+#[test]
+fn a_protocol_that_buffers_partial_lines_passes() {
+    passes(|e| two_lines(e, |seen| Box::new(BufferedLines(seen, Vec::new()))));
+}
+
+// 2. Reading stdout only until process_exited.
+
+/// Stops taking output once the exit is known.
+struct UntilExit(Shared);
+
+impl ProcessProtocol for UntilExit {
+    fn make_connection(&mut self, _: Arc<dyn ProcessTransport>) {}
+    fn child_data_received(&mut self, _: ChildFd, data: &[u8]) {
+        let mut seen = self.0.lock().unwrap();
+        if seen.end.is_none() {
+            seen.stdout.extend_from_slice(data);
+        }
+    }
+    fn process_exited(&mut self, end: ProcessEnd) {
+        self.0.lock().unwrap().end = Some(end);
+    }
+}
+
+/// Takes output until `process_ended`.
+struct UntilEnded(Shared);
+
+impl ProcessProtocol for UntilEnded {
+    fn make_connection(&mut self, _: Arc<dyn ProcessTransport>) {}
+    fn child_data_received(&mut self, _: ChildFd, data: &[u8]) {
+        self.0.lock().unwrap().stdout.extend_from_slice(data);
+    }
+    fn process_ended(&mut self, end: ProcessEnd) {
+        self.0.lock().unwrap().end = Some(end);
+    }
+}
+
+async fn all_output(
+    exploration: Exploration,
+    protocol: impl FnOnce(Shared) -> Box<dyn ProcessProtocol>,
+) {
+    let reactor = exploration.reactor();
+    reactor.register(["report"], Script::new().stdout("done: 3 files\n").exit(0));
+    let seen = Shared::default();
+    let child = reactor
+        .spawn(protocol(seen.clone()), SpawnSpec::new("report"))
+        .unwrap();
+    child.transport().ended().await;
+    let stdout = String::from_utf8_lossy(&seen.lock().unwrap().stdout).into_owned();
+    assert_eq!(stdout, "done: 3 files\n");
+}
+
+#[test]
+fn a_protocol_that_reads_only_until_process_exited_is_caught() {
+    let message = caught(|e| all_output(e, |seen| Box::new(UntilExit(seen))));
+    assert!(message.contains("done: 3 files"), "{message}");
+}
+
+#[test]
+fn a_protocol_that_reads_until_process_ended_passes() {
+    passes(|e| all_output(e, |seen| Box::new(UntilEnded(seen))));
+}
+
+// 3. stderr after stdout.
+
+/// Takes the first stderr output as the sign that stdout is complete.
+struct StderrMeansStdoutDone(Shared);
+
+impl ProcessProtocol for StderrMeansStdoutDone {
+    fn make_connection(&mut self, _: Arc<dyn ProcessTransport>) {}
+    fn child_data_received(&mut self, fd: ChildFd, data: &[u8]) {
+        let mut seen = self.0.lock().unwrap();
+        match fd {
+            ChildFd::STDOUT => seen.stdout.extend_from_slice(data),
+            _ => {
+                if seen.stderr_after_stdout.is_none() {
+                    let complete = seen.stdout.ends_with(b"\n");
+                    seen.stderr_after_stdout = Some(complete);
+                }
+            }
+        }
+    }
+}
+
+/// Waits for the loss of stdout to call it complete.
+struct StdoutDoneAtItsLoss(Shared);
+
+impl ProcessProtocol for StdoutDoneAtItsLoss {
+    fn make_connection(&mut self, _: Arc<dyn ProcessTransport>) {}
+    fn child_data_received(&mut self, fd: ChildFd, data: &[u8]) {
+        if fd == ChildFd::STDOUT {
+            self.0.lock().unwrap().stdout.extend_from_slice(data);
+        }
+    }
+    fn child_connection_lost(&mut self, fd: ChildFd) {
+        if fd == ChildFd::STDOUT {
+            let mut seen = self.0.lock().unwrap();
+            let complete = seen.stdout.ends_with(b"\n");
+            seen.stderr_after_stdout = Some(complete);
+        }
+    }
+}
+
+async fn stdout_then_stderr(
+    exploration: Exploration,
+    protocol: impl FnOnce(Shared) -> Box<dyn ProcessProtocol>,
+) {
+    let reactor = exploration.reactor();
+    // The child writes stdout first; the pipes are read in either order.
+    reactor.register(
+        ["build"],
+        Script::new()
+            .stdout("compiled\n")
+            .stderr("1 warning\n")
+            .exit(0),
+    );
+    let seen = Shared::default();
+    let child = reactor
+        .spawn(protocol(seen.clone()), SpawnSpec::new("build"))
+        .unwrap();
+    child.transport().ended().await;
+    assert_eq!(
+        seen.lock().unwrap().stderr_after_stdout,
+        Some(true),
+        "stdout was judged complete before it was"
+    );
+}
+
+#[test]
+fn a_protocol_that_assumes_stderr_comes_after_stdout_is_caught() {
+    let message = caught(|e| stdout_then_stderr(e, |seen| Box::new(StderrMeansStdoutDone(seen))));
+    assert!(message.contains("judged complete"), "{message}");
+}
+
+#[test]
+fn a_protocol_that_waits_for_the_loss_of_stdout_passes() {
+    passes(|e| stdout_then_stderr(e, |seen| Box::new(StdoutDoneAtItsLoss(seen))));
+}
+
+// 4. Writing after a pause.
+
+const CHUNK: &[u8] = b"0123456789abcdef\n";
+const CHUNKS: usize = 6;
+
+/// Feeds `cat` a chunk each time its echo arrives, and registers itself as the transport's
+/// push producer; `respects_pause` says whether it holds back while paused.
+struct Feeder {
+    transport: Option<Arc<dyn ProcessTransport>>,
+    state: Arc<Mutex<FeedState>>,
+    respects_pause: bool,
+}
+
+#[derive(Default)]
+struct FeedState {
+    sent: usize,
+    paused: bool,
+    /// A chunk is owed: echo came while paused.
+    owed: bool,
+}
+
+struct Pauses(Arc<Mutex<FeedState>>, Arc<dyn ProcessTransport>);
+
+impl PushProducer for Pauses {
+    fn pause_producing(&self) {
+        self.0.lock().unwrap().paused = true;
+    }
+    fn resume_producing(&self) {
+        let owed = {
+            let mut state = self.0.lock().unwrap();
+            state.paused = false;
+            std::mem::take(&mut state.owed)
+        };
+        if owed {
+            feed(&self.0, &self.1);
+        }
+    }
+    fn stop_producing(&self) {}
+}
+
+fn feed(state: &Mutex<FeedState>, transport: &Arc<dyn ProcessTransport>) {
+    let sent = {
+        let mut state = state.lock().unwrap();
+        if state.sent == CHUNKS {
+            return;
+        }
+        state.sent += 1;
+        state.sent
+    };
+    transport.write(CHUNK).unwrap();
+    if sent == CHUNKS {
+        transport.close_stdin();
+    }
+}
+
+impl ProcessProtocol for Feeder {
+    fn make_connection(&mut self, transport: Arc<dyn ProcessTransport>) {
+        let producer = Arc::new(Pauses(self.state.clone(), transport.clone()));
+        transport.register_producer(producer, true).unwrap();
+        // Two chunks in flight: more than the child may have read when it answers.
+        feed(&self.state, &transport);
+        feed(&self.state, &transport);
+        self.transport = Some(transport);
+    }
+    fn child_data_received(&mut self, _: ChildFd, _: &[u8]) {
+        let Some(transport) = &self.transport else {
+            return;
+        };
+        let paused = self.state.lock().unwrap().paused;
+        if paused && self.respects_pause {
+            self.state.lock().unwrap().owed = true;
+            return;
+        }
+        feed(&self.state, transport);
+    }
+}
+
+async fn feeding(exploration: Exploration, respects_pause: bool) {
+    let reactor = exploration.reactor();
+    reactor.register(["cat"], Script::cat());
+    let child = reactor
+        .spawn(
+            Box::new(Feeder {
+                transport: None,
+                state: Arc::default(),
+                respects_pause,
+            }),
+            SpawnSpec::new("cat"),
+        )
+        .unwrap();
+    let transport = child.transport();
+    // A pipe that holds one chunk: the second one written before the child reads pauses.
+    transport.set_high_water(CHUNK.len());
+    let end = transport.ended().await;
+    assert_eq!(end, ProcessEnd::Done);
+    let mut paused = false;
+    for entry in transport.call_log().entries() {
+        match entry {
+            Logged::Event(DeliveredEvent::Producer(ProducerCall::Pause)) => paused = true,
+            Logged::Event(DeliveredEvent::Producer(ProducerCall::Resume)) => paused = false,
+            Logged::Call(TransportCall::Write(..), _) => {
+                assert!(!paused, "wrote while paused:\n{}", transport.call_log())
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(transport.value(), CHUNK.repeat(CHUNKS));
+}
+
+#[test]
+fn a_protocol_that_writes_after_a_pause_is_caught() {
+    let message = caught(|e| feeding(e, false));
+    assert!(message.contains("wrote while paused"), "{message}");
+}
+
+#[test]
+fn a_protocol_that_holds_back_while_paused_passes() {
+    passes(|e| feeding(e, true));
+}

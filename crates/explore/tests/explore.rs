@@ -160,8 +160,11 @@ fn a_replayed_cassette_is_explored_with_its_bytes_fixed() {
     );
 }
 
+/// Every chunk delivered, with its fd.
+type Delivered = Arc<Mutex<Vec<(ChildFd, Vec<u8>)>>>;
+
 /// Keeps every chunk with its fd.
-struct Chunks(Arc<Mutex<Vec<(ChildFd, Vec<u8>)>>>);
+struct Chunks(Delivered);
 
 impl ProcessProtocol for Chunks {
     fn make_connection(&mut self, _: Arc<dyn ProcessTransport>) {}

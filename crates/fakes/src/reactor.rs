@@ -220,7 +220,7 @@ impl MemoryProcessReactor {
 
     /// Lets `explorer` hold what every child spawned from now on does (its output, the losses
     /// of its fds, its exit, its script's reactions) until it releases it, in the order it is
-    /// told: see [`Explorer`].
+    /// told: see [`Explorer`](crate::Explorer).
     pub fn explored_by(&self, explorer: &crate::Explorer) {
         self.setup().explorer = Some(explorer.clone());
     }

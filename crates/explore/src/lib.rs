@@ -221,7 +221,7 @@ impl Explore {
             }),
             Err(TestError::Fail(_, choices)) => {
                 // The shrunk schedule's own message, not the first one found.
-                let message = run_once(&body, &choices)
+                let message = quietly(|| run_once(&body, &choices))
                     .err()
                     .unwrap_or_else(|| "the failure did not repeat".into());
                 Err(Failure {

@@ -167,21 +167,13 @@ impl ProcessSpawner for RealSpawner {
         for pipe in pipes {
             // Registering with the runtime fails only when it cannot watch more fds; that pipe
             // is then reported lost at once.
-            // A terminal's master side is no pipe; it was made non-blocking with it.
+            // Made non-blocking when created; a terminal's master side is no pipe.
             match pipe {
-                Pipe::Reads(fd, owned) => match if terminal {
-                    pipe::Receiver::from_owned_fd_unchecked(owned)
-                } else {
-                    pipe::Receiver::from_owned_fd(owned)
-                } {
+                Pipe::Reads(fd, owned) => match pipe::Receiver::from_owned_fd_unchecked(owned) {
                     Ok(receiver) => receivers.push((fd, receiver)),
                     Err(_) => broken.push(fd),
                 },
-                Pipe::Writes(fd, owned) => match if terminal {
-                    pipe::Sender::from_owned_fd_unchecked(owned)
-                } else {
-                    pipe::Sender::from_owned_fd(owned)
-                } {
+                Pipe::Writes(fd, owned) => match pipe::Sender::from_owned_fd_unchecked(owned) {
                     Ok(sender) => drop(senders.insert(fd, Arc::new(sender))),
                     Err(_) => broken.push(fd),
                 },

@@ -7,7 +7,7 @@
 //! parent fd opened without close-on-exec.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use process_transport_api::{ChildFd, ChildFdMapping, PtySize, Signal, SpawnError, SpawnSpec};
 use rustix::io::fcntl_dupfd_cloexec;
@@ -22,7 +22,7 @@ use super::posix_spawn;
 #[cfg(target_os = "linux")]
 const PIPE_SIZE: usize = 1024 * 1024;
 
-/// The parent's end of one pipe of the map.
+/// The parent's end of one pipe of the map (or of the terminal), non-blocking.
 pub(crate) enum Pipe {
     /// The parent reads what the child writes on this fd.
     Reads(ChildFd, OwnedFd),
@@ -181,12 +181,12 @@ fn plan_fds(spec: &SpawnSpec) -> Result<(FdPlan, Vec<Pipe>), SpawnError> {
         let child_side = match mapping {
             ChildFdMapping::ParentReads => {
                 let (read, write) = new_pipe(spec, fd)?;
-                pipes.push(Pipe::Reads(fd, read));
+                pipes.push(Pipe::Reads(fd, nonblocking(spec, fd, read)?));
                 write
             }
             ChildFdMapping::ParentWrites => {
                 let (read, write) = new_pipe(spec, fd)?;
-                pipes.push(Pipe::Writes(fd, write));
+                pipes.push(Pipe::Writes(fd, nonblocking(spec, fd, write)?));
                 read
             }
             ChildFdMapping::Inherit(parent) => inherited.remove(&fd).ok_or_else(|| {
@@ -197,8 +197,13 @@ fn plan_fds(spec: &SpawnSpec) -> Result<(FdPlan, Vec<Pipe>), SpawnError> {
             })?,
             ChildFdMapping::Null => open_null(spec, fd)?,
         };
-        let above = fcntl_dupfd_cloexec(child_side.as_fd(), max_target + 1)
-            .map_err(|err| invalid(spec, format!("cannot place child fd {fd}: {err}")))?;
+        // Usually above every target already (the parent holds 0, 1 and 2): no copy then.
+        let above = if child_side.as_raw_fd() > max_target {
+            child_side
+        } else {
+            fcntl_dupfd_cloexec(child_side.as_fd(), max_target + 1)
+                .map_err(|err| invalid(spec, format!("cannot place child fd {fd}: {err}")))?
+        };
         moves.push((above, target));
     }
     let plan = FdPlan {
@@ -323,6 +328,17 @@ fn new_pipe(spec: &SpawnSpec, fd: ChildFd) -> Result<(OwnedFd, OwnedFd), SpawnEr
     // Left at the kernel's default size: a pipe grows when it gets busy (`grow_pipe`), which
     // keeps the spawn of a quiet child fast.
     Ok((read, write))
+}
+
+/// The parent's end of a pipe, made non-blocking (the child's end stays blocking).
+fn nonblocking(spec: &SpawnSpec, fd: ChildFd, end: OwnedFd) -> Result<OwnedFd, SpawnError> {
+    rustix::fs::fcntl_setfl(&end, rustix::fs::OFlags::NONBLOCK).map_err(|err| {
+        invalid(
+            spec,
+            format!("cannot configure the pipe for child fd {fd}: {err}"),
+        )
+    })?;
+    Ok(end)
 }
 
 /// A pipe whose two ends close on exec.

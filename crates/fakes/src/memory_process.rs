@@ -580,13 +580,14 @@ impl FakeState {
     /// `true` once, when the parent has closed both of its fds of a terminal while the child
     /// runs.
     fn parent_hung_up(&mut self) -> bool {
-        let Some(terminal) = self.terminal.as_mut() else {
-            return false;
-        };
         let closed = [ChildFd::STDIN, ChildFd::STDOUT]
             .iter()
             .all(|fd| self.closed.contains(fd));
-        if !closed || terminal.hung_up || self.ended.or(self.model.exit()).is_some() {
+        let running = self.child_exit().is_none();
+        let Some(terminal) = self.terminal.as_mut() else {
+            return false;
+        };
+        if !closed || !running || terminal.hung_up {
             return false;
         }
         terminal.hung_up = true;

@@ -24,15 +24,6 @@ async fn the_real_transport_keeps_the_contract() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_real_transport_keeps_the_contract_on_the_portable_path() {
-    let spawner = RealSpawner::new().portable(true);
-    assert!(spawner.is_portable());
-    let report = run_contract(&spawner, &ShellCatalog).await;
-    println!("{report}");
-    report.assert_passed();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fakes_keep_the_contract() {
     let report = run_contract(&twin_reactor(), &ShellCatalog).await;
     println!("{report}");

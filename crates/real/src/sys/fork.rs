@@ -62,9 +62,10 @@ pub(super) fn spawn(spec: &SpawnSpec, plan: &FdPlan, portable: bool) -> Result<u
         targets: plan.targets.clone(),
         max_target: plan.max_target,
         close_range: cfg!(target_os = "linux") && !portable,
-        // Every fd number is below the open-file limit; past 1 << 20 the loop would cost more
-        // than the spawn, and no process has that many open.
-        fd_limit: super::unix::open_file_limit().min(1 << 20) as RawFd,
+        // Every fd number is below the open-file limit. An unlimited or huge limit is cut to
+        // 65,536: one `fcntl` per number, in the child before its exec, would otherwise cost
+        // more than the spawn (a million of them take about a third of a second).
+        fd_limit: super::unix::open_file_limit().min(1 << 16) as RawFd,
     };
     // SAFETY: the hook runs in the forked child before exec and only makes the
     // async-signal-safe calls of `ChildPlan::apply`; it allocates nothing.
@@ -132,7 +133,7 @@ struct ChildPlan {
     /// Mark the fds above the map close-on-exec with one `close_range` (Linux), not one
     /// `fcntl` per fd number.
     close_range: bool,
-    /// The open-file limit: every open fd is below it.
+    /// The open-file limit, at most 65,536: the fds below it are marked one by one.
     fd_limit: RawFd,
 }
 

@@ -59,7 +59,8 @@ use proptest::test_runner::{Config, TestCaseError, TestError, TestRng, TestRunne
 /// The choices of one run: the `n`th number picks the `n`th choice the explorer makes (taken
 /// modulo the number of options), and a choice past the end is 0, the natural order. The same
 /// schedule gives the same run, byte for byte. Printed as `[3, 0, 17]`, which pastes into
-/// [`replay`].
+/// [`replay`]; a failure's schedule is written as small as it can be (each number below its
+/// options, no trailing zeros).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Schedule(pub Vec<u32>);
 
@@ -105,8 +106,8 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "the test fails on schedule {schedule} (found after {tried} schedules, then \
-             shrunk): {message}\nreplay it with: \
+            "the test fails on schedule {schedule} (found after {tried} passing schedules, \
+             then shrunk): {message}\nreplay it with: \
              process_transport_explore::replay(&{schedule}, body)",
             schedule = self.schedule,
             tried = self.schedules_before,
@@ -220,12 +221,14 @@ impl Explore {
                 elapsed: started.elapsed(),
             }),
             Err(TestError::Fail(_, choices)) => {
-                // The shrunk schedule's own message, not the first one found.
-                let message = quietly(|| run_once(&body, &choices))
+                // The shrunk schedule's own message, not the first one found; the schedule
+                // as small as it can be written.
+                let (outcome, options_of) = quietly(|| run_counting(&body, &choices));
+                let message = outcome
                     .err()
                     .unwrap_or_else(|| "the failure did not repeat".into());
                 Err(Failure {
-                    schedule: Schedule(choices),
+                    schedule: Schedule(smallest(&choices, &options_of)),
                     message,
                     schedules_before: failed_at.get().unwrap_or(0).saturating_sub(1),
                 })
@@ -266,6 +269,16 @@ where
     B: Fn(Exploration) -> F,
     F: Future<Output = ()>,
 {
+    run_counting(body, choices).0
+}
+
+/// Runs `body` once on `choices`, as [`run_once`]; also returns how many options each choice
+/// the run made had.
+fn run_counting<B, F>(body: &B, choices: &[u32]) -> (Result<(), String>, Vec<usize>)
+where
+    B: Fn(Exploration) -> F,
+    F: Future<Output = ()>,
+{
     let explorer = Explorer::new();
     let reactor = MemoryProcessReactor::new();
     reactor.explored_by(&explorer);
@@ -273,10 +286,10 @@ where
         reactor,
         explorer: explorer.clone(),
     };
-    let mut next = 0;
+    let mut options_of = Vec::new();
     let mut choose = |options: usize| {
-        let choice = choices.get(next).copied().unwrap_or(0) as usize % options;
-        next += 1;
+        let choice = choices.get(options_of.len()).copied().unwrap_or(0) as usize % options;
+        options_of.push(options);
         choice
     };
     let outcome = catch_unwind(AssertUnwindSafe(|| {
@@ -295,7 +308,23 @@ where
             }
         }
     }));
-    outcome.unwrap_or_else(|panic| Err(panic_message(&*panic)))
+    let outcome = outcome.unwrap_or_else(|panic| Err(panic_message(&*panic)));
+    (outcome, options_of)
+}
+
+/// The same choices as `choices` made on a run that had `options_of` options at each choice,
+/// written as small as they can be: each number taken modulo its options, and the choices
+/// past the run's last, or trailing zeros, dropped. It plays exactly the same run.
+fn smallest(choices: &[u32], options_of: &[usize]) -> Vec<u32> {
+    let mut smallest: Vec<u32> = choices
+        .iter()
+        .zip(options_of)
+        .map(|(&choice, &options)| (choice as usize % options) as u32)
+        .collect();
+    while smallest.last() == Some(&0) {
+        smallest.pop();
+    }
+    smallest
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -336,4 +365,19 @@ fn quietly<R>(f: impl FnOnce() -> R) -> R {
     }
     let _restore = Restore(QUIET.with(|quiet| quiet.replace(true)));
     f()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::smallest;
+
+    #[test]
+    fn a_schedule_is_written_with_each_choice_below_its_options_and_no_trailing_zeros() {
+        assert_eq!(
+            smallest(&[7, 3127883267, 9, 4, 8], &[3, 5, 2, 4]),
+            [1, 2, 1]
+        );
+        assert_eq!(smallest(&[4, 6], &[2, 3]), Vec::<u32>::new());
+        assert_eq!(smallest(&[], &[2, 3]), Vec::<u32>::new());
+    }
 }

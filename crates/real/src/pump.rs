@@ -304,12 +304,14 @@ async fn wait(shared: &Shared, child: &ChildHandle, mut watch: ExitWatch) -> io:
     loop {
         {
             let mut slot = shared.child_slot();
-            match child.try_reap() {
-                Ok(None) => {}
-                done => {
-                    slot.take();
-                    return done.map(|status| status.unwrap_or((None, None)));
-                }
+            let reaped = match child.try_reap() {
+                Ok(None) => None,
+                Ok(Some(status)) => Some(Ok(status)),
+                Err(err) => Some(Err(err)),
+            };
+            if let Some(reaped) = reaped {
+                slot.take();
+                return reaped;
             }
         }
         watch.changed().await?;

@@ -37,9 +37,10 @@
 //! ```
 //!
 //! The body is an `async` block run on a single thread by the explorer itself: between two
-//! polls it releases one held event. Everything the body awaits must be caused by the fake
-//! children (`ended()`, a `Command`'s pipes and `wait`); a body that waits for anything else
-//! (a timer, a real process) is reported as waiting for something no child will do.
+//! polls it releases one held event, so the protocol sees the children's events only while
+//! the body awaits (`ended()`, a `Command`'s pipes and `wait`). Everything the body awaits
+//! must be caused by the fake children; a body that waits for anything else (a timer, a real
+//! process) is reported as waiting for something no child will do.
 
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
@@ -78,8 +79,9 @@ pub struct Exploration {
 }
 
 impl Exploration {
-    /// A fresh (lenient) reactor for this run; every child it spawns is explored. Register
-    /// scripts on it, or hand it to code under test as its `ProcessSpawner`.
+    /// A fresh strict reactor for this run; every child it spawns is explored. Register
+    /// scripts on it, or hand it to code under test as its `ProcessSpawner`; a command with no
+    /// script is not found, naming the closest registered one.
     pub fn reactor(&self) -> &MemoryProcessReactor {
         &self.reactor
     }
@@ -280,7 +282,7 @@ where
     F: Future<Output = ()>,
 {
     let explorer = Explorer::new();
-    let reactor = MemoryProcessReactor::new();
+    let reactor = MemoryProcessReactor::strict();
     reactor.explored_by(&explorer);
     let exploration = Exploration {
         reactor,

@@ -205,3 +205,25 @@ fn futures_lite_block_on<F: std::future::Future>(future: F) -> F::Output {
         }
     }
 }
+
+#[test]
+fn a_command_with_no_script_is_not_found_naming_the_closest() {
+    let failure = Explore::new()
+        .schedules(5)
+        .try_run(|exploration| async move {
+            let reactor = exploration.reactor();
+            reactor.register(["git", "status"], Script::new().exit(0));
+            let spawned = reactor.spawn(Box::new(Quiet), SpawnSpec::new("git").arg("stauts"));
+            if let Err(err) = spawned {
+                panic!("{err}");
+            }
+        })
+        .unwrap_err();
+    assert!(failure.message.contains("git stauts"), "{failure}");
+    assert!(
+        failure
+            .message
+            .contains(r#"the closest registered command is "git status""#),
+        "{failure}"
+    );
+}

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use process_transport_api::{ProcessEnd, ProcessSpawner, ProcessTransport, SpawnSpec};
+use process_transport_api::{ChildFd, ProcessEnd, ProcessSpawner, ProcessTransport, SpawnSpec};
 use process_transport_real::RealSpawner;
 use process_transport_tests::{guard, Event, Recorder};
 
@@ -26,6 +26,16 @@ fn is_our_zombie(pid: u32) -> bool {
 }
 
 async fn spawn_one(spawner: &RealSpawner, spec: SpawnSpec) -> (u32, ProcessEnd) {
+    spawn_closing(spawner, spec, &[ChildFd::STDIN]).await
+}
+
+/// Spawns `spec` and closes `fds` in `make_connection`, in order; returns the pid and the end.
+/// A terminal child whose output, then input, the parent closes is hung up.
+async fn spawn_closing(
+    spawner: &RealSpawner,
+    spec: SpawnSpec,
+    fds: &'static [ChildFd],
+) -> (u32, ProcessEnd) {
     // The pid is read inside `make_connection`, where it is always known: by the time the
     // spawn returns, a short-lived child may already have been reaped.
     let pid = Arc::new(Mutex::new(None));
@@ -33,28 +43,9 @@ async fn spawn_one(spawner: &RealSpawner, spec: SpawnSpec) -> (u32, ProcessEnd) 
     let (recorder, _log) = Recorder::reacting(move |event, transport| {
         if *event == Event::Connected {
             *seen.lock().unwrap() = transport.pid();
-            transport.close_stdin();
-        }
-    });
-    let transport: Arc<dyn ProcessTransport> = spawner.spawn_process(recorder, spec).await.unwrap();
-    let end = guard(transport.ended()).await;
-    let pid = pid
-        .lock()
-        .unwrap()
-        .expect("the pid is known in make_connection");
-    (pid, end)
-}
-
-/// A terminal child whose output the parent closes first, then its input: the terminal
-/// closes and hangs the child up.
-async fn spawn_hung_up(spawner: &RealSpawner, spec: SpawnSpec) -> (u32, ProcessEnd) {
-    let pid = Arc::new(Mutex::new(None));
-    let seen = pid.clone();
-    let (recorder, _log) = Recorder::reacting(move |event, transport| {
-        if *event == Event::Connected {
-            *seen.lock().unwrap() = transport.pid();
-            transport.close_stdout();
-            transport.close_stdin();
+            for &fd in fds {
+                transport.close_child_fd(fd);
+            }
         }
     });
     let transport: Arc<dyn ProcessTransport> = spawner.spawn_process(recorder, spec).await.unwrap();
@@ -112,7 +103,7 @@ async fn spawns_leave_no_fd_and_no_zombie_on(spawner: RealSpawner) {
             _ => SpawnSpec::new("sleep").arg("600").use_pty(true),
         };
         let (pid, end) = if i % 3 == 2 {
-            spawn_hung_up(&spawner, spec).await
+            spawn_closing(&spawner, spec, &[ChildFd::STDOUT, ChildFd::STDIN]).await
         } else {
             spawn_one(&spawner, spec).await
         };

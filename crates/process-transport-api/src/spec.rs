@@ -1,5 +1,6 @@
 //! What to start: [`SpawnSpec`] and its child fd map.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -276,8 +277,8 @@ impl SpawnSpec {
     /// let spec = SpawnSpec::new("sh").use_pty(true).pty_size(PtySize::new(40, 120));
     /// assert_eq!(spec.get_pty_size(), Some(PtySize::new(40, 120)));
     /// assert_eq!(
-    ///     spec.transport_fds().into_iter().collect::<Vec<_>>(),
-    ///     [(ChildFd::STDIN, ChildFdMapping::ParentWrites), (ChildFd::STDOUT, ChildFdMapping::ParentReads)],
+    ///     spec.transport_fds().iter().collect::<Vec<_>>(),
+    ///     [(&ChildFd::STDIN, &ChildFdMapping::ParentWrites), (&ChildFd::STDOUT, &ChildFdMapping::ParentReads)],
     /// );
     /// assert!(spec.child_fd(ChildFd(3), ChildFdMapping::Null).validate().is_err());
     /// ```
@@ -354,14 +355,15 @@ impl SpawnSpec {
     /// The fds the parent's transport carries, in fd order: the child fd map, or, with a
     /// pseudo-terminal, fd 0 (written: the terminal's input) and fd 1 (read: everything the
     /// child prints on the terminal). The events of a terminal child name only these two.
-    pub fn transport_fds(&self) -> BTreeMap<ChildFd, ChildFdMapping> {
+    /// Borrowed, not copied, without a terminal: every spawn asks for it.
+    pub fn transport_fds(&self) -> Cow<'_, BTreeMap<ChildFd, ChildFdMapping>> {
         if self.use_pty {
-            BTreeMap::from([
+            Cow::Owned(BTreeMap::from([
                 (ChildFd::STDIN, ChildFdMapping::ParentWrites),
                 (ChildFd::STDOUT, ChildFdMapping::ParentReads),
-            ])
+            ]))
         } else {
-            self.child_fds.clone()
+            Cow::Borrowed(&self.child_fds)
         }
     }
 

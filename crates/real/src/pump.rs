@@ -125,7 +125,7 @@ async fn pump_writes(shared: &Shared, fd: ChildFd, sender: &pipe::Sender) {
 }
 
 enum Read {
-    /// This many bytes were read and delivered.
+    /// This many bytes were read (and delivered, unless the parent closed the fd).
     Data(usize),
     Wait,
     Paused,
@@ -136,19 +136,18 @@ impl State {
     /// Reads at most `size` bytes into a buffer of their own, delivered as they are: no
     /// zeroing and no copy.
     fn read(&mut self, fd: ChildFd, size: usize, out: &mut Vec<Delivery>) -> Read {
-        if !self.model.is_readable(fd) {
-            if self.terminal.is_some()
-                && self.model.pipe_state(ChildFd::STDIN) != Some(PipeState::Lost)
-            {
-                // The parent closed a terminal's output but still types on it: what the child
-                // prints is read and dropped, so that it never blocks on a full terminal, and
-                // the terminal's end is still seen.
-                return self.drop_terminal_output(fd, size, out);
-            }
+        // The parent closed a terminal's output but still types on it: what the child prints
+        // is read and dropped, so that it never blocks on a full terminal, and the terminal's
+        // end is still seen.
+        let deliver = self.model.is_readable(fd);
+        if !deliver
+            && (self.terminal.is_none()
+                || self.model.pipe_state(ChildFd::STDIN) == Some(PipeState::Lost))
+        {
             self.receivers.remove(&fd);
             return Read::Stop;
         }
-        if self.model.reading_paused() {
+        if deliver && self.model.reading_paused() {
             return Read::Paused;
         }
         let Some(receiver) = self.receivers.get(&fd) else {
@@ -157,33 +156,18 @@ impl State {
         let mut data = Vec::with_capacity(size);
         match receiver.try_read_buf(&mut data) {
             Ok(n) if n > 0 => {
-                if n < size / 2 {
-                    // A short read does not hold on to a large buffer while it is queued.
-                    data.shrink_to_fit();
+                if deliver {
+                    if n < size / 2 {
+                        // A short read does not hold on to a large buffer while it is queued.
+                        data.shrink_to_fit();
+                    }
+                    out.push(Delivery::ChildData(fd, data));
                 }
-                out.push(Delivery::ChildData(fd, data));
                 Read::Data(n)
             }
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => Read::Wait,
             // End of file, or the pipe broke (`EIO` on a terminal whose child side is
             // closed): it closes before its loss is delivered.
-            Ok(_) | Err(_) => {
-                self.output_ended(fd, out);
-                Read::Stop
-            }
-        }
-    }
-}
-
-impl State {
-    fn drop_terminal_output(&mut self, fd: ChildFd, size: usize, out: &mut Vec<Delivery>) -> Read {
-        let Some(receiver) = self.receivers.get(&fd) else {
-            return Read::Stop;
-        };
-        let mut dropped = Vec::with_capacity(size);
-        match receiver.try_read_buf(&mut dropped) {
-            Ok(n) if n > 0 => Read::Data(n),
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => Read::Wait,
             Ok(_) | Err(_) => {
                 self.output_ended(fd, out);
                 Read::Stop

@@ -669,19 +669,23 @@ scenarios! {
     }
 }
 
+/// Every byte on stdout so far, joined.
+fn stdout_of(events: &[Event]) -> Vec<u8> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Data(ChildFd::STDOUT, data) => Some(data.as_slice()),
+            _ => None,
+        })
+        .flatten()
+        .copied()
+        .collect()
+}
+
 /// Waits until the child wrote [`READY`] on stdout.
 async fn wait_ready(log: &Log) -> Check {
     log.wait_until("the child's ready line", |events| {
-        let stdout: Vec<u8> = events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Data(ChildFd::STDOUT, data) => Some(data.as_slice()),
-                _ => None,
-            })
-            .flatten()
-            .copied()
-            .collect();
-        stdout.starts_with(READY.as_bytes())
+        stdout_of(events).starts_with(READY.as_bytes())
     })
     .await
 }

@@ -13,16 +13,7 @@ const TERMINAL: [ChildFd; 2] = [ChildFd::STDIN, ChildFd::STDOUT];
 /// Waits until the terminal has shown `wanted` (as fd 1).
 async fn shown(log: &Log, wanted: &str) -> Check {
     log.wait_until(&format!("{wanted:?} on the terminal"), |events| {
-        let bytes: Vec<u8> = events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Data(ChildFd::STDOUT, data) => Some(data.as_slice()),
-                _ => None,
-            })
-            .flatten()
-            .copied()
-            .collect();
-        String::from_utf8_lossy(&bytes).contains(wanted)
+        String::from_utf8_lossy(&stdout_of(events)).contains(wanted)
     })
     .await
 }

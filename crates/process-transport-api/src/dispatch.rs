@@ -63,6 +63,7 @@ pub struct Dispatcher {
     panic: Mutex<PanicState>,
     release_at_end: bool,
     raise_panics: bool,
+    recycle_data: Option<fn(Vec<u8>)>,
 }
 
 #[derive(Default)]
@@ -106,6 +107,7 @@ impl Dispatcher {
             panic: Mutex::new(PanicState::default()),
             release_at_end: false,
             raise_panics: false,
+            recycle_data: None,
         }
     }
 
@@ -153,6 +155,23 @@ impl Dispatcher {
             release_at_end: true,
             ..Dispatcher::new(Some(protocol))
         }
+    }
+
+    /// Hands the bytes of each `child_data_received` to `recycle` once the protocol has seen
+    /// them, instead of freeing them: for drivers that read into buffers they keep for reuse.
+    ///
+    /// ```
+    /// use process_transport_api::{ChildFd, Delivery, Dispatcher};
+    /// use std::sync::Mutex;
+    ///
+    /// static BACK: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+    /// let dispatcher = Dispatcher::new(None).recycling_data(|data| BACK.lock().unwrap().push(data));
+    /// dispatcher.act(&Mutex::new(()), |_, out| out.push(Delivery::ChildData(ChildFd(1), b"hi".to_vec())));
+    /// assert_eq!(*BACK.lock().unwrap(), [b"hi".to_vec()]);
+    /// ```
+    pub fn recycling_data(mut self, recycle: fn(Vec<u8>)) -> Self {
+        self.recycle_data = Some(recycle);
+        self
     }
 
     /// Sets the observer that sees every delivery before it is made.
@@ -231,10 +250,14 @@ impl Dispatcher {
                 "make_connection",
                 self.call_protocol(|protocol| protocol.make_connection(transport)),
             ),
-            Delivery::ChildData(fd, data) => (
-                "child_data_received",
-                self.call_protocol(|protocol| protocol.child_data_received(fd, &data)),
-            ),
+            Delivery::ChildData(fd, data) => {
+                let outcome =
+                    self.call_protocol(|protocol| protocol.child_data_received(fd, &data));
+                if let Some(recycle) = self.recycle_data {
+                    recycle(data);
+                }
+                ("child_data_received", outcome)
+            }
             Delivery::ChildConnectionLost(fd) => (
                 "child_connection_lost",
                 self.call_protocol(|protocol| protocol.child_connection_lost(fd)),

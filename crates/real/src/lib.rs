@@ -44,6 +44,7 @@
 
 #![doc(test(attr(deny(warnings))))]
 
+mod buffers;
 mod pump;
 mod spawner;
 mod sys;

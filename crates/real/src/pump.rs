@@ -10,6 +10,7 @@ use process_transport_api::{ChildFd, Delivery, PipeState, ProcessEnd};
 use tokio::io::Interest;
 use tokio::net::unix::pipe;
 
+use crate::buffers;
 use crate::sys::{ChildHandle, ExitWatch, Status};
 use crate::transport::{PumpGuard, Shared, State};
 
@@ -153,22 +154,30 @@ impl State {
         let Some(receiver) = self.receivers.get(&fd) else {
             return Read::Stop;
         };
-        let mut data = Vec::with_capacity(size);
-        match receiver.try_read_buf(&mut data) {
+        // Given back to the kept buffers once the protocol has seen it (see `buffers`).
+        let mut data = buffers::take(size);
+        let read = receiver.try_read_buf(&mut data);
+        match read {
             Ok(n) if n > 0 => {
-                if deliver {
-                    if n < size / 2 {
-                        // A short read does not hold on to a large buffer while it is queued.
-                        data.shrink_to_fit();
-                    }
+                if deliver && n < size / 2 {
+                    // A short read does not hold on to a large buffer while it is queued.
+                    out.push(Delivery::ChildData(fd, data.to_vec()));
+                    buffers::give(data);
+                } else if deliver {
                     out.push(Delivery::ChildData(fd, data));
+                } else {
+                    buffers::give(data);
                 }
                 Read::Data(n)
             }
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => Read::Wait,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                buffers::give(data);
+                Read::Wait
+            }
             // End of file, or the pipe broke (`EIO` on a terminal whose child side is
             // closed): it closes before its loss is delivered.
             Ok(_) | Err(_) => {
+                buffers::give(data);
                 self.output_ended(fd, out);
                 Read::Stop
             }
@@ -189,14 +198,14 @@ pub(crate) async fn read_pump(guard: PumpGuard, fd: ChildFd) {
         tokio::pin!(notified);
         notified.as_mut().enable();
         match shared.act(|state, out| state.read(fd, size, out)) {
-            Read::Data(n) if n == size => {
+            Read::Data(n) if n >= size => {
                 // A read that fills the buffer: the child writes a lot; larger reads, and a
                 // larger pipe, cost less per byte.
                 let state = &mut *shared.lock();
                 if let Some(receiver) = state.receivers.get(&fd) {
                     state.growth.full(fd, receiver.as_fd());
                 }
-                size = (n * 4).min(READ_CHUNK);
+                size = (size * 4).min(READ_CHUNK);
             }
             Read::Data(_) => {}
             Read::Wait => {

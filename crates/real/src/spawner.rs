@@ -157,7 +157,8 @@ impl ProcessSpawner for RealSpawner {
         };
         let transport_fds = spec.transport_fds();
 
-        let dispatcher = Dispatcher::releasing_at_end(protocol);
+        let dispatcher =
+            Dispatcher::releasing_at_end(protocol).recycling_data(crate::buffers::give);
         let mut model = ProcessModel::new(&transport_fds, Some(pid));
         model.set_high_water(self.high_water);
         model.shown_by(&dispatcher);

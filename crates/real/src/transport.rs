@@ -14,6 +14,7 @@ use process_transport_api::{
 use tokio::net::unix::pipe;
 use tokio::sync::Notify;
 
+use crate::buffers;
 use crate::sys::ChildHandle;
 
 /// The [`ProcessTransport`] of a real child process, as [`RealSpawner`](crate::RealSpawner)
@@ -228,6 +229,9 @@ impl OutBuffer {
     }
 
     pub(crate) fn push(&mut self, data: &[u8]) {
+        if self.bytes.capacity() == 0 {
+            self.bytes = buffers::take(data.len());
+        }
         if self.start > 0 && self.start >= self.bytes.len() / 2 {
             self.bytes.drain(..self.start);
             self.start = 0;
@@ -242,9 +246,16 @@ impl OutBuffer {
         }
     }
 
+    /// Drops what is pending; the memory goes back to the kept buffers.
     pub(crate) fn clear(&mut self) {
-        self.bytes.clear();
+        buffers::give(std::mem::take(&mut self.bytes));
         self.start = 0;
+    }
+}
+
+impl Drop for OutBuffer {
+    fn drop(&mut self) {
+        self.clear();
     }
 }
 
@@ -500,16 +511,18 @@ impl ProcessTransport for RealProcessTransport {
     /// Resolves after `process_ended` was delivered and every pipe and the pidfd of the
     /// child are closed in this process (and, on the portable path, the child reaped).
     async fn ended(&self) -> ProcessEnd {
-        let end = self.shared.dispatcher.ended().await;
+        // The pumps first: the last one delivers `process_ended` before it is gone, so this
+        // task is woken once, not once for the end and again for the pump.
         loop {
             let done = self.shared.pumps_done.notified();
             tokio::pin!(done);
             done.as_mut().enable();
             if self.shared.live_pumps.load(Ordering::SeqCst) == 0 {
-                return end;
+                break;
             }
             done.await;
         }
+        self.shared.dispatcher.ended().await
     }
 }
 

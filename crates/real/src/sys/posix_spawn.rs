@@ -1,17 +1,15 @@
 //! The fast spawn path: `posix_spawn`, which glibc runs as a vfork, with file actions that
 //! lay out the child fd map and close everything else.
 
-use std::collections::BTreeMap;
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::AsRawFd;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::ffi::OsStrExt;
 use std::ptr;
 
 use process_transport_api::{SpawnError, SpawnSpec};
-use rustix::fs::{access, Access};
+use rustix::fs::{access, Access, FileType};
 
 use super::unix::{invalid, spawn_error, FdPlan};
 
@@ -95,22 +93,11 @@ fn c_string(spec: &SpawnSpec, bytes: impl Into<Vec<u8>>) -> Result<CString, Spaw
 
 /// Starts the child; returns its pid.
 pub(super) fn spawn(spec: &SpawnSpec, plan: &FdPlan) -> Result<u32, SpawnError> {
-    let env = spec.get_env().resolve(std::env::vars_os());
-    let program = resolve(spec, &env)?;
-    let program = c_string(spec, program.into_os_string().into_vec())?;
-
+    let (envp, path) = environment(spec)?;
+    let program = resolve(spec, path.as_deref())?;
     let argv: Vec<CString> = std::iter::once(spec.get_executable())
         .chain(spec.get_args().iter().map(OsString::as_os_str))
         .map(|arg| c_string(spec, arg.as_bytes()))
-        .collect::<Result<_, _>>()?;
-    let envp: Vec<CString> = env
-        .iter()
-        .map(|(key, value)| {
-            let mut entry = key.as_bytes().to_vec();
-            entry.push(b'=');
-            entry.extend_from_slice(value.as_bytes());
-            c_string(spec, entry)
-        })
         .collect::<Result<_, _>>()?;
     let argv_ptrs = null_terminated(&argv);
     let envp_ptrs = null_terminated(&envp);
@@ -198,43 +185,85 @@ fn null_terminated(strings: &[CString]) -> Vec<*mut libc::c_char> {
         .collect()
 }
 
-/// Finds the program as `execvp` would: a name with a slash is used as is; a bare name is
-/// looked up in the child's `PATH` if the spec sets one, else the parent's.
-fn resolve(spec: &SpawnSpec, env: &BTreeMap<OsString, OsString>) -> Result<PathBuf, SpawnError> {
-    let executable = spec.get_executable();
-    if executable.as_bytes().contains(&b'/') {
-        return Ok(PathBuf::from(executable));
+/// The child's environment as `KEY=VALUE` strings, and the `PATH` its program is looked up
+/// in: the one the spec sets, else the parent's (as `execvp` in the child would).
+fn environment(spec: &SpawnSpec) -> Result<(Vec<CString>, Option<OsString>), SpawnError> {
+    let entry = |key: &OsStr, value: &OsStr| {
+        let mut entry = Vec::with_capacity(key.len() + value.len() + 2);
+        entry.extend_from_slice(key.as_bytes());
+        entry.push(b'=');
+        entry.extend_from_slice(value.as_bytes());
+        c_string(spec, entry)
+    };
+    let changes = spec.get_env();
+    if changes.inherits() && changes.vars().next().is_none() {
+        // The parent's, unchanged: straight into C strings, with no map in between.
+        let mut path = None;
+        let envp = std::env::vars_os()
+            .map(|(key, value)| {
+                let entry = entry(&key, &value);
+                if key == "PATH" {
+                    path = Some(value);
+                }
+                entry
+            })
+            .collect::<Result<_, _>>()?;
+        return Ok((envp, path));
     }
-    let sets_path = spec
-        .get_env()
+    let env = changes.resolve(std::env::vars_os());
+    let sets_path = changes
         .vars()
         .any(|(key, value)| key == "PATH" && value.is_some());
-    let search = if sets_path {
+    let path = if sets_path {
         env.get(OsStr::new("PATH")).cloned()
     } else {
         std::env::var_os("PATH")
-    }
-    .unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"));
+    };
+    let envp = env
+        .iter()
+        .map(|(key, value)| entry(key, value))
+        .collect::<Result<_, _>>()?;
+    Ok((envp, path))
+}
 
+/// Finds the program as `execvp` would: a name with a slash is used as is; a bare name is
+/// looked up in `path` (the default `/usr/local/bin:/usr/bin:/bin` when there is none), and
+/// the first executable regular file wins. One `access` per directory, and no allocation but
+/// the one buffer the candidates are written into.
+fn resolve(spec: &SpawnSpec, path: Option<&OsStr>) -> Result<CString, SpawnError> {
+    let executable = spec.get_executable().as_bytes();
+    if executable.contains(&b'/') {
+        return c_string(spec, executable);
+    }
+    let path = path.map_or(&b"/usr/local/bin:/usr/bin:/bin"[..], OsStrExt::as_bytes);
+    let mut candidate = Vec::with_capacity(path.len() + executable.len() + 2);
     let mut denied = false;
-    for dir in std::env::split_paths(&search) {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir.as_path()
+    for dir in path.split(|&byte| byte == b':') {
+        candidate.clear();
+        candidate.extend_from_slice(if dir.is_empty() { b"." } else { dir });
+        candidate.push(b'/');
+        candidate.extend_from_slice(executable);
+        candidate.push(0);
+        let Ok(name) = CStr::from_bytes_with_nul(&candidate) else {
+            // A NUL byte in the name or in this directory: nothing by that name can exist.
+            continue;
         };
-        let candidate = dir.join(executable);
-        match std::fs::metadata(&candidate) {
-            Ok(meta) if meta.is_file() => {
-                if access(&candidate, Access::EXEC_OK).is_ok() {
-                    return Ok(candidate);
-                }
-                denied = true;
+        let executable_here = access(name, Access::EXEC_OK);
+        // Directories are searchable, so `access` passes them: only a regular file counts.
+        let regular = || {
+            rustix::fs::stat(name)
+                .is_ok_and(|stat| FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile)
+        };
+        match executable_here {
+            Ok(()) if regular() => {
+                candidate.pop();
+                return c_string(spec, candidate);
             }
+            Err(rustix::io::Errno::ACCESS) if regular() => denied = true,
             _ => {}
         }
     }
-    let executable = executable.to_string_lossy().into_owned();
+    let executable = spec.get_executable().to_string_lossy().into_owned();
     Err(if denied {
         SpawnError::PermissionDenied(executable)
     } else {

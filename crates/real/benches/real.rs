@@ -2,7 +2,8 @@
 //! - 1 GiB through `cat`: this transport (a pull producer writing 1 MiB chunks, a protocol
 //!   counting stdout) against a plain `tokio::process` pump (`write_all` on stdin, a read
 //!   loop on stdout);
-//! - spawn to `process_ended` of `true` against `std::process::Command::status()`;
+//! - spawn to `process_ended` of `true` against `std::process::Command::status()`, with the
+//!   default three pipes and with stdio inherited as `status()` does;
 //! - 32 and 256 `cat`s at once, 1 MiB through each, against the same plain pump per child.
 //!
 //! `cargo bench -p process-transport-real --bench real`; results in docs/benchmarks.md.
@@ -15,7 +16,8 @@ use std::sync::{Arc, Mutex};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use process_transport_api::{
-    ChildFd, ProcessEnd, ProcessProtocol, ProcessSpawner, ProcessTransport, PushProducer, SpawnSpec,
+    ChildFd, ChildFdMapping, ProcessEnd, ProcessProtocol, ProcessSpawner, ProcessTransport,
+    PushProducer, SpawnSpec,
 };
 use process_transport_real::RealSpawner;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -171,15 +173,27 @@ fn benches(c: &mut Criterion) {
                 .success())
         })
     });
+    let spawn_to_end = |spec: SpawnSpec| {
+        runtime.block_on(async {
+            let transport = RealSpawner::new()
+                .spawn_process(Box::new(Quiet), spec)
+                .await
+                .unwrap();
+            assert_eq!(transport.ended().await, ProcessEnd::Done);
+        })
+    };
     group.bench_function("RealSpawner to process_ended", |b| {
+        b.iter(|| spawn_to_end(SpawnSpec::new("true")))
+    });
+    // The same child as the baseline's: fds 0, 1 and 2 inherited, no pipes.
+    group.bench_function("RealSpawner to process_ended, stdio inherited", |b| {
         b.iter(|| {
-            runtime.block_on(async {
-                let transport = RealSpawner::new()
-                    .spawn_process(Box::new(Quiet), SpawnSpec::new("true"))
-                    .await
-                    .unwrap();
-                assert_eq!(transport.ended().await, ProcessEnd::Done);
-            })
+            let inherited = [0, 1, 2]
+                .into_iter()
+                .fold(SpawnSpec::new("true"), |spec, fd| {
+                    spec.child_fd(ChildFd(fd), ChildFdMapping::Inherit(fd as i32))
+                });
+            spawn_to_end(inherited)
         })
     });
     group.finish();

@@ -25,10 +25,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const TOTAL: usize = 1 << 30;
 const CHUNK: usize = 1 << 20;
 
-/// Writes the next chunk each time the transport's buffer drains; closes stdin at the end.
+/// Writes the next chunk each time the transport's buffer drains; closes stdin at the end and
+/// frees its chunk then, as the baseline's writer task does when it finishes.
 struct Feeder {
     transport: Mutex<Option<Arc<dyn ProcessTransport>>>,
-    chunk: Vec<u8>,
+    chunk: Mutex<Vec<u8>>,
     sent: AtomicUsize,
     total: usize,
 }
@@ -40,10 +41,12 @@ impl PushProducer for Feeder {
         let Some(transport) = guard.as_ref() else {
             return;
         };
-        if self.sent.fetch_add(self.chunk.len(), Ordering::SeqCst) < self.total {
-            transport.write(&self.chunk).unwrap();
+        let mut chunk = self.chunk.lock().unwrap();
+        if self.sent.fetch_add(CHUNK.min(self.total), Ordering::SeqCst) < self.total {
+            transport.write(&chunk).unwrap();
         } else {
             transport.close_stdin();
+            *chunk = Vec::new();
         }
     }
     fn stop_producing(&self) {
@@ -60,7 +63,7 @@ impl ProcessProtocol for Pump {
     fn make_connection(&mut self, transport: Arc<dyn ProcessTransport>) {
         let feeder = Arc::new(Feeder {
             transport: Mutex::new(Some(transport.clone())),
-            chunk: vec![b'x'; CHUNK.min(self.total)],
+            chunk: Mutex::new(vec![b'x'; CHUNK.min(self.total)]),
             sent: AtomicUsize::new(0),
             total: self.total,
         });

@@ -159,8 +159,9 @@ impl State {
         let read = receiver.try_read_buf(&mut data);
         match read {
             Ok(n) if n > 0 => {
-                if deliver && n < size / 2 {
-                    // A short read does not hold on to a large buffer while it is queued.
+                if deliver && n <= FIRST_READ_CHUNK && data.capacity() > FIRST_READ_CHUNK {
+                    // A few bytes do not hold on to a large buffer while they are queued: they
+                    // are copied out, and the buffer goes straight back.
                     out.push(Delivery::ChildData(fd, data.to_vec()));
                     buffers::give(data);
                 } else if deliver {

@@ -45,6 +45,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod buffers;
+mod defer;
 mod pump;
 mod spawner;
 mod sys;

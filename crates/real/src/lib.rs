@@ -45,7 +45,6 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod buffers;
-mod defer;
 mod pump;
 mod spawner;
 mod sys;

@@ -13,7 +13,6 @@ use process_transport_api::{
 use tokio::net::unix::pipe;
 use tokio::sync::Notify;
 
-use crate::defer::{spawn_when_woken, Pump};
 use crate::pump::{exit_pump, read_pump, write_pump};
 use crate::sys::{self, Pipe, Spawned};
 use crate::transport::{PipeGrowth, PumpGuard, RealProcessTransport, Shared, State, TerminalSide};
@@ -216,17 +215,13 @@ impl ProcessSpawner for RealSpawner {
                 state.model.pipe_lost(fd, out);
             }
         });
-        // Every pump is counted before any runs; each becomes a task once it has something
-        // to do (see `defer`).
-        let mut pumps: Vec<Pump> = Vec::with_capacity(read_fds.len() + senders.len() + 1);
         for fd in read_fds {
-            pumps.push(Box::pin(read_pump(PumpGuard::new(&shared), fd)));
+            tokio::spawn(read_pump(PumpGuard::new(&shared), fd));
         }
         for (fd, sender) in senders {
-            pumps.push(Box::pin(write_pump(PumpGuard::new(&shared), fd, sender)));
+            tokio::spawn(write_pump(PumpGuard::new(&shared), fd, sender));
         }
-        pumps.push(Box::pin(exit_pump(PumpGuard::new(&shared), child, watch)));
-        pumps.into_iter().for_each(spawn_when_woken);
+        tokio::spawn(exit_pump(PumpGuard::new(&shared), child, watch));
         Ok(handle)
     }
 }

@@ -10,23 +10,27 @@ use process_transport_api::{
 use process_transport_cassette::{RecordingSpawner, ReplaySpawner};
 use process_transport_command::{Command, Stdio};
 use process_transport_explore::{replay, Exploration, Explore};
-use process_transport_fakes::{MemoryProcessReactor, Script};
+use process_transport_fakes::{FakeChild, MemoryProcessReactor, Script};
 
 struct Quiet;
 impl ProcessProtocol for Quiet {
     fn make_connection(&mut self, _: Arc<dyn ProcessTransport>) {}
 }
 
-/// Runs a talking child and keeps the printed call log of the run.
-async fn logged_run(exploration: Exploration, log: Arc<Mutex<Vec<String>>>) {
-    let reactor = exploration.reactor();
+/// Spawns on `reactor` a child that prints on both outputs and exits with 2.
+fn spawn_talker(reactor: &MemoryProcessReactor) -> FakeChild {
     reactor.register(
         ["talk"],
         Script::new().stdout("one\ntwo\n").stderr("oops\n").exit(2),
     );
-    let child = reactor
+    reactor
         .spawn(Box::new(Quiet), SpawnSpec::new("talk"))
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs a talking child and keeps the printed call log of the run.
+async fn logged_run(exploration: Exploration, log: Arc<Mutex<Vec<String>>>) {
+    let child = spawn_talker(exploration.reactor());
     child.transport().ended().await;
     log.lock()
         .unwrap()
@@ -64,14 +68,7 @@ fn the_empty_schedule_is_the_order_the_fakes_play_without_an_explorer() {
     let into = explored.clone();
     replay(&[], move |e| logged_run(e, into.clone()));
 
-    let reactor = MemoryProcessReactor::new();
-    reactor.register(
-        ["talk"],
-        Script::new().stdout("one\ntwo\n").stderr("oops\n").exit(2),
-    );
-    let child = reactor
-        .spawn(Box::new(Quiet), SpawnSpec::new("talk"))
-        .unwrap();
+    let child = spawn_talker(&MemoryProcessReactor::new());
     assert_eq!(
         explored.lock().unwrap()[0],
         child.transport().call_log().to_string()

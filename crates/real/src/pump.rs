@@ -156,33 +156,30 @@ impl State {
         };
         // Given back to the kept buffers once the protocol has seen it (see `buffers`).
         let mut data = buffers::take(size);
-        let read = receiver.try_read_buf(&mut data);
-        match read {
-            Ok(n) if n > 0 => {
-                if deliver && n <= FIRST_READ_CHUNK && data.capacity() > FIRST_READ_CHUNK {
-                    // A few bytes do not hold on to a large buffer while they are queued: they
-                    // are copied out, and the buffer goes straight back.
-                    out.push(Delivery::ChildData(fd, data.to_vec()));
-                    buffers::give(data);
-                } else if deliver {
-                    out.push(Delivery::ChildData(fd, data));
-                } else {
-                    buffers::give(data);
-                }
-                Read::Data(n)
-            }
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                buffers::give(data);
-                Read::Wait
-            }
+        let read = match receiver.try_read_buf(&mut data) {
+            Ok(n) if n > 0 => Read::Data(n),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => Read::Wait,
             // End of file, or the pipe broke (`EIO` on a terminal whose child side is
             // closed): it closes before its loss is delivered.
-            Ok(_) | Err(_) => {
+            Ok(_) | Err(_) => Read::Stop,
+        };
+        match read {
+            // A few bytes do not hold on to a large buffer while they are queued: they are
+            // copied out, and the buffer goes straight back.
+            Read::Data(n)
+                if deliver && n <= FIRST_READ_CHUNK && data.capacity() > FIRST_READ_CHUNK =>
+            {
+                out.push(Delivery::ChildData(fd, data.to_vec()));
+                buffers::give(data);
+            }
+            Read::Data(_) if deliver => out.push(Delivery::ChildData(fd, data)),
+            Read::Stop => {
                 buffers::give(data);
                 self.output_ended(fd, out);
-                Read::Stop
             }
+            _ => buffers::give(data),
         }
+        read
     }
 }
 

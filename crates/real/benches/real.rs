@@ -3,7 +3,9 @@
 //!   counting stdout) against a plain `tokio::process` pump (`write_all` on stdin, a read
 //!   loop on stdout);
 //! - spawn to `process_ended` of `true` against `std::process::Command::status()`, with the
-//!   default three pipes and with stdio inherited as `status()` does;
+//!   default three pipes and with stdio inherited as `status()` does, on a 2-worker runtime
+//!   and on a current-thread one (what `#[tokio::test]` runs), with tokio's own
+//!   `Command::status` on the 2-worker runtime for comparison;
 //! - 32 and 256 `cat`s at once, 1 MiB through each, against the same plain pump per child.
 //!
 //! `cargo bench -p process-transport-real --bench real`; results in docs/benchmarks.md.
@@ -176,29 +178,50 @@ fn benches(c: &mut Criterion) {
                 .success())
         })
     });
-    let spawn_to_end = |spec: SpawnSpec| {
-        runtime.block_on(async {
-            let transport = RealSpawner::new()
-                .spawn_process(Box::new(Quiet), spec)
-                .await
-                .unwrap();
-            assert_eq!(transport.ended().await, ProcessEnd::Done);
-        })
-    };
-    group.bench_function("RealSpawner to process_ended", |b| {
-        b.iter(|| spawn_to_end(SpawnSpec::new("true")))
-    });
-    // The same child as the baseline's: fds 0, 1 and 2 inherited, no pipes.
-    group.bench_function("RealSpawner to process_ended, stdio inherited", |b| {
+    // What an async caller of the standard library gets: the same child through tokio's own
+    // process driver, on the same runtime as ours.
+    group.bench_function("tokio::process::Command::status, 2 workers", |b| {
         b.iter(|| {
-            let inherited = [0, 1, 2]
-                .into_iter()
-                .fold(SpawnSpec::new("true"), |spec, fd| {
-                    spec.child_fd(ChildFd(fd), ChildFdMapping::Inherit(fd as i32))
-                });
-            spawn_to_end(inherited)
+            runtime.block_on(async {
+                assert!(tokio::process::Command::new("true")
+                    .status()
+                    .await
+                    .unwrap()
+                    .success())
+            })
         })
     });
+    // `#[tokio::test]`'s runtime: one thread that polls the tasks and the reactor itself.
+    let current_thread = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let inherited = || {
+        [0, 1, 2]
+            .into_iter()
+            .fold(SpawnSpec::new("true"), |spec, fd| {
+                spec.child_fd(ChildFd(fd), ChildFdMapping::Inherit(fd as i32))
+            })
+    };
+    for (runtime, on) in [(&runtime, "2 workers"), (&current_thread, "current thread")] {
+        let spawn_to_end = |spec: SpawnSpec| {
+            runtime.block_on(async {
+                let transport = RealSpawner::new()
+                    .spawn_process(Box::new(Quiet), spec)
+                    .await
+                    .unwrap();
+                assert_eq!(transport.ended().await, ProcessEnd::Done);
+            })
+        };
+        group.bench_function(format!("RealSpawner to process_ended, {on}"), |b| {
+            b.iter(|| spawn_to_end(SpawnSpec::new("true")))
+        });
+        // The same child as the baseline's: fds 0, 1 and 2 inherited, no pipes.
+        group.bench_function(
+            format!("RealSpawner to process_ended, stdio inherited, {on}"),
+            |b| b.iter(|| spawn_to_end(inherited())),
+        );
+    }
     group.finish();
 }
 

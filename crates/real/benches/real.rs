@@ -5,7 +5,8 @@
 //! - spawn to `process_ended` of `true` against `std::process::Command::status()`, with the
 //!   default three pipes and with stdio inherited as `status()` does, on a 2-worker runtime
 //!   and on a current-thread one (what `#[tokio::test]` runs), with tokio's own
-//!   `Command::status` on the 2-worker runtime for comparison;
+//!   `Command::status` on the 2-worker runtime and `Command::output` with three pipes (the
+//!   piped rows' own child) for comparison;
 //! - 32 and 256 `cat`s at once, 1 MiB through each, against the same plain pump per child.
 //!
 //! `cargo bench -p process-transport-real --bench real`; results in docs/benchmarks.md.
@@ -176,6 +177,16 @@ fn benches(c: &mut Criterion) {
                 .status()
                 .unwrap()
                 .success())
+        })
+    });
+    // The same child as the piped rows': three pipes, read to their end, the exit reaped.
+    group.bench_function("Command::output, three pipes", |b| {
+        b.iter(|| {
+            let output = std::process::Command::new("true")
+                .stdin(std::process::Stdio::piped())
+                .output()
+                .unwrap();
+            assert!(output.status.success() && output.stdout.is_empty());
         })
     });
     // What an async caller of the standard library gets: the same child through tokio's own

@@ -285,6 +285,15 @@ impl Transport for Recorded {
         self.write_to_child(ChildFd::STDIN, data)
     }
 
+    /// Recorded as a write of the same bytes; the buffer is handed on to the transport.
+    fn write_owned(&self, data: Vec<u8>) -> Result<(), TransportError> {
+        let event = Event::Write {
+            fd: ChildFd::STDIN.0,
+            data: data.as_slice().into(),
+        };
+        self.record(|| event, || self.inner.write_owned(data))
+    }
+
     fn lose_connection(&self) {
         self.record_standard_closes();
         self.inner.lose_connection();

@@ -220,6 +220,10 @@ impl Transport for StringTransportWithDisconnection {
         self.transport.write_sequence(data)
     }
 
+    fn write_owned(&self, data: Vec<u8>) -> Result<(), TransportError> {
+        self.transport.write_owned(data)
+    }
+
     fn lose_connection(&self) {
         self.transport.lose_connection();
         self.disconnect(CloseReason::Done);

@@ -36,6 +36,9 @@ macro_rules! forward {
             fn write_sequence(&self, data: &[&[u8]]) -> Result<(), TransportError> {
                 (**self).write_sequence(data)
             }
+            fn write_owned(&self, data: Vec<u8>) -> Result<(), TransportError> {
+                (**self).write_owned(data)
+            }
             fn lose_connection(&self) {
                 (**self).lose_connection()
             }

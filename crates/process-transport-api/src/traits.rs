@@ -68,6 +68,26 @@ pub trait Transport: Send + Sync {
     fn write_sequence(&self, data: &[&[u8]]) -> Result<(), TransportError> {
         self.write(&data.concat())
     }
+    /// Queues `data` as [`write`](Self::write) does, handing the buffer over instead of
+    /// lending it: a transport that must keep what the peer cannot take yet keeps this buffer
+    /// rather than a copy of it, so a large write costs no copy in this process. Records,
+    /// mocks and cassettes see a `write` of the same bytes. The default calls
+    /// [`write`](Self::write).
+    ///
+    /// ```
+    /// use process_transport_api::{Transport, TransportError};
+    ///
+    /// /// Sends a payload built for this one write: the transport keeps it, not a copy.
+    /// fn send_file(transport: &dyn Transport, contents: Vec<u8>) -> Result<(), TransportError> {
+    ///     transport.write_owned(contents)?;
+    ///     transport.lose_connection();
+    ///     Ok(())
+    /// }
+    /// # let _ = send_file;
+    /// ```
+    fn write_owned(&self, data: Vec<u8>) -> Result<(), TransportError> {
+        self.write(&data)
+    }
     /// Closes the connection once the queued data is written.
     fn lose_connection(&self);
     /// Closes the connection now, dropping queued data.

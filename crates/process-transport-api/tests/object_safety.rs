@@ -10,8 +10,8 @@ use process_transport_api::{
     PushProducer, Signal, SpawnError, SpawnSpec, Transport, TransportError,
 };
 
-/// Implements every trait, notes the name of each call, and overrides two provided methods
-/// (`write_sequence`, `close_stdin`), which a forwarding impl must keep.
+/// Implements every trait, notes the name of each call, and overrides three provided methods
+/// (`write_sequence`, `write_owned`, `close_stdin`), which a forwarding impl must keep.
 #[derive(Default)]
 struct Double(Mutex<Vec<&'static str>>);
 
@@ -43,6 +43,10 @@ impl Transport for Double {
     }
     fn write_sequence(&self, _: &[&[u8]]) -> Result<(), TransportError> {
         self.note("write_sequence");
+        Ok(())
+    }
+    fn write_owned(&self, _: Vec<u8>) -> Result<(), TransportError> {
+        self.note("write_owned");
         Ok(())
     }
     fn lose_connection(&self) {
@@ -163,6 +167,7 @@ fn every_trait_is_object_safe_and_crosses_threads() {
 fn exercise(transport: &dyn ProcessTransport, double: &Double) {
     transport.write(b"a").unwrap();
     transport.write_sequence(&[b"b", b"c"]).unwrap();
+    transport.write_owned(b"d".to_vec()).unwrap();
     transport.close_stdin();
     transport.close_stdout();
     transport.pause_producing();
@@ -175,6 +180,7 @@ fn exercise(transport: &dyn ProcessTransport, double: &Double) {
         [
             "write",
             "write_sequence",
+            "write_owned",
             "close_stdin",
             "close_child_fd",
             "pause",

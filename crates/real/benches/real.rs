@@ -7,7 +7,9 @@
 //!   and on a current-thread one (what `#[tokio::test]` runs), with tokio's own
 //!   `Command::status` on the 2-worker runtime and `Command::output` with three pipes (the
 //!   piped rows' own child) for comparison;
-//! - 32 and 256 `cat`s at once, 1 MiB through each, against the same plain pump per child.
+//! - 32 and 256 `cat`s at once, 1 MiB through each, against the same plain pump per child; the
+//!   chunk handed to the transport (`write_owned`), and lent (`write`, which copies what the
+//!   pipe does not take at once) for comparison.
 //!
 //! `cargo bench -p process-transport-real --bench real`; results in docs/benchmarks.md.
 
@@ -29,12 +31,14 @@ const TOTAL: usize = 1 << 30;
 const CHUNK: usize = 1 << 20;
 
 /// Writes the next chunk each time the transport's buffer drains; closes stdin at the end and
-/// frees its chunk then, as the baseline's writer task does when it finishes.
+/// frees its chunk then, as the baseline's writer task does when it finishes. With `owned`,
+/// the last chunk is handed over (`write_owned`) rather than lent.
 struct Feeder {
     transport: Mutex<Option<Arc<dyn ProcessTransport>>>,
     chunk: Mutex<Vec<u8>>,
     sent: AtomicUsize,
     total: usize,
+    owned: bool,
 }
 
 impl PushProducer for Feeder {
@@ -45,7 +49,11 @@ impl PushProducer for Feeder {
             return;
         };
         let mut chunk = self.chunk.lock().unwrap();
-        if self.sent.fetch_add(CHUNK.min(self.total), Ordering::SeqCst) < self.total {
+        let size = CHUNK.min(self.total);
+        let sent = self.sent.fetch_add(size, Ordering::SeqCst);
+        if self.owned && sent + size == self.total {
+            transport.write_owned(std::mem::take(&mut *chunk)).unwrap();
+        } else if sent < self.total {
             transport.write(&chunk).unwrap();
         } else {
             transport.close_stdin();
@@ -60,6 +68,7 @@ impl PushProducer for Feeder {
 struct Pump {
     received: Arc<AtomicUsize>,
     total: usize,
+    owned: bool,
 }
 
 impl ProcessProtocol for Pump {
@@ -69,6 +78,7 @@ impl ProcessProtocol for Pump {
             chunk: Mutex::new(vec![b'x'; CHUNK.min(self.total)]),
             sent: AtomicUsize::new(0),
             total: self.total,
+            owned: self.owned,
         });
         transport.register_producer(feeder, false).unwrap();
     }
@@ -78,12 +88,21 @@ impl ProcessProtocol for Pump {
 }
 
 async fn through_transport(total: usize) {
+    feed_cat(total, true).await
+}
+
+async fn through_transport_lent(total: usize) {
+    feed_cat(total, false).await
+}
+
+async fn feed_cat(total: usize, owned: bool) {
     let received = Arc::new(AtomicUsize::new(0));
     let transport = RealSpawner::new()
         .spawn_process(
             Box::new(Pump {
                 received: received.clone(),
                 total,
+                owned,
             }),
             SpawnSpec::new("cat"),
         )
@@ -166,6 +185,10 @@ fn benches(c: &mut Criterion) {
         });
         group.bench_function("RealProcessTransport", |b| {
             b.iter(|| runtime.block_on(at_once(children, CHUNK, through_transport)))
+        });
+        // The chunk lent (`write`): what the pipe does not take at once is copied.
+        group.bench_function("RealProcessTransport, the chunk lent", |b| {
+            b.iter(|| runtime.block_on(at_once(children, CHUNK, through_transport_lent)))
         });
         group.finish();
     }

@@ -239,6 +239,17 @@ impl OutBuffer {
         self.bytes.extend_from_slice(data);
     }
 
+    /// Queues `data[start..]`, keeping `data` itself when nothing else is pending.
+    pub(crate) fn push_owned(&mut self, data: Vec<u8>, start: usize) {
+        if self.is_empty() {
+            self.clear();
+            self.bytes = data;
+            self.start = start;
+        } else {
+            self.push(&data[start..]);
+        }
+    }
+
     pub(crate) fn consume(&mut self, n: usize) {
         self.start += n;
         if self.start == self.bytes.len() {
@@ -259,29 +270,46 @@ impl Drop for OutBuffer {
     }
 }
 
+/// Bytes the parent writes: lent by the caller, or handed over to be kept instead of copied.
+pub(crate) enum Payload<'a> {
+    Lent(&'a [u8]),
+    Owned(Vec<u8>),
+}
+
+impl Payload<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Payload::Lent(data) => data,
+            Payload::Owned(data) => data,
+        }
+    }
+}
+
 impl State {
     /// Writes `data` to pipe `fd`: straight into the pipe while nothing is buffered, the rest
-    /// into the buffer. Returns whether anything was buffered (the pump must run).
+    /// into the buffer (an owned payload is kept there, not copied). Returns whether anything
+    /// was buffered (the pump must run).
     fn write(
         &mut self,
         fd: ChildFd,
-        data: &[u8],
+        payload: Payload<'_>,
         out: &mut Vec<Delivery>,
     ) -> Result<bool, TransportError> {
         if !self.model.admit_write(fd)? {
             // The child's end is gone, but the protocol has not been shown it yet.
             return Ok(false);
         }
+        let data = payload.bytes();
         if let (Some(terminal), Some(&last)) = (self.terminal.as_mut(), data.last()) {
             terminal.at_line_start = matches!(last, b'\n' | b'\r' | 0x04);
         }
-        let mut rest = data;
+        let mut written = 0;
         let empty = self.buffers.get(&fd).is_none_or(OutBuffer::is_empty);
         if let Some(sender) = self.senders.get(&fd).filter(|_| empty).cloned() {
             // Twice at most: a write that fills the pipe makes it larger, once, and goes on.
-            while !rest.is_empty() {
-                match sender.try_write(rest) {
-                    Ok(n) => rest = &rest[n..],
+            while written < data.len() {
+                match sender.try_write(&data[written..]) {
+                    Ok(n) => written += n,
                     Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
                     // EPIPE: the child closed its end. These bytes are dropped, as the kernel
                     // drops what a pipe holds when its reader goes; the protocol learns of the
@@ -292,17 +320,20 @@ impl State {
                         return Ok(false);
                     }
                 }
-                if rest.is_empty() || !self.growth.full(fd, sender.as_fd()) {
+                if written == data.len() || !self.growth.full(fd, sender.as_fd()) {
                     break;
                 }
             }
         }
-        if rest.is_empty() {
+        if written == data.len() {
             self.model.wrote_through(fd, out);
             return Ok(false);
         }
         let buffer = self.buffers.entry(fd).or_default();
-        buffer.push(rest);
+        match payload {
+            Payload::Lent(data) => buffer.push(&data[written..]),
+            Payload::Owned(data) => buffer.push_owned(data, written),
+        }
         let buffered = buffer.len();
         self.model.set_buffered(fd, buffered, out);
         Ok(true)
@@ -374,11 +405,27 @@ impl RealProcessTransport {
     pub fn ended_now(&self) -> Option<ProcessEnd> {
         self.shared.dispatcher.ended_now()
     }
+
+    fn write_payload(&self, fd: ChildFd, payload: Payload<'_>) -> Result<(), TransportError> {
+        let buffered = self
+            .shared
+            .act(|state, out| state.write(fd, payload, out))?;
+        if buffered {
+            self.shared.wake(fd);
+        }
+        Ok(())
+    }
 }
 
 impl Transport for RealProcessTransport {
     fn write(&self, data: &[u8]) -> Result<(), TransportError> {
         self.write_to_child(ChildFd::STDIN, data)
+    }
+
+    /// Keeps `data` as the stdin buffer when the pipe cannot take it all and nothing else is
+    /// buffered: no copy.
+    fn write_owned(&self, data: Vec<u8>) -> Result<(), TransportError> {
+        self.write_payload(ChildFd::STDIN, Payload::Owned(data))
     }
 
     fn lose_connection(&self) {
@@ -457,11 +504,7 @@ impl ProcessTransport for RealProcessTransport {
     }
 
     fn write_to_child(&self, fd: ChildFd, data: &[u8]) -> Result<(), TransportError> {
-        let buffered = self.shared.act(|state, out| state.write(fd, data, out))?;
-        if buffered {
-            self.shared.wake(fd);
-        }
-        Ok(())
+        self.write_payload(fd, Payload::Lent(data))
     }
 
     /// Sets the terminal's size (`TIOCSWINSZ` on its master side); the kernel sends

@@ -348,6 +348,22 @@ scenarios! {
         Ok(())
     }
 
+    owned_and_lent_writes_arrive_whole_and_in_order => |ctx| {
+        let (transport, log) = ctx.spawn(Child::Echo).await?;
+        // An owned write larger than a pipe (what the pipe does not take is kept), a lent one
+        // behind it, and an owned one onto a buffer that is not empty.
+        let data = pattern(3 * 512 * 1024 + 7);
+        let (first, rest) = data.split_at(1024 * 1024);
+        let (second, third) = rest.split_at(100);
+        transport.write_owned(first.to_vec()).map_err(|e| e.to_string())?;
+        transport.write(second).map_err(|e| e.to_string())?;
+        transport.write_owned(third.to_vec()).map_err(|e| e.to_string())?;
+        transport.close_stdin();
+        end(&transport).await?;
+        ensure!(log.bytes(ChildFd::STDOUT) == data, "the echo differs from the 1.5 MiB written");
+        Ok(())
+    }
+
     writing_to_an_unmapped_fd_is_unknown_child_fd => |ctx| {
         let (transport, _log) = ctx.spawn(Child::Echo).await?;
         let result = transport.write_to_child(ChildFd(9), b"x");

@@ -144,6 +144,25 @@ fn payload_predicates_match_writes() {
 }
 
 #[test]
+fn an_owned_write_is_expected_and_logged_as_a_write() {
+    let mut mock = MockTransport::new();
+    mock.expect_write()
+        .with(bytes_eq("payload"))
+        .times(1)
+        .returning(|_| Ok(()));
+    let mock: Box<dyn Transport> = Box::new(mock);
+    mock.write_owned(b"payload".to_vec()).unwrap();
+
+    let fake = MemoryProcessTransport::new();
+    fake.write_owned(b"payload".to_vec()).unwrap();
+    assert_eq!(
+        fake.call_log().to_string(),
+        "-> write_to_child(0, \"payload\")\n"
+    );
+    assert_eq!(fake.value(), b"payload");
+}
+
+#[test]
 fn a_mocked_error_reaches_the_code_under_test() {
     let mut transport = MockProcessTransport::new();
     transport

@@ -6,7 +6,7 @@
 //!   default three pipes and with stdio inherited as `status()` does, on a 2-worker runtime
 //!   and on a current-thread one (what `#[tokio::test]` runs), with tokio's own
 //!   `Command::status` on the 2-worker runtime and `Command::output` with three pipes (the
-//!   piped rows' own child) for comparison;
+//!   piped rows' own child), from the standard library and from tokio, for comparison;
 //! - 32 and 256 `cat`s at once, 1 MiB through each, against the same plain pump per child; the
 //!   chunk handed to the transport (`write_owned`), and lent (`write`, which copies what the
 //!   pipe does not take at once) for comparison.
@@ -225,6 +225,23 @@ fn benches(c: &mut Criterion) {
             })
         })
     });
+    // The piped rows' own child through tokio's process driver: three pipes, read to their
+    // end, the exit reaped.
+    group.bench_function(
+        "tokio::process::Command::output, three pipes, 2 workers",
+        |b| {
+            b.iter(|| {
+                runtime.block_on(async {
+                    let output = tokio::process::Command::new("true")
+                        .stdin(std::process::Stdio::piped())
+                        .output()
+                        .await
+                        .unwrap();
+                    assert!(output.status.success() && output.stdout.is_empty());
+                })
+            })
+        },
+    );
     // `#[tokio::test]`'s runtime: one thread that polls the tasks and the reactor itself.
     let current_thread = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -100,7 +100,10 @@ pub(super) fn spawn(spec: &SpawnSpec, plan: &FdPlan) -> Result<u32, SpawnError> 
         .map(|arg| c_string(spec, arg.as_bytes()))
         .collect::<Result<_, _>>()?;
     let argv_ptrs = null_terminated(&argv);
-    let envp_ptrs = null_terminated(&envp);
+    let built_envp = match &envp {
+        Envp::Built(strings) => Some(null_terminated(strings)),
+        Envp::Parent => None,
+    };
     let cwd = spec
         .get_cwd()
         .map(|cwd| c_string(spec, cwd.as_os_str().as_bytes()))
@@ -160,9 +163,17 @@ pub(super) fn spawn(spec: &SpawnSpec, plan: &FdPlan) -> Result<u32, SpawnError> 
     }
     let attributes = Attributes::defaults(plan.pty.is_some()).map_err(os_error)?;
 
+    let envp_ptr = match &built_envp {
+        Some(built) => built.as_ptr(),
+        // SAFETY: reads the pointer only; `posix_spawn` reads the array as `execve` does. The
+        // environment changes only through `std::env::set_var` and `remove_var`, whose
+        // contract rules out any other thread reading it meanwhile by other means.
+        None => unsafe { environ }.cast::<*mut libc::c_char>(),
+    };
     let mut pid: libc::pid_t = 0;
     // SAFETY: every pointer is valid for the call: the program path, the actions and the
-    // attributes objects, and the NUL-terminated argv and envp arrays of live CStrings.
+    // attributes objects, the NUL-terminated argv array of live CStrings, and the envp array:
+    // live CStrings too, or the process's own environment.
     let code = unsafe {
         libc::posix_spawn(
             &mut pid,
@@ -170,7 +181,7 @@ pub(super) fn spawn(spec: &SpawnSpec, plan: &FdPlan) -> Result<u32, SpawnError> 
             &actions.0,
             &attributes.0,
             argv_ptrs.as_ptr(),
-            envp_ptrs.as_ptr(),
+            envp_ptr,
         )
     };
     check(code).map_err(os_error)?;
@@ -185,30 +196,26 @@ fn null_terminated(strings: &[CString]) -> Vec<*mut libc::c_char> {
         .collect()
 }
 
-/// The child's environment as `KEY=VALUE` strings, and the `PATH` its program is looked up
-/// in: the one the spec sets, else the parent's (as `execvp` in the child would).
-fn environment(spec: &SpawnSpec) -> Result<(Vec<CString>, Option<OsString>), SpawnError> {
-    let entry = |key: &OsStr, value: &OsStr| {
-        let mut entry = Vec::with_capacity(key.len() + value.len() + 2);
-        entry.extend_from_slice(key.as_bytes());
-        entry.push(b'=');
-        entry.extend_from_slice(value.as_bytes());
-        c_string(spec, entry)
-    };
+extern "C" {
+    /// The process's environment, as `execve` takes it (`environ(7)`).
+    static environ: *const *const libc::c_char;
+}
+
+/// The child's environment.
+enum Envp {
+    /// The parent's own, unchanged: its `environ` is handed to the spawn as it is, as the
+    /// standard library's `Command` does, with no copy.
+    Parent,
+    /// One built for the child: `KEY=VALUE` strings.
+    Built(Vec<CString>),
+}
+
+/// The child's environment, and the `PATH` its program is looked up in: the one the spec sets,
+/// else the parent's (as `execvp` in the child would).
+fn environment(spec: &SpawnSpec) -> Result<(Envp, Option<OsString>), SpawnError> {
     let changes = spec.get_env();
     if changes.inherits() && changes.vars().next().is_none() {
-        // The parent's, unchanged: straight into C strings, with no map in between.
-        let mut path = None;
-        let envp = std::env::vars_os()
-            .map(|(key, value)| {
-                let entry = entry(&key, &value);
-                if key == "PATH" {
-                    path = Some(value);
-                }
-                entry
-            })
-            .collect::<Result<_, _>>()?;
-        return Ok((envp, path));
+        return Ok((Envp::Parent, std::env::var_os("PATH")));
     }
     let env = changes.resolve(std::env::vars_os());
     let sets_path = changes
@@ -221,9 +228,15 @@ fn environment(spec: &SpawnSpec) -> Result<(Vec<CString>, Option<OsString>), Spa
     };
     let envp = env
         .iter()
-        .map(|(key, value)| entry(key, value))
+        .map(|(key, value)| {
+            let mut entry = Vec::with_capacity(key.len() + value.len() + 2);
+            entry.extend_from_slice(key.as_bytes());
+            entry.push(b'=');
+            entry.extend_from_slice(value.as_bytes());
+            c_string(spec, entry)
+        })
         .collect::<Result<_, _>>()?;
-    Ok((envp, path))
+    Ok((Envp::Built(envp), path))
 }
 
 /// Finds the program as `execvp` would: a name with a slash is used as is; a bare name is

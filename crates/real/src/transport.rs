@@ -271,7 +271,7 @@ impl Drop for OutBuffer {
 }
 
 /// Bytes the parent writes: lent by the caller, or handed over to be kept instead of copied.
-pub(crate) enum Payload<'a> {
+enum Payload<'a> {
     Lent(&'a [u8]),
     Owned(Vec<u8>),
 }

@@ -624,4 +624,20 @@ mod tests {
         buffer.clear();
         assert_eq!((buffer.len(), buffer.pending()), (0, &b""[..]));
     }
+
+    #[test]
+    fn an_owned_push_is_kept_when_nothing_is_pending_and_appended_behind_what_is() {
+        let mut buffer = OutBuffer::default();
+        let owned = b"skip:kept".to_vec();
+        let address = owned.as_ptr();
+        // The first five bytes went straight into the pipe.
+        buffer.push_owned(owned, 5);
+        assert_eq!(buffer.pending(), b"kept");
+        assert_eq!(buffer.pending().as_ptr(), address.wrapping_add(5), "copied");
+        buffer.push(b" lent");
+        buffer.push_owned(b"xx owned".to_vec(), 2);
+        assert_eq!(buffer.pending(), b"kept lent owned");
+        buffer.consume(15);
+        assert!(buffer.is_empty());
+    }
 }

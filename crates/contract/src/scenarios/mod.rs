@@ -388,6 +388,10 @@ scenarios! {
         write_after(ctx, |t| t.close_stdin(), |t| t.write(b"x")).await
     }
 
+    an_owned_write_after_close_stdin_is_child_fd_closed => |ctx| {
+        write_after(ctx, |t| t.close_stdin(), |t| t.write_owned(b"x".to_vec())).await
+    }
+
     writing_after_lose_connection_is_child_fd_closed => |ctx| {
         write_after(ctx, |t| t.lose_connection(), |t| t.write_sequence(&[b"x"])).await
     }

@@ -2,7 +2,6 @@
 
 use std::any::Any;
 use std::fmt;
-use std::sync::Arc;
 
 use process_transport_api::{
     ChildFd, ChildFdMapping, Delivery, PipeState, ProcessEnd, ProcessProtocol, PtySize, Signal,
@@ -37,7 +36,6 @@ use crate::{MemoryProcessTransport, TerminalModes};
 #[derive(Clone)]
 pub struct FakeChild {
     transport: MemoryProcessTransport,
-    spec: Arc<SpawnSpec>,
 }
 
 const OWNER: &str = "FakeChild";
@@ -45,7 +43,7 @@ const OWNER: &str = "FakeChild";
 impl fmt::Debug for FakeChild {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct(OWNER)
-            .field("spec", &self.spec.command_line())
+            .field("spec", &self.spec().command_line())
             .field("transport", &self.transport)
             .finish()
     }
@@ -53,27 +51,26 @@ impl fmt::Debug for FakeChild {
 
 impl FakeChild {
     pub(crate) fn new(transport: MemoryProcessTransport) -> Self {
-        let spec = transport.inner().spec.clone();
-        FakeChild { transport, spec }
+        FakeChild { transport }
     }
 
     /// `true` when `fd` is mapped to the null device.
     pub(crate) fn is_null(&self, fd: ChildFd) -> bool {
-        self.spec.get_child_fds().get(&fd) == Some(&ChildFdMapping::Null)
+        self.spec().get_child_fds().get(&fd) == Some(&ChildFdMapping::Null)
     }
 
     /// `true` when `fd` is the null device or one of the parent's own fds: not a pipe, and
     /// writes on it succeed without reaching the protocol.
     fn swallows_writes(&self, fd: ChildFd) -> bool {
         matches!(
-            self.spec.get_child_fds().get(&fd),
+            self.spec().get_child_fds().get(&fd),
             Some(ChildFdMapping::Null | ChildFdMapping::Inherit(_))
         )
     }
 
     /// The spec this child was spawned with.
     pub fn spec(&self) -> &SpawnSpec {
-        &self.spec
+        &self.transport.inner().spec
     }
 
     /// The transport the protocol holds (a clone sharing its state).
@@ -144,7 +141,7 @@ impl FakeChild {
             Some(terminal) => terminal.modes = modes,
             None => panic!(
                 "FakeChild::set_terminal_modes misuse: `{}` was spawned without use_pty",
-                self.spec.command_line()
+                self.spec().command_line()
             ),
         }
     }

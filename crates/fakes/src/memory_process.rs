@@ -63,7 +63,7 @@ pub struct MemoryProcessTransport {
 pub(crate) struct Inner {
     pub(crate) state: Mutex<FakeState>,
     pub(crate) dispatcher: Dispatcher,
-    pub(crate) spec: Arc<SpawnSpec>,
+    pub(crate) spec: SpawnSpec,
     log: CallLog,
     script: Mutex<Option<Arc<Script>>>,
     /// What the script must react to, in order; never handled re-entrantly.
@@ -205,11 +205,10 @@ impl MemoryProcessTransport {
         protocol: Option<Box<dyn ProcessProtocol>>,
     ) -> Self {
         let log = CallLog::default();
-        let dispatcher = Dispatcher::raising_panics(protocol);
         let observer = log.clone();
-        dispatcher.set_observer(Some(Arc::new(move |delivery: &Delivery| {
-            observer.delivered(delivery)
-        })));
+        let dispatcher = Dispatcher::raising_panics(protocol).observed_by(Arc::new(
+            move |delivery: &Delivery| observer.delivered(delivery),
+        ));
         let mut model = ProcessModel::new(&spec.transport_fds(), pid);
         model.shown_by(&dispatcher);
         let terminal = spec
@@ -232,7 +231,7 @@ impl MemoryProcessTransport {
                     explore: None,
                 }),
                 dispatcher,
-                spec: Arc::new(spec),
+                spec,
                 log,
                 script: Mutex::new(None),
                 script_events: EventQueue::new(),

@@ -67,9 +67,15 @@ use crate::{FakeChild, MemoryProcessTransport, Script, DEFAULT_PID};
 /// ```
 #[derive(Clone, Default)]
 pub struct MemoryProcessReactor {
-    children: Arc<Mutex<Vec<FakeChild>>>,
-    setup: Arc<Mutex<Setup>>,
-    passed: Arc<Mutex<Vec<SpawnSpec>>>,
+    shared: Arc<Shared>,
+}
+
+/// What clones of a reactor share, in one allocation.
+#[derive(Default)]
+struct Shared {
+    children: Mutex<Vec<FakeChild>>,
+    setup: Mutex<Setup>,
+    passed: Mutex<Vec<SpawnSpec>>,
 }
 
 /// The reactor's scripts and options.
@@ -116,7 +122,10 @@ impl MemoryProcessReactor {
     }
 
     fn setup(&self) -> MutexGuard<'_, Setup> {
-        self.setup.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shared
+            .setup
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn add(&self, matcher: Matcher, script: Script) -> Registration {
@@ -176,7 +185,8 @@ impl MemoryProcessReactor {
 
     /// The specs sent on to the [`pass_through`](Self::pass_through) spawner, in order.
     pub fn passed_through(&self) -> Vec<SpawnSpec> {
-        self.passed
+        self.shared
+            .passed
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
@@ -231,15 +241,15 @@ impl MemoryProcessReactor {
     /// the latest unlimited one.
     fn find(&self, spec: &SpawnSpec) -> Result<Found, SpawnError> {
         let setup = self.setup();
-        let mut candidates: Vec<&Registration> = setup
+        // The first of the best-ranked, as a stable sort would put it first.
+        let found = setup
             .registrations
             .iter()
             .filter(|registration| registration.has_uses_left() && registration.matches(spec))
-            .collect();
-        candidates.sort_by_key(|registration| registration.rank());
-        if let Some(found) = candidates.first() {
+            .min_by_key(|registration| registration.rank());
+        if let Some(found) = found {
             found.take_use();
-            return Ok(Found::Script((*found).clone()));
+            return Ok(Found::Script(found.clone()));
         }
         if let Some(spawner) = &setup.pass_through {
             return Ok(Found::PassThrough(spawner.clone()));
@@ -267,7 +277,10 @@ impl MemoryProcessReactor {
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<FakeChild>> {
-        self.children.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shared
+            .children
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Spawns without a runtime: what `spawn_process` does, returning the child handle.
@@ -378,7 +391,8 @@ impl ProcessSpawner for MemoryProcessReactor {
             Found::Script(registration) => self.play(protocol, spec, Some(registration)),
             Found::Unscripted => self.play(protocol, spec, None),
             Found::PassThrough(spawner) => {
-                self.passed
+                self.shared
+                    .passed
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .push(spec.clone());

@@ -57,7 +57,7 @@ pub struct Dispatcher {
     queue: EventQueue<Delivery>,
     protocol: Mutex<Option<Box<dyn ProcessProtocol>>>,
     end: Mutex<EndState>,
-    observer: Mutex<Option<DeliveryObserver>>,
+    observer: Option<DeliveryObserver>,
     shown: Arc<Shown>,
     on_panic: Mutex<Option<PanicHandler>>,
     panic: Mutex<PanicState>,
@@ -89,6 +89,11 @@ impl fmt::Debug for Dispatcher {
     }
 }
 
+thread_local! {
+    /// The buffer [`Dispatcher::act`] hands its steps, reused from step to step.
+    static SPARE_OUT: std::cell::Cell<Vec<Delivery>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -101,7 +106,7 @@ impl Dispatcher {
             queue: EventQueue::new(),
             protocol: Mutex::new(protocol),
             end: Mutex::new(EndState::default()),
-            observer: Mutex::new(None),
+            observer: None,
             shown: Arc::default(),
             on_panic: Mutex::new(None),
             panic: Mutex::new(PanicState::default()),
@@ -174,9 +179,10 @@ impl Dispatcher {
         self
     }
 
-    /// Sets the observer that sees every delivery before it is made.
-    pub fn set_observer(&self, observer: Option<DeliveryObserver>) {
-        *lock(&self.observer) = observer;
+    /// Lets `observer` see every delivery just before it is made.
+    pub fn observed_by(mut self, observer: DeliveryObserver) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Runs `step` on the driver's `state` under its lock, queues the deliveries it appended
@@ -187,13 +193,19 @@ impl Dispatcher {
         state: &Mutex<S>,
         step: impl FnOnce(&mut S, &mut Vec<Delivery>) -> R,
     ) -> R {
-        let mut out = Vec::new();
+        // The buffer is the thread's own, kept between steps: a step that produces
+        // deliveries allocates nothing for them. A step that acts again (on another
+        // transport) takes a fresh one.
+        let mut out = SPARE_OUT.take();
         let result = {
             let mut state = lock(state);
             let result = step(&mut state, &mut out);
-            self.queue.extend(out);
+            if !out.is_empty() {
+                self.queue.extend(out.drain(..));
+            }
             result
         };
+        SPARE_OUT.set(out);
         self.deliver_queued();
         result
     }
@@ -213,8 +225,7 @@ impl Dispatcher {
     }
 
     fn deliver(&self, delivery: Delivery) {
-        let observer = lock(&self.observer).clone();
-        if let Some(observer) = observer {
+        if let Some(observer) = &self.observer {
             observer(&delivery);
         }
         self.shown.note(&delivery);
@@ -425,12 +436,12 @@ mod tests {
     #[test]
     fn deliveries_reach_the_observer_then_the_protocol_in_order() {
         let (protocol, seen, _) = noting();
-        let dispatcher = Dispatcher::new(Some(protocol));
         let observed = Arc::new(Mutex::new(Vec::new()));
         let log = observed.clone();
-        dispatcher.set_observer(Some(Arc::new(move |delivery: &Delivery| {
-            log.lock().unwrap().push(format!("{delivery:?}"));
-        })));
+        let dispatcher =
+            Dispatcher::new(Some(protocol)).observed_by(Arc::new(move |delivery: &Delivery| {
+                log.lock().unwrap().push(format!("{delivery:?}"));
+            }));
         end_of(&dispatcher);
         assert_eq!(
             *observed.lock().unwrap(),

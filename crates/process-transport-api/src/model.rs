@@ -98,6 +98,37 @@ struct Pipe {
     closed_by_parent: bool,
 }
 
+/// The pipes of a fd map, in fd order: a handful at most, so a list searched in order is
+/// cheaper to build and to search than a tree.
+struct Pipes(Vec<(ChildFd, Pipe)>);
+
+impl Pipes {
+    fn get(&self, fd: &ChildFd) -> Option<&Pipe> {
+        self.0.iter().find(|(at, _)| at == fd).map(|(_, pipe)| pipe)
+    }
+
+    fn get_mut(&mut self, fd: &ChildFd) -> Option<&mut Pipe> {
+        self.0
+            .iter_mut()
+            .find(|(at, _)| at == fd)
+            .map(|(_, pipe)| pipe)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&ChildFd, &Pipe)> {
+        self.0.iter().map(|(fd, pipe)| (fd, pipe))
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Pipe> {
+        self.0.iter().map(|(_, pipe)| pipe)
+    }
+}
+
+impl fmt::Debug for Pipes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
 struct Registered {
     producer: Arc<dyn PushProducer>,
     streaming: bool,
@@ -123,7 +154,7 @@ struct Registered {
 /// assert!(matches!(out.last(), Some(Delivery::ProcessEnded(ProcessEnd::Done))));
 /// ```
 pub struct ProcessModel {
-    pipes: BTreeMap<ChildFd, Pipe>,
+    pipes: Pipes,
     pid: Option<u32>,
     exit: Option<ProcessEnd>,
     ended: bool,
@@ -166,7 +197,7 @@ impl ProcessModel {
             })
             .collect();
         ProcessModel {
-            pipes,
+            pipes: Pipes(pipes),
             pid,
             exit: None,
             ended: false,

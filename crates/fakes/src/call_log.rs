@@ -86,9 +86,20 @@ pub enum Logged {
 /// <- child_data_received(1, \"ok\\n\")
 /// ");
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct CallLog {
     entries: Arc<Mutex<Vec<Entry>>>,
+}
+
+/// Room for a short test's calls and events, so that the log grows once at most.
+const LOG_CAPACITY: usize = 16;
+
+impl Default for CallLog {
+    fn default() -> Self {
+        CallLog {
+            entries: Arc::new(Mutex::new(Vec::with_capacity(LOG_CAPACITY))),
+        }
+    }
 }
 
 /// Bytes written once and shared by the log and the transport's buffers.

@@ -8,9 +8,10 @@ use process_transport_api::{
     SpawnSpec, TransportError,
 };
 
+use crate::call_log::Shared;
 use crate::downcast::{protocol_as, protocol_into};
 use crate::explore::Pending;
-use crate::memory_process::{FakeState, Held};
+use crate::memory_process::{FakeState, Held, Unread};
 use crate::{MemoryProcessTransport, TerminalModes};
 
 /// A handle through which a test plays the child of a [`MemoryProcessTransport`]: it writes
@@ -155,16 +156,31 @@ impl FakeChild {
     /// Takes at most `max` of the bytes the parent wrote on `fd` that the child has not read
     /// yet: a slow reader, for simulated back-pressure.
     pub fn read_at_most(&self, fd: ChildFd, max: usize) -> Vec<u8> {
+        self.take_unread(fd, |unread| unread.take(max))
+            .unwrap_or_default()
+    }
+
+    /// What [`read`](Self::read) takes, shared rather than copied when it is one whole
+    /// write: how a script reads.
+    pub(crate) fn read_shared(&self, fd: ChildFd) -> Option<Shared> {
+        self.take_unread(fd, Unread::take_all)
+            .filter(|data| !data.is_empty())
+    }
+
+    /// Takes from what the child has not read on `fd`, and shows the model what is left.
+    fn take_unread<T: AsRef<[u8]>>(
+        &self,
+        fd: ChildFd,
+        take: impl FnOnce(&mut Unread) -> T,
+    ) -> Option<T> {
         self.transport.act(|state, out| {
-            let Some(unread) = state.unread.get_mut(&fd) else {
-                return Vec::new();
-            };
-            let data = unread.take(max);
+            let unread = state.unread.get_mut(fd)?;
+            let data = take(unread);
             let left = unread.len();
-            if !data.is_empty() {
+            if !data.as_ref().is_empty() {
                 state.model.set_buffered(fd, left, out);
             }
-            data
+            Some(data)
         })
     }
 
@@ -173,7 +189,7 @@ impl FakeChild {
         self.transport
             .lock()
             .unread
-            .get(&fd)
+            .get(fd)
             .map_or(0, |bytes| bytes.len())
     }
 
@@ -186,7 +202,7 @@ impl FakeChild {
         let state = self.transport.lock();
         let closed = state.model.pipe_mapping(fd) == Some(ChildFdMapping::ParentWrites)
             && !state.model.is_writable(fd);
-        closed && state.unread.get(&fd).is_none_or(|bytes| bytes.is_empty())
+        closed && state.unread.get(fd).is_none_or(|bytes| bytes.is_empty())
     }
 
     /// The child closes its end of `fd`. On a pipe the parent reads, the protocol gets

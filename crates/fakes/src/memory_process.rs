@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use process_transport_api::{
-    Address, ChildFd, ChildFdMapping, CloseAction, Delivery, Dispatcher, EventQueue, PipeState,
-    ProcessEnd, ProcessModel, ProcessProtocol, ProcessTransport, PtySize, PushProducer, Signal,
-    SpawnSpec, Transport, TransportError,
+    Address, ChildFd, ChildFdMapping, CloseAction, Delivery, Dispatcher, EventQueue, FdMap,
+    PipeState, ProcessEnd, ProcessModel, ProcessProtocol, ProcessTransport, PtySize, PushProducer,
+    Signal, SpawnSpec, Transport, TransportError,
 };
 
 use crate::call_log::{CallLog, Shared, StoredCall, TransportCall};
@@ -83,9 +83,9 @@ pub(crate) enum ScriptEvent {
 pub(crate) struct FakeState {
     pub(crate) model: ProcessModel,
     /// Every write the parent made, per fd (shared with the call log).
-    pub(crate) written: BTreeMap<ChildFd, Vec<Shared>>,
+    pub(crate) written: FdMap<Vec<Shared>>,
     /// Bytes the parent wrote that the child has not read yet, per fd.
-    pub(crate) unread: BTreeMap<ChildFd, Unread>,
+    pub(crate) unread: FdMap<Unread>,
     pub(crate) closed: Vec<ChildFd>,
     pub(crate) signals: Vec<Signal>,
     /// Fds the child closed (its output there is over).
@@ -129,6 +129,21 @@ impl Unread {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Takes every byte, in order: the write itself when exactly one whole write is unread,
+    /// so that a script reading each write as it comes copies nothing.
+    pub(crate) fn take_all(&mut self) -> Shared {
+        if self.is_empty() {
+            return Shared::default();
+        }
+        if self.writes.len() == 1 && self.read == 0 {
+            if let Some(write) = self.writes.pop_front() {
+                self.len = 0;
+                return write;
+            }
+        }
+        Shared::from(self.take(usize::MAX))
     }
 
     /// Takes at most `max` bytes, in order.
@@ -218,8 +233,8 @@ impl MemoryProcessTransport {
             inner: Arc::new(Inner {
                 state: Mutex::new(FakeState {
                     model,
-                    written: BTreeMap::new(),
-                    unread: BTreeMap::new(),
+                    written: FdMap::new(),
+                    unread: FdMap::new(),
                     closed: Vec::new(),
                     signals: Vec::new(),
                     child_closed: BTreeSet::new(),
@@ -398,7 +413,7 @@ impl MemoryProcessTransport {
                     // A terminal's end of input (`VEOF`) first hands over an unfinished line.
                     let line = state.terminal.as_mut().map(Terminal::end_input);
                     if let Some(line) = line.filter(|line| !line.is_empty()) {
-                        state.unread.entry(fd).or_default().push(Arc::from(line));
+                        state.unread.get_or_default(fd).push(Arc::from(line));
                         self.queue_script_event(ScriptEvent::Written(fd));
                     }
                 }
@@ -424,7 +439,7 @@ impl MemoryProcessTransport {
     fn write_fd(&self, fd: ChildFd, data: Shared) -> Result<(), TransportError> {
         let result = self.act(|state, out| {
             let reaches_child = state.model.admit_write(fd)?;
-            state.written.entry(fd).or_default().push(data.clone());
+            state.written.get_or_default(fd).push(data.clone());
             if !reaches_child {
                 return Ok(());
             }
@@ -439,7 +454,7 @@ impl MemoryProcessTransport {
             if data.is_empty() {
                 return Ok(());
             }
-            let unread = state.unread.entry(fd).or_default();
+            let unread = state.unread.get_or_default(fd);
             unread.push(data);
             let buffered = unread.len();
             state.model.set_buffered(fd, buffered, out);
@@ -496,7 +511,7 @@ impl MemoryProcessTransport {
     pub fn value_of(&self, fd: ChildFd) -> Vec<u8> {
         self.lock()
             .written
-            .get(&fd)
+            .get(fd)
             .map(|writes| writes.concat())
             .unwrap_or_default()
     }

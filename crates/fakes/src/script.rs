@@ -431,7 +431,7 @@ impl Script {
         if !reads {
             return;
         }
-        let data = child.read(fd);
+        let data = child.read_shared(fd).unwrap_or_default();
         if let (Some(react), false) = (self.on_input.get(&fd), data.is_empty()) {
             react(child, &data);
         }

@@ -4,6 +4,7 @@ use std::any::Any;
 use std::fmt;
 use std::future::poll_fn;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
 
@@ -61,6 +62,8 @@ pub struct Dispatcher {
     shown: Arc<Shown>,
     on_panic: Mutex<Option<PanicHandler>>,
     panic: Mutex<PanicState>,
+    /// Set once a callback panicked: until then a drain need not look at `panic`.
+    any_panic: AtomicBool,
     release_at_end: bool,
     raise_panics: bool,
     recycle_data: Option<fn(Vec<u8>)>,
@@ -110,6 +113,7 @@ impl Dispatcher {
             shown: Arc::default(),
             on_panic: Mutex::new(None),
             panic: Mutex::new(PanicState::default()),
+            any_panic: AtomicBool::new(false),
             release_at_end: false,
             raise_panics: false,
             recycle_data: None,
@@ -216,7 +220,9 @@ impl Dispatcher {
     /// On a dispatcher [`raising_panics`](Self::raising_panics), with the panic of a callback
     /// this call delivered.
     pub fn deliver_queued(&self) {
-        if self.queue.drain(|delivery| self.deliver(delivery)) {
+        if self.queue.drain(|delivery| self.deliver(delivery))
+            && self.any_panic.load(Ordering::Acquire)
+        {
             let payload = lock(&self.panic).payload.take();
             if let (Some(payload), true) = (payload, self.raise_panics) {
                 resume_unwind(payload);
@@ -311,6 +317,7 @@ impl Dispatcher {
                 panic.payload = Some(payload);
             }
         }
+        self.any_panic.store(true, Ordering::Release);
         // A panic in `Drop` would abort; the protocol is dropped here, outside its lock.
         drop(self.take_protocol());
         let handler = lock(&self.on_panic).clone();

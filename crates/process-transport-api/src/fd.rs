@@ -38,3 +38,109 @@ impl From<u32> for ChildFd {
         ChildFd(fd)
     }
 }
+
+/// A map from child fds to `T`, for the handful of fds one process has: one short list in fd
+/// order, cheaper to build and to search than a tree (drivers keep one per process).
+///
+/// ```
+/// use process_transport_api::{ChildFd, FdMap};
+///
+/// let mut written: FdMap<Vec<u8>> = FdMap::new();
+/// written.get_or_default(ChildFd(3)).extend_from_slice(b"job");
+/// written.get_or_default(ChildFd::STDIN).extend_from_slice(b"hi");
+/// assert_eq!(written.get(ChildFd(3)).map(Vec::as_slice), Some(&b"job"[..]));
+/// assert_eq!(written.iter().map(|(fd, _)| fd).collect::<Vec<_>>(), [ChildFd(0), ChildFd(3)]);
+/// assert!(written.get(ChildFd::STDOUT).is_none());
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct FdMap<T>(Vec<(ChildFd, T)>);
+
+impl<T> Default for FdMap<T> {
+    fn default() -> Self {
+        FdMap(Vec::new())
+    }
+}
+
+impl<T> FdMap<T> {
+    /// An empty map; it allocates nothing until the first insertion.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The value for `fd`.
+    pub fn get(&self, fd: ChildFd) -> Option<&T> {
+        self.0
+            .iter()
+            .find(|(at, _)| *at == fd)
+            .map(|(_, value)| value)
+    }
+
+    /// The value for `fd`, to change.
+    pub fn get_mut(&mut self, fd: ChildFd) -> Option<&mut T> {
+        self.0
+            .iter_mut()
+            .find(|(at, _)| *at == fd)
+            .map(|(_, value)| value)
+    }
+
+    /// Sets the value for `fd`, returning the one it replaces.
+    pub fn insert(&mut self, fd: ChildFd, value: T) -> Option<T> {
+        match self.0.binary_search_by_key(&fd, |(at, _)| *at) {
+            Ok(index) => Some(std::mem::replace(&mut self.0[index].1, value)),
+            Err(index) => {
+                self.0.insert(index, (fd, value));
+                None
+            }
+        }
+    }
+
+    /// The entries in fd order.
+    pub fn iter(&self) -> impl Iterator<Item = (ChildFd, &T)> {
+        self.0.iter().map(|(fd, value)| (*fd, value))
+    }
+
+    /// The values in fd order.
+    pub fn values(&self) -> impl Iterator<Item = &T> {
+        self.0.iter().map(|(_, value)| value)
+    }
+
+    /// The number of fds in the map.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// `true` when no fd is in the map.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<T: Default> FdMap<T> {
+    /// The value for `fd`, inserting `T::default()` first if there is none.
+    pub fn get_or_default(&mut self, fd: ChildFd) -> &mut T {
+        let index = match self.0.binary_search_by_key(&fd, |(at, _)| *at) {
+            Ok(index) => index,
+            Err(index) => {
+                self.0.insert(index, (fd, T::default()));
+                index
+            }
+        };
+        &mut self.0[index].1
+    }
+}
+
+impl<T> FromIterator<(ChildFd, T)> for FdMap<T> {
+    fn from_iter<I: IntoIterator<Item = (ChildFd, T)>>(entries: I) -> Self {
+        let mut map = FdMap::new();
+        for (fd, value) in entries {
+            map.insert(fd, value);
+        }
+        map
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for FdMap<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}

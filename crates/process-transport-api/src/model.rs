@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use crate::shown::Shown;
 use crate::{
-    ChildFd, ChildFdMapping, Dispatcher, ProcessEnd, ProcessTransport, PushProducer, TransportError,
+    ChildFd, ChildFdMapping, Dispatcher, FdMap, ProcessEnd, ProcessTransport, PushProducer,
+    TransportError,
 };
 
 /// The default high-water mark of a stdin buffer: above it a push producer is paused.
@@ -98,37 +99,6 @@ struct Pipe {
     closed_by_parent: bool,
 }
 
-/// The pipes of a fd map, in fd order: a handful at most, so a list searched in order is
-/// cheaper to build and to search than a tree.
-struct Pipes(Vec<(ChildFd, Pipe)>);
-
-impl Pipes {
-    fn get(&self, fd: &ChildFd) -> Option<&Pipe> {
-        self.0.iter().find(|(at, _)| at == fd).map(|(_, pipe)| pipe)
-    }
-
-    fn get_mut(&mut self, fd: &ChildFd) -> Option<&mut Pipe> {
-        self.0
-            .iter_mut()
-            .find(|(at, _)| at == fd)
-            .map(|(_, pipe)| pipe)
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (&ChildFd, &Pipe)> {
-        self.0.iter().map(|(fd, pipe)| (fd, pipe))
-    }
-
-    fn values(&self) -> impl Iterator<Item = &Pipe> {
-        self.0.iter().map(|(_, pipe)| pipe)
-    }
-}
-
-impl fmt::Debug for Pipes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.iter()).finish()
-    }
-}
-
 struct Registered {
     producer: Arc<dyn PushProducer>,
     streaming: bool,
@@ -154,7 +124,7 @@ struct Registered {
 /// assert!(matches!(out.last(), Some(Delivery::ProcessEnded(ProcessEnd::Done))));
 /// ```
 pub struct ProcessModel {
-    pipes: Pipes,
+    pipes: FdMap<Pipe>,
     pid: Option<u32>,
     exit: Option<ProcessEnd>,
     ended: bool,
@@ -197,7 +167,7 @@ impl ProcessModel {
             })
             .collect();
         ProcessModel {
-            pipes: Pipes(pipes),
+            pipes,
             pid,
             exit: None,
             ended: false,
@@ -259,19 +229,19 @@ impl ProcessModel {
 
     /// The state of pipe `fd`, or `None` when `fd` is not a pipe of the map.
     pub fn pipe_state(&self, fd: ChildFd) -> Option<PipeState> {
-        self.pipes.get(&fd).map(|pipe| pipe.state)
+        self.pipes.get(fd).map(|pipe| pipe.state)
     }
 
     /// The mapping of pipe `fd`, or `None` when `fd` is not a pipe of the map.
     pub fn pipe_mapping(&self, fd: ChildFd) -> Option<ChildFdMapping> {
-        self.pipes.get(&fd).map(|pipe| pipe.mapping)
+        self.pipes.get(fd).map(|pipe| pipe.mapping)
     }
 
     /// The pipes of the map, in fd order.
     pub fn pipes(&self) -> impl Iterator<Item = (ChildFd, ChildFdMapping, PipeState)> + '_ {
         self.pipes
             .iter()
-            .map(|(&fd, pipe)| (fd, pipe.mapping, pipe.state))
+            .map(|(fd, pipe)| (fd, pipe.mapping, pipe.state))
     }
 
     /// `true` while pipe `fd` is open and the parent writes it: written bytes reach the
@@ -284,7 +254,7 @@ impl ProcessModel {
     /// delivered.
     pub fn is_readable(&self, fd: ChildFd) -> bool {
         matches!(
-            self.pipes.get(&fd),
+            self.pipes.get(fd),
             Some(Pipe {
                 mapping: ChildFdMapping::ParentReads,
                 state: PipeState::Open,
@@ -305,7 +275,7 @@ impl ProcessModel {
     /// protocol has not been shown `child_connection_lost` yet (they are dropped, as the
     /// kernel would drop them); the errors of [`check_write`](Self::check_write) otherwise.
     pub fn admit_write(&self, fd: ChildFd) -> Result<bool, TransportError> {
-        match self.pipes.get(&fd) {
+        match self.pipes.get(fd) {
             Some(pipe) if pipe.mapping == ChildFdMapping::ParentWrites => match pipe.state {
                 PipeState::Open => Ok(true),
                 PipeState::Lost if !pipe.closed_by_parent && !self.loss_shown(fd) => Ok(false),
@@ -332,7 +302,7 @@ impl ProcessModel {
 
     /// The parent closes pipe `fd`. Closing stdin stops and forgets the registered producer.
     pub fn close_child_fd(&mut self, fd: ChildFd, out: &mut Vec<Delivery>) -> CloseAction {
-        let Some(pipe) = self.pipes.get_mut(&fd) else {
+        let Some(pipe) = self.pipes.get_mut(fd) else {
             return CloseAction::Nothing;
         };
         if pipe.state != PipeState::Open {
@@ -363,7 +333,7 @@ impl ProcessModel {
     /// a pipe the parent writes, or a parent close completed. Queues `child_connection_lost`
     /// once, and `process_ended` if this was the last thing it waited for.
     pub fn pipe_lost(&mut self, fd: ChildFd, out: &mut Vec<Delivery>) {
-        let Some(pipe) = self.pipes.get_mut(&fd) else {
+        let Some(pipe) = self.pipes.get_mut(fd) else {
             return;
         };
         if pipe.state == PipeState::Lost {
@@ -456,14 +426,14 @@ impl ProcessModel {
 
     /// The bytes buffered for pipe `fd`, as the driver last reported them.
     pub fn buffered(&self, fd: ChildFd) -> usize {
-        self.pipes.get(&fd).map_or(0, |pipe| pipe.buffered)
+        self.pipes.get(fd).map_or(0, |pipe| pipe.buffered)
     }
 
     /// The driver reports that `bytes` are now buffered for pipe `fd`. For stdin this pauses
     /// a push producer above the high-water mark and resumes it once the buffer is empty; a
     /// pull producer is resumed each time the buffer empties.
     pub fn set_buffered(&mut self, fd: ChildFd, bytes: usize, out: &mut Vec<Delivery>) {
-        let Some(pipe) = self.pipes.get_mut(&fd) else {
+        let Some(pipe) = self.pipes.get_mut(fd) else {
             return;
         };
         let before = std::mem::replace(&mut pipe.buffered, bytes);

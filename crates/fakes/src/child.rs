@@ -102,8 +102,7 @@ impl FakeChild {
                 if fd.0 > 2 {
                     return Err(TransportError::UnknownChildFd(fd));
                 }
-                if terminal.child_closed.contains(&fd) || !state.model.is_readable(ChildFd::STDOUT)
-                {
+                if terminal.child_closed.contains(fd) || !state.model.is_readable(ChildFd::STDOUT) {
                     return Err(TransportError::ChildFdClosed(fd));
                 }
                 let shown = terminal.output(data);
@@ -113,7 +112,7 @@ impl FakeChild {
             if state.model.pipe_mapping(fd) != Some(ChildFdMapping::ParentReads) {
                 return Err(TransportError::UnknownChildFd(fd));
             }
-            if state.child_closed.contains(&fd) || !state.model.is_readable(fd) {
+            if state.child_closed.contains(fd) || !state.model.is_readable(fd) {
                 return Err(TransportError::ChildFdClosed(fd));
             }
             state.emit(fd, data, out);

@@ -1,13 +1,13 @@
 //! Twisted's `MemoryProcessTransport`, fixed: a process transport that records what the
 //! protocol does to it and follows the shared rules of section 4.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use process_transport_api::{
-    Address, ChildFd, ChildFdMapping, CloseAction, Delivery, Dispatcher, EventQueue, FdMap,
+    Address, ChildFd, ChildFdMapping, CloseAction, Delivery, Dispatcher, EventQueue, FdMap, FdSet,
     PipeState, ProcessEnd, ProcessModel, ProcessProtocol, ProcessTransport, PtySize, PushProducer,
     Signal, SpawnSpec, Transport, TransportError,
 };
@@ -89,14 +89,14 @@ pub(crate) struct FakeState {
     pub(crate) closed: Vec<ChildFd>,
     pub(crate) signals: Vec<Signal>,
     /// Fds the child closed (its output there is over).
-    pub(crate) child_closed: BTreeSet<ChildFd>,
+    pub(crate) child_closed: FdSet,
     /// Output held while the transport is paused, delivered in order on resume.
     pub(crate) held: VecDeque<Held>,
     /// Output is delivered in chunks of at most this many bytes.
     pub(crate) chunk_size: Option<usize>,
     /// Fds whose loss after the parent's close waits for the child to close its end
     /// ([`FakeChild::hold_flush`]).
-    pub(crate) flush_held: BTreeSet<ChildFd>,
+    pub(crate) flush_held: FdSet,
     /// The pseudo-terminal of a child spawned with `use_pty`.
     pub(crate) terminal: Option<Terminal>,
     /// How the child ended, as soon as it did, before an explorer shows it.
@@ -237,10 +237,10 @@ impl MemoryProcessTransport {
                     unread: FdMap::new(),
                     closed: Vec::new(),
                     signals: Vec::new(),
-                    child_closed: BTreeSet::new(),
+                    child_closed: FdSet::new(),
                     held: VecDeque::new(),
                     chunk_size: None,
-                    flush_held: BTreeSet::new(),
+                    flush_held: FdSet::new(),
                     terminal,
                     ended: None,
                     explore: None,
@@ -612,7 +612,7 @@ impl FakeState {
         match self.model.close_child_fd(fd, out) {
             CloseAction::Nothing => return,
             // The child closes its end later: the loss waits for it.
-            CloseAction::FlushThenClose if self.flush_held.contains(&fd) => {}
+            CloseAction::FlushThenClose if self.flush_held.contains(fd) => {}
             // The fake's pipe takes every byte at once: the flush is already done.
             CloseAction::FlushThenClose => self.model.pipe_lost(fd, out),
             CloseAction::StopReading => {}

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use process_transport_api::{ChildFd, ProcessEnd, ProcessTransport, Signal};
+use process_transport_api::{ChildFd, FdMap, ProcessEnd, ProcessTransport, Signal};
 
 use crate::FakeChild;
 
@@ -144,8 +144,8 @@ type EofReaction = Arc<dyn Fn(&FakeChild) + Send + Sync>;
 #[derive(Clone, Default)]
 pub struct Script {
     start: Vec<Step>,
-    on_input: BTreeMap<ChildFd, StdinReaction>,
-    on_eof: BTreeMap<ChildFd, EofReaction>,
+    on_input: FdMap<StdinReaction>,
+    on_eof: FdMap<EofReaction>,
     signals: BTreeMap<i32, SignalAction>,
     chunk_size: Option<usize>,
     holds_stdin: bool,
@@ -155,8 +155,14 @@ impl fmt::Debug for Script {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Script")
             .field("start", &self.start)
-            .field("on_input", &self.on_input.keys().collect::<Vec<_>>())
-            .field("on_eof", &self.on_eof.keys().collect::<Vec<_>>())
+            .field(
+                "on_input",
+                &self.on_input.iter().map(|(fd, _)| fd).collect::<Vec<_>>(),
+            )
+            .field(
+                "on_eof",
+                &self.on_eof.iter().map(|(fd, _)| fd).collect::<Vec<_>>(),
+            )
             .field("signals", &self.signals)
             .field("chunk_size", &self.chunk_size)
             .field("holds_stdin", &self.holds_stdin)
@@ -426,13 +432,13 @@ impl Script {
         let reads = if fd == ChildFd::STDIN {
             !self.holds_stdin
         } else {
-            self.on_input.contains_key(&fd)
+            self.on_input.get(fd).is_some()
         };
         if !reads {
             return;
         }
         let data = child.read_shared(fd).unwrap_or_default();
-        if let (Some(react), false) = (self.on_input.get(&fd), data.is_empty()) {
+        if let (Some(react), false) = (self.on_input.get(fd), data.is_empty()) {
             react(child, &data);
         }
     }
@@ -440,7 +446,7 @@ impl Script {
     /// The protocol closed child fd `fd`, a pipe it writes.
     pub(crate) fn closed(&self, child: &FakeChild, fd: ChildFd) {
         self.written(child, fd);
-        if let Some(react) = self.on_eof.get(&fd) {
+        if let Some(react) = self.on_eof.get(fd) {
             react(child);
         }
     }

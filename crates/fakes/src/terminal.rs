@@ -1,9 +1,7 @@
 //! The fake pseudo-terminal: the line discipline a real terminal puts between the parent and
 //! a child spawned with `use_pty`.
 
-use std::collections::BTreeSet;
-
-use process_transport_api::{ChildFd, PtySize};
+use process_transport_api::{ChildFd, FdSet, PtySize};
 
 /// The terminal's end-of-file character (`VEOF`, control-D), as a real terminal starts.
 pub const VEOF: u8 = 0x04;
@@ -62,7 +60,7 @@ pub(crate) struct Terminal {
     /// Input typed but not yet a whole line (canonical mode).
     line: Vec<u8>,
     /// The child's fds 0, 1 and 2 it closed: the terminal hangs up once all three are.
-    pub(crate) child_closed: BTreeSet<ChildFd>,
+    pub(crate) child_closed: FdSet,
     /// The parent closed its side: the child was sent `SIGHUP`.
     pub(crate) hung_up: bool,
 }
@@ -81,7 +79,7 @@ impl Terminal {
             size,
             modes: TerminalModes::COOKED,
             line: Vec::new(),
-            child_closed: BTreeSet::new(),
+            child_closed: FdSet::new(),
             hung_up: false,
         }
     }

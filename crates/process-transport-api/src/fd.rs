@@ -144,3 +144,83 @@ impl<T: fmt::Debug> fmt::Debug for FdMap<T> {
         f.debug_map().entries(self.iter()).finish()
     }
 }
+
+/// A set of child fds: fds below 64 are bits in a word, so a set of the usual fds allocates
+/// nothing; higher ones are kept in a list.
+///
+/// ```
+/// use process_transport_api::{ChildFd, FdSet};
+///
+/// let mut closed = FdSet::new();
+/// assert!(closed.insert(ChildFd::STDOUT));
+/// assert!(!closed.insert(ChildFd::STDOUT));
+/// assert!(closed.insert(ChildFd(100)));
+/// assert!(closed.contains(ChildFd(100)) && !closed.contains(ChildFd::STDERR));
+/// assert_eq!(closed.len(), 2);
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct FdSet {
+    low: u64,
+    high: Vec<ChildFd>,
+}
+
+impl FdSet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn bit(fd: ChildFd) -> Option<u64> {
+        1u64.checked_shl(fd.0).filter(|_| fd.0 < u64::BITS)
+    }
+
+    /// Adds `fd`; `true` when it was not in the set yet.
+    pub fn insert(&mut self, fd: ChildFd) -> bool {
+        match Self::bit(fd) {
+            Some(bit) => {
+                let new = self.low & bit == 0;
+                self.low |= bit;
+                new
+            }
+            None if self.high.contains(&fd) => false,
+            None => {
+                self.high.push(fd);
+                true
+            }
+        }
+    }
+
+    /// `true` when `fd` is in the set.
+    pub fn contains(&self, fd: ChildFd) -> bool {
+        match Self::bit(fd) {
+            Some(bit) => self.low & bit != 0,
+            None => self.high.contains(&fd),
+        }
+    }
+
+    /// The number of fds in the set.
+    pub fn len(&self) -> usize {
+        self.low.count_ones() as usize + self.high.len()
+    }
+
+    /// `true` when the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The fds in increasing order.
+    pub fn iter(&self) -> impl Iterator<Item = ChildFd> + '_ {
+        let mut high = self.high.clone();
+        high.sort_unstable();
+        (0..u64::BITS)
+            .filter(|&fd| self.low & (1 << fd) != 0)
+            .map(ChildFd)
+            .chain(high)
+    }
+}
+
+impl fmt::Debug for FdSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}

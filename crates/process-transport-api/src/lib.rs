@@ -79,7 +79,7 @@ pub use address::Address;
 pub use dispatch::{DeliveryObserver, Dispatcher, PanicHandler};
 pub use end::ProcessEnd;
 pub use error::{ParseSignalError, SpawnError, TransportError};
-pub use fd::{ChildFd, FdMap};
+pub use fd::{ChildFd, FdMap, FdSet};
 pub use model::{CloseAction, Delivery, PipeState, ProcessModel, ProducerCall, DEFAULT_HIGH_WATER};
 pub use queue::EventQueue;
 pub use signal::Signal;

@@ -1,10 +1,9 @@
 //! What a protocol has been shown so far: the record that lets the model tell a change the
 //! protocol knows of from one still queued.
 
-use std::collections::BTreeSet;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::{ChildFd, Delivery};
+use crate::{ChildFd, Delivery, FdSet};
 
 /// Filled in by the [`Dispatcher`](crate::Dispatcher) as it delivers, read by the
 /// [`ProcessModel`](crate::ProcessModel) as it checks a call.
@@ -15,7 +14,7 @@ pub(crate) struct Shown {
 
 #[derive(Debug, Default)]
 struct ShownInner {
-    losses: BTreeSet<ChildFd>,
+    losses: FdSet,
     exited: bool,
 }
 
@@ -37,7 +36,7 @@ impl Shown {
 
     /// `true` once `child_connection_lost(fd)` was delivered (or is being delivered).
     pub(crate) fn loss(&self, fd: ChildFd) -> bool {
-        self.lock().losses.contains(&fd)
+        self.lock().losses.contains(fd)
     }
 
     /// `true` once `process_exited` was delivered (or is being delivered).

@@ -295,8 +295,8 @@ impl MemoryProcessReactor {
     ) -> Result<FakeChild, SpawnError> {
         spec.validate()?;
         match self.find(&spec)? {
-            Found::Script(registration) => Ok(self.play(protocol, spec, Some(registration))),
-            Found::Unscripted => Ok(self.play(protocol, spec, None)),
+            Found::Script(registration) => Ok(self.play(protocol, spec, Some(registration)).0),
+            Found::Unscripted => Ok(self.play(protocol, spec, None).0),
             Found::PassThrough(_) => Err(SpawnError::InvalidSpec(format!(
                 "cannot spawn {:?}: it passes through to another spawner, which \
                  MemoryProcessReactor::spawn cannot wait for; use spawn_process",
@@ -310,7 +310,7 @@ impl MemoryProcessReactor {
         protocol: Box<dyn ProcessProtocol>,
         spec: SpawnSpec,
         registration: Option<Registration>,
-    ) -> FakeChild {
+    ) -> (FakeChild, Arc<dyn ProcessTransport>) {
         let (chunk_size, explorer) = {
             let setup = self.setup();
             (setup.chunk_size, setup.explorer.clone())
@@ -334,10 +334,12 @@ impl MemoryProcessReactor {
             // anything the protocol does there.
             transport.install_script(registration.script());
         }
+        // The protocol and the spawn's caller get the same handle.
         let handle: Arc<dyn ProcessTransport> = Arc::new(transport.clone());
-        transport.act(|_, out| out.push(Delivery::MakeConnection(handle)));
+        let connection = handle.clone();
+        transport.act(|_, out| out.push(Delivery::MakeConnection(connection)));
         transport.run_script_events();
-        child
+        (child, handle)
     }
 
     /// Every spec spawned, in order.
@@ -387,7 +389,7 @@ impl ProcessSpawner for MemoryProcessReactor {
         spec: SpawnSpec,
     ) -> Result<Arc<dyn ProcessTransport>, SpawnError> {
         spec.validate()?;
-        let child = match self.find(&spec)? {
+        let (_, handle) = match self.find(&spec)? {
             Found::Script(registration) => self.play(protocol, spec, Some(registration)),
             Found::Unscripted => self.play(protocol, spec, None),
             Found::PassThrough(spawner) => {
@@ -399,6 +401,6 @@ impl ProcessSpawner for MemoryProcessReactor {
                 return spawner.spawn_process(protocol, spec).await;
             }
         };
-        Ok(Arc::new(child.transport()))
+        Ok(handle)
     }
 }

@@ -201,16 +201,24 @@ impl Dispatcher {
         // deliveries allocates nothing for them. A step that acts again (on another
         // transport) takes a fresh one.
         let mut out = SPARE_OUT.take();
-        let result = {
+        let (result, claimed) = {
             let mut state = lock(state);
             let result = step(&mut state, &mut out);
-            if !out.is_empty() {
-                self.queue.extend(out.drain(..));
-            }
-            result
+            // A step that produced nothing leaves the queue alone: whatever is queued has a
+            // deliverer (or the holder, who delivers after), as every push is followed by a
+            // drain.
+            let claimed = if out.is_empty() {
+                None
+            } else {
+                self.queue.extend_and_claim(out.drain(..))
+            };
+            (result, claimed)
         };
         SPARE_OUT.set(out);
-        self.deliver_queued();
+        if let Some(claimed) = claimed {
+            claimed.deliver(|delivery| self.deliver(delivery));
+            self.raise_caught_panic();
+        }
         result
     }
 
@@ -220,13 +228,20 @@ impl Dispatcher {
     /// On a dispatcher [`raising_panics`](Self::raising_panics), with the panic of a callback
     /// this call delivered.
     pub fn deliver_queued(&self) {
-        if self.queue.drain(|delivery| self.deliver(delivery))
-            && self.any_panic.load(Ordering::Acquire)
-        {
-            let payload = lock(&self.panic).payload.take();
-            if let (Some(payload), true) = (payload, self.raise_panics) {
-                resume_unwind(payload);
-            }
+        if self.queue.drain(|delivery| self.deliver(delivery)) {
+            self.raise_caught_panic();
+        }
+    }
+
+    /// After this thread delivered: raises again the panic a callback raised meanwhile, on a
+    /// dispatcher [`raising_panics`](Self::raising_panics).
+    fn raise_caught_panic(&self) {
+        if !self.any_panic.load(Ordering::Acquire) {
+            return;
+        }
+        let payload = lock(&self.panic).payload.take();
+        if let (Some(payload), true) = (payload, self.raise_panics) {
+            resume_unwind(payload);
         }
     }
 

@@ -116,8 +116,8 @@ impl<E> EventQueue<E> {
     /// Delivers every queued event to `deliver`, in order, unless a drain is already running
     /// (on this thread or another) or the queue is held, in which case that one delivers them.
     /// Returns `true` when this call was the deliverer.
-    pub fn drain(&self, mut deliver: impl FnMut(E)) -> bool {
-        {
+    pub fn drain(&self, deliver: impl FnMut(E)) -> bool {
+        let claimed = {
             let mut inner = self.lock();
             if inner.deliverer.is_some() {
                 return false;
@@ -126,24 +126,38 @@ impl<E> EventQueue<E> {
                 return true;
             }
             inner.deliverer = Some(thread::current().id());
-        }
-        let guard = Delivering(self);
-        loop {
-            let next = {
-                let mut inner = self.lock();
-                let next = inner.items.pop_front();
-                if next.is_none() {
-                    self.give_up(&mut inner);
-                }
-                next
-            };
-            match next {
-                Some(event) => deliver(event),
-                None => break,
-            }
-        }
-        std::mem::forget(guard);
+            Claimed(Delivering(self))
+        };
+        claimed.deliver(deliver);
         true
+    }
+
+    /// Queues `events` and, in the same step, takes the deliverer's place when it is free and
+    /// something is queued. The caller delivers with [`Claimed::deliver`] once it has let go
+    /// of the lock it queued under; `None` when another drain (or a hold) delivers them, or
+    /// nothing is queued. One lock instead of the two of `extend` then `drain`.
+    ///
+    /// ```
+    /// use process_transport_api::EventQueue;
+    ///
+    /// let queue = EventQueue::new();
+    /// let mut seen = Vec::new();
+    /// if let Some(claimed) = queue.extend_and_claim([1, 2]) {
+    ///     claimed.deliver(|n| seen.push(n));
+    /// }
+    /// assert_eq!(seen, [1, 2]);
+    /// assert!(queue.extend_and_claim([]).is_none(), "nothing queued, nothing to claim");
+    /// ```
+    pub fn extend_and_claim(&self, events: impl IntoIterator<Item = E>) -> Option<Claimed<'_, E>> {
+        let mut inner = self.lock();
+        for event in events {
+            inner.items.push_back(event);
+        }
+        if inner.deliverer.is_some() || inner.items.is_empty() {
+            return None;
+        }
+        inner.deliverer = Some(thread::current().id());
+        Some(Claimed(Delivering(self)))
     }
 
     /// Runs `f` in the deliverer's place: waits until no other thread delivers, then keeps
@@ -182,6 +196,42 @@ impl<E> EventQueue<E> {
         if inner.waiting > 0 {
             self.idle.notify_all();
         }
+    }
+}
+
+/// The deliverer's place in an [`EventQueue`], taken by
+/// [`extend_and_claim`](EventQueue::extend_and_claim); dropped undelivered, it gives the
+/// place up and leaves the events to the next drain.
+#[must_use = "the events are delivered only by `deliver`"]
+pub struct Claimed<'a, E>(Delivering<'a, E>);
+
+impl<E> fmt::Debug for Claimed<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Claimed")
+    }
+}
+
+impl<E> Claimed<'_, E> {
+    /// Delivers every queued event to `deliver`, in order, including those queued while it
+    /// runs (by `deliver` itself or another thread), then gives the place up.
+    pub fn deliver(self, mut deliver: impl FnMut(E)) {
+        let queue = self.0 .0;
+        loop {
+            let next = {
+                let mut inner = queue.lock();
+                let next = inner.items.pop_front();
+                if next.is_none() {
+                    queue.give_up(&mut inner);
+                }
+                next
+            };
+            match next {
+                Some(event) => deliver(event),
+                None => break,
+            }
+        }
+        // Given up above, under the lock that found the queue empty.
+        std::mem::forget(self);
     }
 }
 

@@ -135,8 +135,9 @@ impl Entry {
 }
 
 /// Entries a log makes room for at its first: a short test's calls and events fit without
-/// growing it (growing goes through `realloc`, which in glibc skips the per-thread cache and
-/// cost this test 7% of its instructions), while a log that stays empty takes no memory.
+/// growing it (growing goes through `realloc`, which in glibc skips the per-thread cache: 5%
+/// of the instructions of the fakes bench's protocol test), while a log that stays empty
+/// takes no memory.
 const FIRST_CAPACITY: usize = 16;
 
 fn push(entries: &mut Vec<Entry>, entry: Entry) {

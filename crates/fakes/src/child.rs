@@ -163,7 +163,6 @@ impl FakeChild {
     /// write: how a script reads.
     pub(crate) fn read_shared(&self, fd: ChildFd) -> Option<Shared> {
         self.take_unread(fd, Unread::take_all)
-            .filter(|data| !data.is_empty())
     }
 
     /// Takes from what the child has not read on `fd`, and shows the model what is left.

@@ -170,8 +170,9 @@ impl FdSet {
         Self::default()
     }
 
-    fn bit(fd: ChildFd) -> Option<u64> {
-        1u64.checked_shl(fd.0).filter(|_| fd.0 < u64::BITS)
+    /// The bit of `fd` in a word of fds below 64, or `None` for a higher fd.
+    pub(crate) fn bit(fd: ChildFd) -> Option<u64> {
+        (fd.0 < u64::BITS).then(|| 1 << fd.0)
     }
 
     /// Adds `fd`; `true` when it was not in the set yet.
@@ -222,5 +223,45 @@ impl FdSet {
 impl fmt::Debug for FdSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_map_keeps_fd_order_and_the_last_value_whatever_the_insertion_order() {
+        let map: FdMap<&str> = [
+            (ChildFd(5), "five"),
+            (ChildFd(1), "one"),
+            (ChildFd(5), "cinq"),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            map.iter().collect::<Vec<_>>(),
+            [(ChildFd(1), &"one"), (ChildFd(5), &"cinq")]
+        );
+        assert_eq!(
+            format!("{map:?}"),
+            r#"{ChildFd(1): "one", ChildFd(5): "cinq"}"#
+        );
+        assert_eq!(map.len(), 2);
+    }
+
+    #[test]
+    fn a_set_holds_fds_on_both_sides_of_64_in_order() {
+        let mut set = FdSet::new();
+        for fd in [64, 2, 63, 1000, 0, 64] {
+            set.insert(ChildFd(fd));
+        }
+        assert_eq!(
+            set.iter().map(|fd| fd.0).collect::<Vec<_>>(),
+            [0, 2, 63, 64, 1000]
+        );
+        assert!(set.contains(ChildFd(63)) && set.contains(ChildFd(64)));
+        assert!(!set.contains(ChildFd(1)) && !set.contains(ChildFd(65)));
+        assert_eq!(set.len(), 5);
     }
 }

@@ -19,14 +19,10 @@ pub(crate) struct Shown {
 }
 
 impl Shown {
-    fn low_bit(fd: ChildFd) -> Option<u64> {
-        (fd.0 < u64::BITS).then(|| 1 << fd.0)
-    }
-
     /// Notes `delivery` as shown; called just before it is made.
     pub(crate) fn note(&self, delivery: &Delivery) {
         match delivery {
-            Delivery::ChildConnectionLost(fd) => match Self::low_bit(*fd) {
+            Delivery::ChildConnectionLost(fd) => match FdSet::bit(*fd) {
                 Some(bit) => {
                     self.low_losses.fetch_or(bit, Ordering::Release);
                 }
@@ -44,7 +40,7 @@ impl Shown {
 
     /// `true` once `child_connection_lost(fd)` was delivered (or is being delivered).
     pub(crate) fn loss(&self, fd: ChildFd) -> bool {
-        match Self::low_bit(fd) {
+        match FdSet::bit(fd) {
             Some(bit) => self.low_losses.load(Ordering::Acquire) & bit != 0,
             None => self
                 .high_losses

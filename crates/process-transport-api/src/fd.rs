@@ -131,6 +131,11 @@ impl<T: Default> FdMap<T> {
 
 impl<T> FromIterator<(ChildFd, T)> for FdMap<T> {
     fn from_iter<I: IntoIterator<Item = (ChildFd, T)>>(entries: I) -> Self {
+        let entries: Vec<(ChildFd, T)> = entries.into_iter().collect();
+        // Entries from another map come in fd order, each fd once: kept as they are.
+        if entries.is_sorted_by(|a, b| a.0 < b.0) {
+            return FdMap(entries);
+        }
         let mut map = FdMap::new();
         for (fd, value) in entries {
             map.insert(fd, value);

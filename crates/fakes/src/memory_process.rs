@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
@@ -67,8 +66,6 @@ pub(crate) struct Inner {
     pub(crate) spec: SpawnSpec,
     log: CallLog,
     script: Mutex<Option<Arc<Script>>>,
-    /// `true` while `script` holds one: checked on every change without the lock.
-    scripted: AtomicBool,
     /// What the script must react to, in order; never handled re-entrantly.
     script_events: EventQueue<ScriptEvent>,
     /// The explorer that holds this child's events, if one does.
@@ -252,7 +249,6 @@ impl MemoryProcessTransport {
                 spec,
                 log,
                 script: Mutex::new(None),
-                scripted: AtomicBool::new(false),
                 script_events: EventQueue::new(),
                 explorer: std::sync::OnceLock::new(),
             }),
@@ -273,7 +269,6 @@ impl MemoryProcessTransport {
     /// (`SIGKILL`, unless it had already exited) and every pipe is closed; its script stops.
     fn end_after_panic(&self) {
         self.script_slot().take();
-        self.inner.scripted.store(false, Ordering::Release);
         self.act(|state, out| {
             let fds: Vec<ChildFd> = state.model.pipes().map(|(fd, _, _)| fd).collect();
             for fd in fds {
@@ -341,7 +336,6 @@ impl MemoryProcessTransport {
             self.set_chunk_size(Some(chunk));
         }
         *self.script_slot() = Some(Arc::new(script));
-        self.inner.scripted.store(true, Ordering::Release);
         self.queue_script_event(ScriptEvent::Start);
         self.run_script_events();
     }
@@ -352,7 +346,6 @@ impl MemoryProcessTransport {
             self.set_chunk_size(Some(chunk));
         }
         *self.script_slot() = Some(script);
-        self.inner.scripted.store(true, Ordering::Release);
         self.push_script_event(ScriptEvent::Start);
     }
 
@@ -375,7 +368,7 @@ impl MemoryProcessTransport {
     /// (under the same lock) as the change it reports, so that the script sees changes in the
     /// order they happened even when the protocol's reaction to one causes the next.
     fn queue_script_event(&self, event: ScriptEvent) {
-        if self.inner.scripted.load(Ordering::Acquire) {
+        if self.script_slot().is_some() {
             self.push_script_event(event);
         }
     }

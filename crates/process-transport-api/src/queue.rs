@@ -91,11 +91,7 @@ impl<E> EventQueue<E> {
 
     /// Queues several events, in order.
     pub fn extend(&self, events: impl IntoIterator<Item = E>) {
-        let mut inner = self.lock();
-        // One event at a time: cheaper than `VecDeque::extend` for the few a step produces.
-        for event in events {
-            inner.items.push_back(event);
-        }
+        self.lock().items.extend(events);
     }
 
     /// The number of events waiting.

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -519,7 +519,7 @@ pub(crate) fn write_json(writer: &mut impl Write, cassette: &impl Serialize) -> 
 /// is refused, never followed.
 pub(crate) fn save_with(
     path: &Path,
-    write: impl FnOnce(&mut io::BufWriter<fs::File>) -> io::Result<()>,
+    write: impl FnOnce(&mut io::BufWriter<tempfile::NamedTempFile>) -> io::Result<()>,
 ) -> Result<(), CassetteError> {
     let io_error = |source| CassetteError::Io {
         path: path.to_owned(),
@@ -534,23 +534,39 @@ pub(crate) fn save_with(
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_else(|| "cassette".into());
-    let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&temp)
-        .map_err(io_error)?;
-    let mut writer = io::BufWriter::with_capacity(1 << 20, file);
-    let written = write(&mut writer)
-        .and_then(|()| writer.into_inner().map_err(io::IntoInnerError::into_error))
-        .and_then(|file| file.sync_all())
-        .and_then(|()| fs::rename(&temp, path));
-    if let Err(err) = written {
-        let _ = fs::remove_file(&temp);
-        return Err(io_error(err));
-    }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    // A name no other save uses, in this process or another, made with O_EXCL (which never
+    // follows a link) and mode 0600; the last rename wins.
+    let temp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .permissions(fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+        .map_err(|err| CassetteError::Io {
+            path: path.to_owned(),
+            source: io::Error::new(
+                err.kind(),
+                format!("cannot create a temporary file in {}: {err}", dir.display()),
+            ),
+        })?;
+    let temp_path = temp.path().to_owned();
+    let in_temp = |err: io::Error| {
+        io_error(io::Error::new(
+            err.kind(),
+            format!("writing {}: {err}", temp_path.display()),
+        ))
+    };
+    let mut writer = io::BufWriter::with_capacity(1 << 20, temp);
+    write(&mut writer).map_err(in_temp)?;
+    let temp = writer
+        .into_inner()
+        .map_err(|err| in_temp(err.into_error()))?;
+    temp.as_file().sync_all().map_err(in_temp)?;
+    // On failure the temporary file is removed as `temp` drops.
+    temp.persist(path).map_err(|err| io_error(err.error))?;
     Ok(())
 }
 

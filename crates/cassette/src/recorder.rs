@@ -18,7 +18,74 @@ use serde::Serialize;
 use crate::cassette::{save_with, write_json};
 use crate::{Cassette, CassetteError, Event, Recording, Redactions, Refusal, FORMAT_VERSION};
 
-type Spawns = Arc<Mutex<Vec<Arc<Mutex<Recording>>>>>;
+type Spawns = Arc<Mutex<Vec<Arc<Mutex<Live>>>>>;
+
+/// A recording being made, with the calls still in flight: a call's event takes its place
+/// before the call is made (so that it comes before anything the call causes), and is taken
+/// out again, by identity, if the call is refused.
+struct Live {
+    recording: Recording,
+    /// Calls made and not yet answered: a token, and the index of the event recorded for it.
+    in_flight: Vec<(u64, usize)>,
+    next_token: u64,
+}
+
+impl Live {
+    fn new(recording: Recording) -> Self {
+        Live {
+            recording,
+            in_flight: Vec::new(),
+            next_token: 0,
+        }
+    }
+
+    fn push(&mut self, event: Event) {
+        self.recording.events.push(event);
+    }
+
+    /// Records the event of a call about to be made; the token settles it.
+    fn begin(&mut self, event: Event) -> u64 {
+        let token = self.next_token;
+        self.next_token += 1;
+        self.in_flight.push((token, self.recording.events.len()));
+        self.recording.events.push(event);
+        token
+    }
+
+    /// The call of `token` was taken: its event stays.
+    fn accepted(&mut self, token: u64) {
+        self.in_flight.retain(|&(held, _)| held != token);
+    }
+
+    /// The call of `token` was refused: its event goes, and nothing else moves but the
+    /// events after it.
+    fn refused(&mut self, token: u64) {
+        let Some(place) = self.in_flight.iter().position(|&(held, _)| held == token) else {
+            return;
+        };
+        let (_, index) = self.in_flight.swap_remove(place);
+        self.recording.events.remove(index);
+        for (_, later) in &mut self.in_flight {
+            if *later > index {
+                *later -= 1;
+            }
+        }
+    }
+
+    /// The recording without the events of calls still in flight, which may yet be refused.
+    fn settled(&self) -> Cow<'_, Recording> {
+        if self.in_flight.is_empty() {
+            return Cow::Borrowed(&self.recording);
+        }
+        let mut copy = self.recording.clone();
+        let mut pending: Vec<usize> = self.in_flight.iter().map(|&(_, index)| index).collect();
+        pending.sort_unstable();
+        for index in pending.into_iter().rev() {
+            copy.events.remove(index);
+        }
+        Cow::Owned(copy)
+    }
+}
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -108,7 +175,7 @@ impl RecordingSpawner {
         Cassette::new(
             lock(&self.spawns)
                 .iter()
-                .map(|recording| lock(recording).clone())
+                .map(|live| lock(live).settled().into_owned())
                 .collect(),
         )
         .redacted(&self.redactions)
@@ -122,16 +189,17 @@ impl RecordingSpawner {
         // Written from the recordings themselves, under their locks: only a recording that
         // holds a value to redact is copied.
         let spawns = lock(&self.spawns).clone();
-        let guards: Vec<MutexGuard<'_, Recording>> = spawns.iter().map(|r| lock(r)).collect();
+        let guards: Vec<MutexGuard<'_, Live>> = spawns.iter().map(|r| lock(r)).collect();
         let redacted: Vec<Cow<'_, Recording>> = guards
             .iter()
-            .map(|recording| {
-                if self.redactions.occur_in(recording) {
-                    let mut copy = Recording::clone(recording);
+            .map(|live| {
+                let recording = live.settled();
+                if self.redactions.occur_in(&recording) {
+                    let mut copy = recording.into_owned();
                     self.redactions.redact_recording(&mut copy);
                     Cow::Owned(copy)
                 } else {
-                    Cow::Borrowed(&**recording)
+                    recording
                 }
             })
             .collect();
@@ -152,7 +220,7 @@ impl ProcessSpawner for RecordingSpawner {
     ) -> Result<Arc<dyn ProcessTransport>, SpawnError> {
         let mut recording = Recording::of(&spec);
         recording.env_values = env_values(&spec, &self.kept_values);
-        let recording = Arc::new(Mutex::new(recording));
+        let recording = Arc::new(Mutex::new(Live::new(recording)));
         let wrapper: Arc<Mutex<Option<Arc<dyn ProcessTransport>>>> = Arc::default();
         let tap = Tap {
             protocol,
@@ -167,7 +235,7 @@ impl ProcessSpawner for RecordingSpawner {
                 .clone()
                 .unwrap_or_else(|| Arc::new(Recorded::new(transport, recording)))),
             Err(err) => {
-                lock(&recording).refused = Some(Refusal::of(&err));
+                lock(&recording).recording.refused = Some(Refusal::of(&err));
                 Err(err)
             }
         }
@@ -197,13 +265,13 @@ pub(crate) fn env_values(spec: &SpawnSpec, kept: &BTreeSet<String>) -> BTreeMap<
 /// The protocol handed to the inner spawner: records the events, then passes them on.
 struct Tap {
     protocol: Box<dyn ProcessProtocol>,
-    recording: Arc<Mutex<Recording>>,
+    recording: Arc<Mutex<Live>>,
     wrapper: Arc<Mutex<Option<Arc<dyn ProcessTransport>>>>,
 }
 
 impl Tap {
     fn record(&self, event: Event) {
-        lock(&self.recording).events.push(event);
+        lock(&self.recording).push(event);
     }
 }
 
@@ -241,41 +309,41 @@ impl ProcessProtocol for Tap {
 /// The transport the protocol gets: records its calls, then makes them on the real one.
 struct Recorded {
     inner: Arc<dyn ProcessTransport>,
-    recording: Arc<Mutex<Recording>>,
+    recording: Arc<Mutex<Live>>,
 }
 
 impl Recorded {
-    fn new(inner: Arc<dyn ProcessTransport>, recording: Arc<Mutex<Recording>>) -> Self {
+    fn new(inner: Arc<dyn ProcessTransport>, recording: Arc<Mutex<Live>>) -> Self {
         Recorded { inner, recording }
     }
 
-    /// Makes `call` and records `event` under one lock, so that the event takes its place
-    /// before anything the call causes; a refused call records nothing.
+    /// Records `event`, then makes `call`, so that the event takes its place before anything
+    /// the call causes. The call is made without the lock (it may deliver events, which are
+    /// recorded too); a refused call leaves no trace, and never moves another call's event.
     fn record<R>(
         &self,
         event: impl FnOnce() -> Event,
         call: impl FnOnce() -> Result<R, TransportError>,
     ) -> Result<R, TransportError> {
-        let mut recording = lock(&self.recording);
-        let at = recording.events.len();
-        recording.events.push(event());
-        drop(recording);
+        let token = lock(&self.recording).begin(event());
         let result = call();
-        if result.is_err() {
-            lock(&self.recording).events.remove(at);
+        let mut live = lock(&self.recording);
+        match result {
+            Ok(_) => live.accepted(token),
+            Err(_) => live.refused(token),
         }
         result
     }
 
     fn record_always(&self, event: Event) {
-        lock(&self.recording).events.push(event);
+        lock(&self.recording).push(event);
     }
 
     /// Records the closes of `lose_connection`: fds 0, 2 and 1, in that order.
     fn record_standard_closes(&self) {
-        let mut recording = lock(&self.recording);
+        let mut live = lock(&self.recording);
         for fd in ProcessModel::LOSE_CONNECTION_ORDER {
-            recording.events.push(Event::Close { fd: fd.0 });
+            live.push(Event::Close { fd: fd.0 });
         }
     }
 }

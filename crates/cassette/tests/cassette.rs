@@ -99,6 +99,65 @@ fn a_saved_cassette_is_private_and_no_temporary_file_is_left() {
 }
 
 #[test]
+fn concurrent_saves_of_one_path_all_succeed_and_the_last_rename_wins() {
+    let dir = scratch("concurrent-saves");
+    let path = dir.join("c.json");
+    // A temporary file a crashed process with this pid left behind.
+    std::fs::write(
+        dir.join(format!(".c.json.{}.tmp", std::process::id())),
+        "stale",
+    )
+    .unwrap();
+    let cassettes: Vec<Cassette> = ["one", "two"]
+        .iter()
+        .map(|name| {
+            let mut recording = process_transport_cassette::Recording::of(
+                &process_transport_api::SpawnSpec::new(name),
+            );
+            recording.events.push(Event::Lost { fd: 1 });
+            Cassette::new(vec![recording])
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        for cassette in &cassettes {
+            let path = &path;
+            scope.spawn(move || {
+                for _ in 0..20 {
+                    cassette.save(path).expect("every save succeeds");
+                }
+            });
+        }
+    });
+    let saved = Cassette::load(&path).unwrap();
+    assert!(cassettes.contains(&saved), "{saved:?}");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            format!(".c.json.{}.tmp", std::process::id()),
+            "c.json".into()
+        ]
+    );
+}
+
+#[test]
+fn a_save_into_a_missing_directory_names_the_cassette_and_the_directory() {
+    let dir = scratch("save-missing-dir").join("absent");
+    let path = dir.join("c.json");
+    let err = Cassette::new(Vec::new()).save(&path).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, CassetteError::Io { path: ref named, .. } if *named == path),
+        "{text}"
+    );
+    assert!(text.contains(&dir.display().to_string()), "{text}");
+}
+
+#[test]
 fn a_cassette_is_never_written_through_a_symbolic_link() {
     let dir = scratch("symlink");
     let target = dir.join("elsewhere.json");

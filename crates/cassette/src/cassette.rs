@@ -388,6 +388,12 @@ pub enum CassetteError {
         /// Their command lines.
         commands: Vec<String>,
     },
+    /// The path is a directory (or another thing that is not a regular file).
+    #[error("cassette {path}: is a directory, not a file")]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
     /// The path is a symbolic link, which a cassette is never written through.
     #[error("cassette {path}: is a symbolic link; cassettes are never written through one")]
     Symlink {
@@ -501,9 +507,17 @@ impl Cassette {
     /// `path` is refused, never followed.
     ///
     /// # Errors
-    /// `Symlink`, or `Io` naming the file.
+    /// As [`SaveTarget::open`], or `Io` naming the file.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), CassetteError> {
-        save_with(path.as_ref(), |file| write_json(file, self))
+        self.save_to(SaveTarget::open(path)?)
+    }
+
+    /// Saves the cassette at a target opened earlier ([`SaveTarget::open`]).
+    ///
+    /// # Errors
+    /// `Io` naming the file.
+    pub fn save_to(&self, target: SaveTarget) -> Result<(), CassetteError> {
+        target.save_with(|file| write_json(file, self))
     }
 }
 
@@ -514,60 +528,116 @@ pub(crate) fn write_json(writer: &mut impl Write, cassette: &impl Serialize) -> 
     writer.write_all(b"\n")
 }
 
-/// Saves a file at `path` atomically: `write` fills a new file (mode 0600) beside it, which is
-/// synced and renamed over it, so a crash never leaves half a file. A symbolic link at `path`
-/// is refused, never followed.
-pub(crate) fn save_with(
-    path: &Path,
-    write: impl FnOnce(&mut io::BufWriter<tempfile::NamedTempFile>) -> io::Result<()>,
-) -> Result<(), CassetteError> {
-    let io_error = |source| CassetteError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    if fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink()) {
-        return Err(CassetteError::Symlink {
+/// Where a cassette will be saved, checked and opened before anything is recorded: the
+/// path is not a symbolic link (dangling or not) nor a directory, and a private temporary
+/// file beside it is open. [`Cassette::save`] and [`RecordingSpawner::save`] make one and
+/// write it at once; a tool that runs a command to record it makes one first, so that a
+/// cassette that cannot be written is reported before the command runs, not after.
+///
+/// [`RecordingSpawner::save`]: crate::RecordingSpawner::save
+///
+/// ```
+/// use process_transport_cassette::{Cassette, CassetteError, SaveTarget};
+///
+/// let dir = std::env::temp_dir().join(format!("save-target-doc-{}", std::process::id()));
+/// let err = SaveTarget::open(dir.join("absent").join("run.json")).unwrap_err();
+/// assert!(matches!(err, CassetteError::Io { .. }));
+///
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let target = SaveTarget::open(dir.join("run.json")).unwrap();
+/// Cassette::new(Vec::new()).save_to(target).unwrap();
+/// assert!(Cassette::load(dir.join("run.json")).unwrap().spawns.is_empty());
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct SaveTarget {
+    path: PathBuf,
+    temp: tempfile::NamedTempFile,
+}
+
+impl SaveTarget {
+    /// Checks `path` and opens a temporary file (mode 0600, a name no other save uses) in its
+    /// directory. Nothing is written at `path` until the target is saved to; a target dropped
+    /// unsaved removes its temporary file.
+    ///
+    /// # Errors
+    /// `Symlink` for a symbolic link at `path`, `NotAFile` for a directory there, `Io`
+    /// (naming the directory) when the temporary file cannot be made.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, CassetteError> {
+        let path = path.as_ref();
+        match fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(CassetteError::Symlink {
+                    path: path.to_owned(),
+                })
+            }
+            Ok(meta) if meta.is_dir() => {
+                return Err(CassetteError::NotAFile {
+                    path: path.to_owned(),
+                })
+            }
+            _ => {}
+        }
+        let name = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "cassette".into());
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        // O_EXCL never follows a link; the last rename of concurrent saves wins.
+        let temp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".tmp")
+            .permissions(fs::Permissions::from_mode(0o600))
+            .tempfile_in(dir)
+            .map_err(|err| CassetteError::Io {
+                path: path.to_owned(),
+                source: io::Error::new(
+                    err.kind(),
+                    format!("cannot create a temporary file in {}: {err}", dir.display()),
+                ),
+            })?;
+        Ok(SaveTarget {
             path: path.to_owned(),
-        });
+            temp,
+        })
     }
-    let name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "cassette".into());
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    // A name no other save uses, in this process or another, made with O_EXCL (which never
-    // follows a link) and mode 0600; the last rename wins.
-    let temp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .permissions(fs::Permissions::from_mode(0o600))
-        .tempfile_in(dir)
-        .map_err(|err| CassetteError::Io {
-            path: path.to_owned(),
+
+    /// The cassette's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Lets `write` fill the temporary file, syncs it and renames it over the path, so a
+    /// crash never leaves half a file.
+    pub(crate) fn save_with(
+        self,
+        write: impl FnOnce(&mut io::BufWriter<tempfile::NamedTempFile>) -> io::Result<()>,
+    ) -> Result<(), CassetteError> {
+        let SaveTarget { path, temp } = self;
+        let temp_path = temp.path().to_owned();
+        let in_temp = |err: io::Error| CassetteError::Io {
+            path: path.clone(),
             source: io::Error::new(
                 err.kind(),
-                format!("cannot create a temporary file in {}: {err}", dir.display()),
+                format!("writing {}: {err}", temp_path.display()),
             ),
+        };
+        let mut writer = io::BufWriter::with_capacity(1 << 20, temp);
+        write(&mut writer).map_err(in_temp)?;
+        let temp = writer
+            .into_inner()
+            .map_err(|err| in_temp(err.into_error()))?;
+        temp.as_file().sync_all().map_err(in_temp)?;
+        // On failure the temporary file is removed as it drops.
+        temp.persist(&path).map_err(|err| CassetteError::Io {
+            path: path.clone(),
+            source: err.error,
         })?;
-    let temp_path = temp.path().to_owned();
-    let in_temp = |err: io::Error| {
-        io_error(io::Error::new(
-            err.kind(),
-            format!("writing {}: {err}", temp_path.display()),
-        ))
-    };
-    let mut writer = io::BufWriter::with_capacity(1 << 20, temp);
-    write(&mut writer).map_err(in_temp)?;
-    let temp = writer
-        .into_inner()
-        .map_err(|err| in_temp(err.into_error()))?;
-    temp.as_file().sync_all().map_err(in_temp)?;
-    // On failure the temporary file is removed as `temp` drops.
-    temp.persist(path).map_err(|err| io_error(err.error))?;
-    Ok(())
+        Ok(())
+    }
 }
 
 fn malformed(path: &Path, err: &serde_json::Error) -> CassetteError {

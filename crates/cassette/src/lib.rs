@@ -35,7 +35,7 @@ mod replay;
 mod session;
 
 pub use cassette::{
-    Bytes, Cassette, CassetteError, Event, FdKind, Recording, Refusal, FORMAT_VERSION,
+    Bytes, Cassette, CassetteError, Event, FdKind, Recording, Refusal, SaveTarget, FORMAT_VERSION,
 };
 pub use recorder::RecordingSpawner;
 pub use redact::Redactions;

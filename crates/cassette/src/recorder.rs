@@ -15,8 +15,10 @@ use process_transport_api::{
 
 use serde::Serialize;
 
-use crate::cassette::{save_with, write_json};
-use crate::{Cassette, CassetteError, Event, Recording, Redactions, Refusal, FORMAT_VERSION};
+use crate::cassette::write_json;
+use crate::{
+    Cassette, CassetteError, Event, Recording, Redactions, Refusal, SaveTarget, FORMAT_VERSION,
+};
 
 type Spawns = Arc<Mutex<Vec<Arc<Mutex<Live>>>>>;
 
@@ -186,6 +188,15 @@ impl RecordingSpawner {
     /// # Errors
     /// As [`Cassette::save`].
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), CassetteError> {
+        self.save_to(SaveTarget::open(path)?)
+    }
+
+    /// Saves what was recorded so far at a target opened earlier, before the recording was
+    /// made ([`SaveTarget::open`]).
+    ///
+    /// # Errors
+    /// `Io` naming the file.
+    pub fn save_to(&self, target: SaveTarget) -> Result<(), CassetteError> {
         // Written from the recordings themselves, under their locks: only a recording that
         // holds a value to redact is copied.
         let spawns = lock(&self.spawns).clone();
@@ -207,7 +218,7 @@ impl RecordingSpawner {
             version: FORMAT_VERSION,
             spawns: redacted.iter().map(|recording| &**recording).collect(),
         };
-        save_with(path.as_ref(), |file| write_json(file, &view))
+        target.save_with(|file| write_json(file, &view))
     }
 }
 

@@ -59,10 +59,23 @@ impl Redactions {
     }
 
     /// Replaces `value` with `placeholder`. A value shorter than two bytes, or `/`, is
-    /// ignored; a placeholder given twice keeps its last value.
+    /// ignored; a placeholder given twice keeps its last value. An empty placeholder, which
+    /// a replay could never find again, is taken as `<REDACTED>` (`<REDACTED-2>`, `-3` and so
+    /// on when that is taken): the value is still kept out of the cassette, and restored.
+    ///
+    /// ```
+    /// use process_transport_cassette::Redactions;
+    ///
+    /// let redactions = Redactions::none().secret("hunter2", "").secret("swordfish", "");
+    /// assert_eq!(redactions.redact(b"hunter2 swordfish"), b"<REDACTED> <REDACTED-2>");
+    /// assert_eq!(redactions.restore(b"<REDACTED-2>"), b"swordfish");
+    /// ```
     pub fn secret(mut self, value: impl AsRef<[u8]>, placeholder: impl Into<String>) -> Self {
         let value = value.as_ref();
-        let placeholder = placeholder.into().into_bytes();
+        let mut placeholder = placeholder.into().into_bytes();
+        if placeholder.is_empty() {
+            placeholder = self.unused_default_placeholder();
+        }
         self.pairs.retain(|(_, known)| *known != placeholder);
         if value.len() >= 2 && value != b"/" {
             self.pairs.push((value.to_vec(), placeholder));
@@ -70,6 +83,17 @@ impl Redactions {
                 .sort_by(|(a, _), (b, _)| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         }
         self
+    }
+
+    /// `<REDACTED>`, or the first of `<REDACTED-2>`, `<REDACTED-3>`, ... no pair holds.
+    fn unused_default_placeholder(&self) -> Vec<u8> {
+        (1..)
+            .map(|n: usize| match n {
+                1 => b"<REDACTED>".to_vec(),
+                n => format!("<REDACTED-{n}>").into_bytes(),
+            })
+            .find(|candidate| self.pairs.iter().all(|(_, known)| known != candidate))
+            .expect("some number is free")
     }
 
     /// Replaces the value of the environment variable `name`, when it is set, with `<name>`.
@@ -265,6 +289,7 @@ fn replace_in_stream(chunks: &mut [Vec<u8>], pairs: &[(&[u8], &[u8])]) {
     let mut found: Vec<(usize, usize)> = pairs
         .iter()
         .enumerate()
+        .filter(|(_, (from, _))| !from.is_empty())
         .flat_map(|(pair, (from, _))| memmem::find_iter(&whole, from).map(move |at| (at, pair)))
         .collect();
     if found.is_empty() {

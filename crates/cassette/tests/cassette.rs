@@ -733,6 +733,27 @@ mod redaction {
     }
 
     #[test]
+    fn an_empty_placeholder_still_keeps_the_secret_out_and_restores_it() {
+        let redactions = Redactions::none().secret("hunter2", "");
+        assert_eq!(redactions.restore(b"xxx"), b"xxx");
+        assert_eq!(redactions.redact(b"pass hunter2"), b"pass <REDACTED>");
+        assert_eq!(redactions.restore(b"pass <REDACTED>"), b"pass hunter2");
+
+        let dir = scratch("empty-placeholder");
+        let path = dir.join("run.json");
+        let mut recording = Recording::of(&SpawnSpec::new("login"));
+        recording.events = vec![Event::Output {
+            fd: 1,
+            data: (&b"pass <REDACTED>"[..]).into(),
+        }];
+        Cassette::new(vec![recording]).save(&path).unwrap();
+        let session =
+            process_transport_cassette::Session::open_redacting(&path, "replay", &redactions)
+                .expect("the session opens");
+        drop(session);
+    }
+
+    #[test]
     fn values_are_replaced_longest_first_and_tiny_values_are_ignored() {
         let redactions = Redactions::none()
             .secret("/home/me", "<HOME>")

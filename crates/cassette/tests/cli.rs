@@ -1,7 +1,10 @@
 //! The `process-cassette` binary: record, show, replay, and its errors.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
+
+use process_transport_api::SpawnSpec;
+use process_transport_cassette::{Cassette, Event, Recording};
 
 const BIN: &str = env!("CARGO_BIN_EXE_process-cassette");
 
@@ -150,5 +153,196 @@ fn without_a_terminal_or_with_never_there_is_no_progress_line() {
             .expect("runs");
         assert!(out.status.success());
         assert_eq!(out.stderr, b"", "{flag:?}");
+    }
+}
+
+/// A cassette at `file` of one `sh` spawn with `events`.
+fn cassette_of(file: &std::path::Path, events: Vec<Event>) {
+    let mut recording = Recording::of(&SpawnSpec::new("sh"));
+    recording.events = events;
+    Cassette::new(vec![recording]).save(file).expect("saved");
+}
+
+fn output(fd: u32, data: &[u8]) -> Event {
+    Event::Output {
+        fd,
+        data: data.into(),
+    }
+}
+
+#[test]
+fn a_cassette_that_cannot_be_written_is_reported_before_the_command_runs() {
+    let dir = scratch("unwritable");
+    let marker = dir.join("ran");
+    std::fs::create_dir(dir.join("a-directory")).unwrap();
+    std::os::unix::fs::symlink(dir.join("nowhere"), dir.join("dangling.json")).unwrap();
+    let targets = [
+        (dir.join("absent").join("run.json"), "No such file"),
+        (dir.join("a-directory"), "is a directory"),
+        (dir.join("dangling.json"), "symbolic link"),
+        (
+            "/proc/run.json".into(),
+            "cannot create a temporary file in /proc",
+        ),
+    ];
+    for (target, why) in targets {
+        let out = Command::new(BIN)
+            .arg("record")
+            .arg(&target)
+            .args(["--", "sh", "-c", "touch \"$0\"; exit 5"])
+            .arg(&marker)
+            .stdin(Stdio::null())
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{target:?}: {err}");
+        assert!(
+            err.contains(&format!("cassette {}", target.display())) && err.contains(why),
+            "{target:?}: {err}"
+        );
+        assert!(!marker.exists(), "{target:?}: the command ran");
+    }
+}
+
+/// Starts `record` of a command that prints `started` and then waits for a signal, and
+/// returns once it has printed it.
+fn record_waiting_for_a_signal(file: &std::path::Path) -> (std::process::Child, Vec<u8>) {
+    let mut record = Command::new(BIN)
+        .arg("record")
+        .arg(file)
+        .args(["--", "sh", "-c", "echo started; exec sleep 30"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut started = [0; 8];
+    record
+        .stdout
+        .as_mut()
+        .expect("piped")
+        .read_exact(&mut started)
+        .expect("the command starts");
+    (record, started.to_vec())
+}
+
+#[test]
+fn an_interrupted_recording_passes_the_signal_on_saves_it_and_exits_as_the_child_did() {
+    for (signal, name, code) in [(libc::SIGTERM, "TERM", 143), (libc::SIGINT, "INT", 130)] {
+        let file = scratch(&format!("interrupted-{name}")).join("run.json");
+        let (record, started) = record_waiting_for_a_signal(&file);
+        assert_eq!(started, b"started\n");
+        let pid = i32::try_from(record.id()).unwrap();
+        // SAFETY: a plain kill of the child this test started and has not reaped.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+        let out = record.wait_with_output().expect("the recording ends");
+        assert_eq!(out.status.code(), Some(code), "{name}: {out:?}");
+        let events = &Cassette::load(&file).expect("saved").spawns[0].events;
+        assert_eq!(events[0], output(1, b"started\n"), "{name}");
+        assert!(
+            events.contains(&Event::Signal {
+                signal: name.into()
+            }),
+            "{name}: {events:?}"
+        );
+        assert!(
+            events.contains(&Event::Exited {
+                code: None,
+                signal: Some(signal)
+            }),
+            "{name}: {events:?}"
+        );
+    }
+}
+
+#[test]
+fn show_ends_quietly_when_its_reader_goes_away_and_fails_on_a_full_disk() {
+    let file = scratch("show-pipe").join("big.json");
+    cassette_of(&file, vec![output(1, &vec![b'x'; 1 << 20])]);
+    let mut show = Command::new(BIN)
+        .arg("show")
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("show runs");
+    let mut first = [0; 1];
+    let mut stdout = show.stdout.take().expect("piped");
+    stdout.read_exact(&mut first).expect("a byte");
+    drop(stdout);
+    let out = show.wait_with_output().expect("show ends");
+    assert_eq!(
+        (out.status.code(), String::from_utf8_lossy(&out.stderr)),
+        (Some(0), "".into())
+    );
+
+    for action in ["show", "replay"] {
+        let out = Command::new(BIN)
+            .arg(action)
+            .arg(&file)
+            .stdout(std::fs::File::create("/dev/full").expect("/dev/full"))
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{action}: {err}");
+        assert!(
+            err.starts_with("process-cassette: cannot write the output: No space left"),
+            "{action}: {err}"
+        );
+    }
+}
+
+#[test]
+fn replay_plays_stdout_and_stderr_in_the_recorded_order() {
+    let dir = scratch("replay-order");
+    let file = dir.join("run.json");
+    cassette_of(
+        &file,
+        vec![
+            output(1, b"prompt> "),
+            output(2, b"warning\n"),
+            output(1, b"answer\n"),
+            Event::Exited {
+                code: Some(0),
+                signal: None,
+            },
+        ],
+    );
+    let both = std::fs::File::create(dir.join("both")).unwrap();
+    let status = Command::new(BIN)
+        .arg("replay")
+        .arg(&file)
+        .stdout(both.try_clone().unwrap())
+        .stderr(both)
+        .status()
+        .expect("replay runs");
+    assert!(status.success());
+    assert_eq!(
+        std::fs::read(dir.join("both")).unwrap(),
+        b"prompt> warning\nanswer\n"
+    );
+}
+
+#[test]
+fn replay_of_a_hostile_signal_number_exits_1_without_overflowing() {
+    let file = scratch("hostile-signal").join("run.json");
+    for signal in [i32::MAX, i32::MIN, -1] {
+        cassette_of(
+            &file,
+            vec![Event::Exited {
+                code: None,
+                signal: Some(signal),
+            }],
+        );
+        let out = Command::new(BIN)
+            .arg("replay")
+            .arg(&file)
+            .output()
+            .expect("replay runs");
+        assert_eq!(
+            (out.status.code(), String::from_utf8_lossy(&out.stderr)),
+            (Some(1), "".into()),
+            "{signal}"
+        );
     }
 }

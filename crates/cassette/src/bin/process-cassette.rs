@@ -1,16 +1,19 @@
 //! `process-cassette`: record a command into a cassette, show a cassette's transcript, or
 //! replay a cassette's output.
 
+use std::future::Future;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use process_transport_cassette::{Cassette, Event, RecordingSpawner, Redactions};
-use process_transport_command::{Command, ExitStatus, Stdio};
+use process_transport_api::Signal;
+use process_transport_cassette::{Cassette, Event, RecordingSpawner, Redactions, SaveTarget};
+use process_transport_command::{Child, Command, ExitStatus, Stdio};
 use process_transport_real::RealSpawner;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -76,11 +79,8 @@ fn main() -> ExitCode {
             record(&file, &command, shown)
         }
         Action::Show { file } => Cassette::load(&file)
-            .map(|cassette| {
-                print!("{}", cassette.transcript());
-                ExitCode::SUCCESS
-            })
-            .map_err(|err| err.to_string()),
+            .map_err(|err| err.to_string())
+            .and_then(|cassette| show(&cassette)),
         Action::Replay { file } => Cassette::load(&file)
             .map_err(|err| err.to_string())
             .and_then(|cassette| replay(&cassette.restored(&Redactions::new()))),
@@ -93,11 +93,57 @@ fn main() -> ExitCode {
 
 /// The shell's exit code for a status: the code, or 128 plus the signal.
 fn exit_code(status: ExitStatus) -> ExitCode {
-    let code = status
-        .code()
-        .or_else(|| status.signal().map(|signal| 128 + signal))
-        .unwrap_or(1);
-    ExitCode::from(u8::try_from(code).unwrap_or(1))
+    shell_code(status.code(), status.signal())
+}
+
+/// The shell's exit code for an exit `code` or a death by `signal`: the code, or 128 plus the
+/// signal; 1 for anything that does not fit in an exit code (a hostile cassette's numbers).
+fn shell_code(code: Option<i32>, signal: Option<i32>) -> ExitCode {
+    let raw = match (code, signal) {
+        (_, Some(signal @ 1..=127)) => Some(128 + signal),
+        (_, Some(_)) => None,
+        (code, None) => code,
+    };
+    ExitCode::from(raw.and_then(|raw| u8::try_from(raw).ok()).unwrap_or(1))
+}
+
+/// What a failed write to this process's stdout or stderr means: a reader that went away
+/// (`show big.json | head -c1`) ends the tool quietly and successfully; anything else
+/// (`> /dev/full`) is an error.
+fn written(result: std::io::Result<()>) -> Result<(), Stop> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Err(Stop::ReaderGone),
+        Err(err) => Err(Stop::Failed(format!("cannot write the output: {err}"))),
+    }
+}
+
+/// Why playing a cassette's text stopped early.
+enum Stop {
+    /// The reader of the output went away.
+    ReaderGone,
+    /// A write failed otherwise.
+    Failed(String),
+}
+
+impl Stop {
+    fn into_exit(self) -> Result<ExitCode, String> {
+        match self {
+            Stop::ReaderGone => Ok(ExitCode::SUCCESS),
+            Stop::Failed(message) => Err(message),
+        }
+    }
+}
+
+fn show(cassette: &Cassette) -> Result<ExitCode, String> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    written(
+        stdout
+            .write_all(cassette.transcript().as_bytes())
+            .and_then(|()| stdout.flush()),
+    )
+    .map_or_else(Stop::into_exit, |()| Ok(ExitCode::SUCCESS))
 }
 
 /// Bytes each way, and whether the progress line is on the screen.
@@ -166,12 +212,71 @@ fn progress_line(command: &str, elapsed: Duration, counters: &Counters) -> Strin
     )
 }
 
+/// The signals `record` catches, each with the signal it passes on.
+type Caught = Vec<(tokio::signal::unix::Signal, Signal)>;
+
+/// Catches SIGINT, SIGTERM, SIGHUP and SIGQUIT, from before the command starts, so that none
+/// ends this process and leaves the command running unrecorded.
+fn catch_signals() -> Result<Caught, String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    [
+        (SignalKind::interrupt(), Signal::Int),
+        (SignalKind::terminate(), Signal::Term),
+        (SignalKind::hangup(), Signal::Hup),
+        (SignalKind::quit(), Signal::Number(libc::SIGQUIT)),
+    ]
+    .into_iter()
+    .map(|(kind, passed)| {
+        signal(kind)
+            .map(|stream| (stream, passed))
+            .map_err(|err| format!("cannot catch signal {passed}: {err}"))
+    })
+    .collect()
+}
+
+/// Waits for `child`'s end, passing on to it every SIGINT, SIGTERM, SIGHUP and SIGQUIT this
+/// process gets, through the recorded transport, so the signal is part of the recording.
+async fn wait_passing_signals_on(
+    child: &mut Child,
+    mut streams: Caught,
+) -> Result<ExitStatus, String> {
+    loop {
+        let got = {
+            let ended = child.wait();
+            let mut ended = std::pin::pin!(ended);
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(status) = ended.as_mut().poll(cx) {
+                    return Poll::Ready(Err(status));
+                }
+                for (stream, passed) in &mut streams {
+                    if let Poll::Ready(Some(())) = stream.poll_recv(cx) {
+                        return Poll::Ready(Ok(*passed));
+                    }
+                }
+                Poll::Pending
+            })
+            .await
+        };
+        match got {
+            Ok(passed) => {
+                // The child may have ended meanwhile: then there is nothing to pass on to.
+                let _ = child.signal(passed);
+            }
+            Err(status) => return status.map_err(|err| err.to_string()),
+        }
+    }
+}
+
 fn record(file: &PathBuf, command: &[String], progress: bool) -> Result<ExitCode, String> {
+    // Checked and opened before the command runs: a cassette that cannot be written is
+    // reported before the command's side effects, not after.
+    let target = SaveTarget::open(file).map_err(|err| err.to_string())?;
     let runtime = tokio::runtime::Runtime::new().map_err(|err| err.to_string())?;
     let recorder = RecordingSpawner::new(Arc::new(RealSpawner::new()));
     let counters = Arc::new(Counters::default());
     let line = command.join(" ");
     let status = runtime.block_on(async {
+        let caught = catch_signals()?;
         let mut child = Command::new(&command[0])
             .args(&command[1..])
             .stdin(Stdio::piped())
@@ -226,7 +331,7 @@ fn record(file: &PathBuf, command: &[String], progress: bool) -> Result<ExitCode
                 }
             })
         });
-        let status = child.wait().await.map_err(|err| err.to_string())?;
+        let status = wait_passing_signals_on(&mut child, caught).await?;
         for copier in [out, err].into_iter().flatten() {
             let _ = copier.await;
         }
@@ -237,38 +342,39 @@ fn record(file: &PathBuf, command: &[String], progress: bool) -> Result<ExitCode
         }
         Ok::<_, String>(status)
     })?;
-    recorder.save(file).map_err(|err| err.to_string())?;
+    recorder.save_to(target).map_err(|err| err.to_string())?;
     runtime.shutdown_background();
     Ok(exit_code(status))
 }
 
+/// Plays every recorded output in the order it was recorded, each write flushed before the
+/// next, so that stdout and stderr interleave as they did (under `2>&1` too).
 fn replay(cassette: &Cassette) -> Result<ExitCode, String> {
     use std::io::Write;
     let mut code = ExitCode::SUCCESS;
+    let (mut stdout, mut stderr) = (std::io::stdout().lock(), std::io::stderr().lock());
     for recording in &cassette.spawns {
         for event in &recording.events {
-            match event {
+            let played = match event {
                 Event::Output { fd: 1, data } => {
-                    std::io::stdout()
-                        .write_all(&data.0)
-                        .map_err(|err| err.to_string())?;
+                    written(stdout.write_all(&data.0).and_then(|()| stdout.flush()))
                 }
                 Event::Output { fd: 2, data } => {
-                    std::io::stderr()
-                        .write_all(&data.0)
-                        .map_err(|err| err.to_string())?;
+                    written(stderr.write_all(&data.0).and_then(|()| stderr.flush()))
                 }
                 Event::Exited {
                     code: exited,
                     signal,
                 } => {
-                    let raw = exited.or(signal.map(|s| 128 + s)).unwrap_or(1);
-                    code = ExitCode::from(u8::try_from(raw).unwrap_or(1));
+                    code = shell_code(*exited, *signal);
+                    Ok(())
                 }
-                _ => {}
+                _ => Ok(()),
+            };
+            if let Err(stop) = played {
+                return stop.into_exit();
             }
         }
     }
-    std::io::stdout().flush().map_err(|err| err.to_string())?;
     Ok(code)
 }

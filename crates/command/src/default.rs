@@ -1,6 +1,6 @@
 //! Which spawner a [`Command`](crate::Command) runs on when it names none: the scoped default.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -12,17 +12,37 @@ use std::task::{Context, Poll};
 use process_transport_api::ProcessSpawner;
 
 thread_local! {
-    static CURRENT: RefCell<Option<Arc<dyn ProcessSpawner>>> = const { RefCell::new(None) };
+    /// The defaults set on this thread and not yet dropped, innermost last, each with the id
+    /// of its guard: a guard takes out its own entry, whatever the order guards drop in.
+    static SCOPES: RefCell<Vec<(u64, Arc<dyn ProcessSpawner>)>> = const { RefCell::new(Vec::new()) };
+    static NEXT_ID: Cell<u64> = const { Cell::new(0) };
 }
 
-/// Puts `spawner` in place as this thread's default and returns what was there.
-fn replace(spawner: Option<Arc<dyn ProcessSpawner>>) -> Option<Arc<dyn ProcessSpawner>> {
-    CURRENT.with(|current| current.replace(spawner))
+/// Puts `spawner` in place as this thread's innermost default; the id takes it out.
+fn enter(spawner: Arc<dyn ProcessSpawner>) -> u64 {
+    let id = NEXT_ID.with(|next| {
+        let id = next.get();
+        next.set(id + 1);
+        id
+    });
+    SCOPES.with(|scopes| scopes.borrow_mut().push((id, spawner)));
+    id
 }
 
-/// The spawner in scope on this thread, if any.
+/// Takes out the default `id` put in place, wherever it is among the others.
+fn leave(id: u64) {
+    // During the thread's teardown the list may be gone already, and with it the default.
+    let _ = SCOPES.try_with(|scopes| {
+        let mut scopes = scopes.borrow_mut();
+        if let Some(at) = scopes.iter().rposition(|(held, _)| *held == id) {
+            scopes.remove(at);
+        }
+    });
+}
+
+/// The spawner in scope on this thread, if any: the innermost default still in place.
 pub(crate) fn current() -> Option<Arc<dyn ProcessSpawner>> {
-    CURRENT.with(|current| current.borrow().clone())
+    SCOPES.with(|scopes| scopes.borrow().last().map(|(_, spawner)| spawner.clone()))
 }
 
 /// The spawner a command without its own runs on: the scoped default, else real processes.
@@ -55,7 +75,9 @@ fn fallback(program: &str) -> io::Result<Arc<dyn ProcessSpawner>> {
 
 /// Makes `spawner` the default of this thread until the returned guard drops: every
 /// [`Command`](crate::Command) that does not name its own spawner runs on it. Nested calls
-/// restore the outer default when their guard drops.
+/// restore the outer default when their guard drops. Guards may drop in any order (the
+/// fields of a fixture drop first to last): the default is always the innermost one whose
+/// guard is still alive, and none once every guard has dropped.
 ///
 /// The default is the thread's: a future polled on another thread (a multi-thread runtime's
 /// worker, a task started with `tokio::spawn`) does not see it. For a future, use
@@ -78,7 +100,7 @@ fn fallback(program: &str) -> io::Result<Arc<dyn ProcessSpawner>> {
 /// ```
 pub fn set_default(spawner: Arc<dyn ProcessSpawner>) -> DefaultGuard {
     DefaultGuard {
-        previous: replace(Some(spawner)),
+        id: enter(spawner),
         _not_send: PhantomData,
     }
 }
@@ -86,7 +108,7 @@ pub fn set_default(spawner: Arc<dyn ProcessSpawner>) -> DefaultGuard {
 /// Restores the previous default spawner of the thread when dropped; see [`set_default`].
 #[must_use = "the default spawner is restored as soon as the guard drops"]
 pub struct DefaultGuard {
-    previous: Option<Arc<dyn ProcessSpawner>>,
+    id: u64,
     /// The guard restores the default of the thread that made it.
     _not_send: PhantomData<*const ()>,
 }
@@ -94,14 +116,14 @@ pub struct DefaultGuard {
 impl fmt::Debug for DefaultGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DefaultGuard")
-            .field("restores_a_spawner", &self.previous.is_some())
+            .field("id", &self.id)
             .finish()
     }
 }
 
 impl Drop for DefaultGuard {
     fn drop(&mut self) {
-        replace(self.previous.take());
+        leave(self.id);
     }
 }
 

@@ -157,6 +157,35 @@ async fn set_default_nests_and_each_guard_restores_the_outer_spawner() -> io::Re
     Ok(())
 }
 
+#[tokio::test(flavor = "current_thread")]
+async fn guards_dropped_out_of_order_leave_the_live_one_and_then_none() -> io::Result<()> {
+    let answering = |text: &'static str| {
+        let reactor = MemoryProcessReactor::new();
+        reactor.register(["pt-marker-who"], Script::new().stdout(text).exit(0));
+        reactor
+    };
+    let (x, y) = (answering("x"), answering("y"));
+    let who = || async { Command::new("pt-marker-who").output().await };
+    /// A fixture's fields drop first to last: the outer guard before the inner one.
+    struct Fixture {
+        _outer: process_transport_command::DefaultGuard,
+        _inner: process_transport_command::DefaultGuard,
+    }
+    let fixture = Fixture {
+        _outer: set_default(Arc::new(x.clone())),
+        _inner: set_default(Arc::new(y.clone())),
+    };
+    assert_eq!(who().await?.stdout, b"y");
+    let Fixture { _outer, _inner } = fixture;
+    drop(_outer);
+    assert_eq!(who().await?.stdout, b"y", "the inner guard is still alive");
+    drop(_inner);
+    let err = who().await.expect_err("no default is left: real processes");
+    assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
+    assert_eq!((x.spawns().len(), y.spawns().len()), (0, 2));
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_default_follows_the_future_across_awaits_and_worker_threads() -> io::Result<()> {
     let reactor = MemoryProcessReactor::strict();

@@ -217,7 +217,7 @@ impl ReplaySpawner {
             ),
         };
         SpawnError::NotFound(format!(
-            "{line}: no recording in cassette {} matches{hint}",
+            "`{line}`: no recording in cassette {} matches{hint}",
             self.origin
         ))
     }

@@ -366,7 +366,16 @@ async fn an_unrecorded_spawn_is_not_found_naming_the_cassette_and_the_closest_re
         .unwrap_err();
     assert_eq!(
         not_found(err),
-        "git status: no recording in cassette (in memory) matches; it holds no recordings"
+        "`git status`: no recording in cassette (in memory) matches; it holds no recordings"
+    );
+    let err = SpawnError::NotFound(
+        "`git status`: no recording in cassette (in memory) matches; it holds no recordings".into(),
+    );
+    assert_eq!(
+        err.to_string(),
+        "cannot spawn `git status`: no recording in cassette (in memory) matches; \
+         it holds no recordings",
+        "the message reads once, not nested in itself"
     );
 
     let path = scratch("unmatched").join("status.json");
@@ -380,7 +389,7 @@ async fn an_unrecorded_spawn_is_not_found_naming_the_cassette_and_the_closest_re
     assert_eq!(
         not_found(err),
         format!(
-            "sh -c echo statsu: no recording in cassette {} matches; \
+            "`sh -c echo statsu`: no recording in cassette {} matches; \
              the closest recorded command is `sh -c echo status`",
             path.display()
         )

@@ -50,6 +50,7 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+mod argv;
 #[doc(hidden)]
 pub mod assert;
 mod call_log;

@@ -144,6 +144,32 @@ impl Registration {
         self.lock().children.clone()
     }
 
+    /// The signals sent to its children, child by child in spawn order, each child's in the
+    /// order they were sent. For one child's, use [`child(i).signals()`](FakeChild::signals).
+    ///
+    /// ```
+    /// use process_transport_api::{ProcessSpawner, Signal, SpawnSpec};
+    /// use process_transport_fakes::{MemoryProcessReactor, Script};
+    /// use std::sync::Arc;
+    /// # struct Quiet; impl process_transport_api::ProcessProtocol for Quiet { fn make_connection(&mut self, _: Arc<dyn process_transport_api::ProcessTransport>) {} }
+    ///
+    /// let reactor = MemoryProcessReactor::strict();
+    /// let server = reactor.register(["server"], Script::new());
+    /// for signal in [Signal::Hup, Signal::Term] {
+    ///     let transport = futures_executor::block_on(
+    ///         reactor.spawn_process(Box::new(Quiet), SpawnSpec::new("server")),
+    ///     ).unwrap();
+    ///     transport.signal_process(signal).unwrap();
+    /// }
+    /// assert_eq!(server.signals(), [Signal::Hup, Signal::Term]);
+    /// ```
+    pub fn signals(&self) -> Vec<process_transport_api::Signal> {
+        self.children()
+            .iter()
+            .flat_map(FakeChild::signals)
+            .collect()
+    }
+
     /// The child of its `index`th spawn (from 0).
     ///
     /// # Panics

@@ -55,7 +55,18 @@ pub enum TransportError {
 #[non_exhaustive]
 pub enum SpawnError {
     /// The executable does not exist, or no `PATH` entry holds it. Carries the executable.
-    #[error("cannot spawn {0:?}: executable not found")]
+    ///
+    /// A spawner that serves recordings (a replay) refuses a spawn it holds no recording of
+    /// with this variant too; it carries the command line in backticks and why nothing
+    /// serves it, and reads as that sentence:
+    ///
+    /// ```
+    /// use process_transport_api::SpawnError;
+    ///
+    /// let err = SpawnError::NotFound("`git status`: no recording in cassette c.json matches".into());
+    /// assert_eq!(err.to_string(), "cannot spawn `git status`: no recording in cassette c.json matches");
+    /// ```
+    #[error("{}", not_found(.0))]
     NotFound(String),
     /// The executable exists but may not be run, or a uid/gid change was refused. Carries
     /// the executable.
@@ -77,6 +88,14 @@ pub enum SpawnError {
         /// The registered command closest to it.
         closest: Option<String>,
     },
+}
+
+fn not_found(what: &str) -> String {
+    if what.starts_with('`') {
+        format!("cannot spawn {what}")
+    } else {
+        format!("cannot spawn {what:?}: executable not found")
+    }
 }
 
 fn closest_hint(closest: &Option<String>) -> String {

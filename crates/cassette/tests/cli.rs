@@ -238,7 +238,10 @@ fn an_interrupted_recording_passes_the_signal_on_saves_it_and_exits_as_the_child
         let out = record.wait_with_output().expect("the recording ends");
         assert_eq!(out.status.code(), Some(code), "{name}: {out:?}");
         let events = &Cassette::load(&file).expect("saved").spawns[0].events;
-        assert_eq!(events[0], output(1, b"started\n"), "{name}");
+        assert!(
+            events.contains(&output(1, b"started\n")),
+            "{name}: {events:?}"
+        );
         assert!(
             events.contains(&Event::Signal {
                 signal: name.into()

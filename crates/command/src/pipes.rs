@@ -482,7 +482,9 @@ impl ChildStdin {
 pub(crate) fn io_error(err: TransportError) -> io::Error {
     let kind = match &err {
         TransportError::ChildFdClosed(_) | TransportError::Closed => io::ErrorKind::BrokenPipe,
-        TransportError::UnknownChildFd(_) => io::ErrorKind::InvalidInput,
+        TransportError::UnknownChildFd(_) | TransportError::InvalidSignal(_) => {
+            io::ErrorKind::InvalidInput
+        }
         TransportError::Io(inner) => inner.kind(),
         _ => io::ErrorKind::Other,
     };

@@ -728,7 +728,7 @@ impl ProcessTransport for MemoryProcessTransport {
         self.logged(TransportCall::SignalProcess(signal), || {
             {
                 let mut state = self.lock();
-                state.model.check_signal()?;
+                state.model.check_signal(signal)?;
                 state.signals.push(signal);
                 // Between the exit and its delivery the signal is accepted and goes nowhere.
                 if state.model.signal_reaches_child() {

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use process_transport_api::{ChildFd, FdMap, ProcessEnd, ProcessTransport, Signal};
+use process_transport_api::{ChildFd, DefaultAction, FdMap, ProcessEnd, ProcessTransport, Signal};
 
 use crate::FakeChild;
 
@@ -16,10 +16,11 @@ pub type SignalReaction = Arc<dyn Fn(&FakeChild, Signal) + Send + Sync>;
 #[derive(Clone)]
 pub enum SignalAction {
     /// Dies by the signal: closes its fds and ends with `ProcessEnd::from_signal`. The default
-    /// for every signal but `STOP`.
+    /// for every signal whose [`default_action`](Signal::default_action) is to terminate.
     Terminate,
-    /// Nothing happens (a child that set the signal to be ignored). The default for `STOP`,
-    /// which a fake cannot model.
+    /// Nothing happens (a child that set the signal to be ignored). The default for the
+    /// signals a real child ignores by default (`CHLD`, `URG`, `WINCH`), for `CONT`, and for
+    /// `STOP`, `TSTP`, `TTIN` and `TTOU`, whose stop a fake cannot model.
     Ignore,
     /// Runs the closure with the child, for any other reaction.
     Custom(SignalReaction),
@@ -453,10 +454,12 @@ impl Script {
 
     /// The protocol signalled the child.
     pub(crate) fn signalled(&self, child: &FakeChild, signal: Signal) {
-        let default = if signal == Signal::Stop || signal.linux_number() == 19 {
-            SignalAction::Ignore
-        } else {
-            SignalAction::Terminate
+        // The rule of a real child with no handler: a signal whose default is to ignore (or
+        // to continue) does nothing; STOP and its kin, which a fake cannot model, do nothing
+        // either.
+        let default = match signal.default_action() {
+            DefaultAction::Terminate => SignalAction::Terminate,
+            _ => SignalAction::Ignore,
         };
         match self.signals.get(&signal.linux_number()).unwrap_or(&default) {
             SignalAction::Terminate if child.transport().exited().is_none() => child.kill(signal),

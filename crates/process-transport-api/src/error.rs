@@ -35,6 +35,10 @@ pub enum TransportError {
     /// A signal to a process whose exit is already known.
     #[error("the process has already exited; no signal was sent")]
     ProcessExitedAlready,
+    /// `signal_process` with a number that is not a signal of the platform
+    /// ([`Signal::is_valid`](crate::Signal::is_valid)): nothing was sent.
+    #[error("{0} is not a signal: signal numbers run from 1 to {max}; nothing was sent", max = crate::Signal::MAX_NUMBER)]
+    InvalidSignal(crate::Signal),
     /// `resize_pty` on a transport whose process has no pseudo-terminal.
     #[error("the process has no terminal to resize: it was spawned without use_pty")]
     NoTerminal,

@@ -82,7 +82,7 @@ pub use error::{ParseSignalError, SpawnError, TransportError};
 pub use fd::{ChildFd, FdMap, FdSet};
 pub use model::{CloseAction, Delivery, PipeState, ProcessModel, ProducerCall, DEFAULT_HIGH_WATER};
 pub use queue::{Claimed, EventQueue};
-pub use signal::Signal;
+pub use signal::{DefaultAction, Signal};
 pub use spec::{ChildFdMapping, Environment, PtySize, SpawnSpec};
 pub use state::{CloseReason, ProducerState};
 pub use traits::{

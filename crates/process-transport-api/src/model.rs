@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::shown::Shown;
 use crate::{
-    ChildFd, ChildFdMapping, Dispatcher, FdMap, ProcessEnd, ProcessTransport, PushProducer,
+    ChildFd, ChildFdMapping, Dispatcher, FdMap, ProcessEnd, ProcessTransport, PushProducer, Signal,
     TransportError,
 };
 
@@ -285,10 +285,14 @@ impl ProcessModel {
         }
     }
 
-    /// Whether a signal may be sent: `ProcessExitedAlready` once the protocol was shown
-    /// `process_exited`. Between the exit and that delivery a signal is accepted, and goes
-    /// nowhere: see [`signal_reaches_child`](Self::signal_reaches_child).
-    pub fn check_signal(&self) -> Result<(), TransportError> {
+    /// Whether `signal` may be sent: `InvalidSignal` for a number that is not a signal
+    /// ([`Signal::is_valid`]), whatever the state; `ProcessExitedAlready` once the protocol
+    /// was shown `process_exited`. Between the exit and that delivery a signal is accepted,
+    /// and goes nowhere: see [`signal_reaches_child`](Self::signal_reaches_child).
+    pub fn check_signal(&self, signal: Signal) -> Result<(), TransportError> {
+        if !signal.is_valid() {
+            return Err(TransportError::InvalidSignal(signal));
+        }
         match self.exit {
             Some(_) if self.exit_shown() => Err(TransportError::ProcessExitedAlready),
             _ => Ok(()),

@@ -66,6 +66,68 @@ impl Signal {
         }
     }
 
+    /// The highest signal number of the running platform: 64 on Linux (`SIGRTMAX`), 128 on
+    /// FreeBSD, 31 on the other unix systems. A valid signal is numbered 1 to this.
+    pub const MAX_NUMBER: i32 = if cfg!(any(target_os = "linux", target_os = "android")) {
+        64
+    } else if cfg!(target_os = "freebsd") {
+        128
+    } else {
+        31
+    };
+
+    /// The signal's number on the running platform (`Stop` is 19 on Linux, 17 on macOS).
+    pub fn number(self) -> i32 {
+        match self {
+            Signal::Stop if cfg!(not(any(target_os = "linux", target_os = "android"))) => 17,
+            signal => signal.linux_number(),
+        }
+    }
+
+    /// Whether every driver sends it: its number is 1 to [`MAX_NUMBER`](Self::MAX_NUMBER).
+    /// `Number(0)` (a probe, not a signal), negative numbers and numbers past the platform's
+    /// last are refused with `TransportError::InvalidSignal` by the fakes, replays and the
+    /// real transport alike.
+    ///
+    /// ```
+    /// use process_transport_api::Signal;
+    ///
+    /// assert!(Signal::Term.is_valid() && Signal::Number(Signal::MAX_NUMBER).is_valid());
+    /// assert!(!Signal::Number(0).is_valid() && !Signal::Number(-1).is_valid());
+    /// assert!(!Signal::Number(Signal::MAX_NUMBER + 1).is_valid());
+    /// ```
+    pub fn is_valid(self) -> bool {
+        (1..=Self::MAX_NUMBER).contains(&self.number())
+    }
+
+    /// What the signal does to a child that neither handles, blocks nor ignores it (and so
+    /// what a fake child with no reaction to it does).
+    ///
+    /// ```
+    /// use process_transport_api::{DefaultAction, Signal};
+    ///
+    /// assert_eq!(Signal::Term.default_action(), DefaultAction::Terminate);
+    /// assert_eq!("WINCH".parse::<Signal>().unwrap().default_action(), DefaultAction::Ignore);
+    /// assert_eq!(Signal::Stop.default_action(), DefaultAction::Stop);
+    /// ```
+    pub fn default_action(self) -> DefaultAction {
+        let number = self.number();
+        let named = |name: &str| {
+            OTHER_SIGNALS
+                .iter()
+                .any(|&(known, n)| known == name && n == number)
+        };
+        if number == Signal::Stop.number() || ["TSTP", "TTIN", "TTOU"].into_iter().any(named) {
+            DefaultAction::Stop
+        } else if named("CONT") {
+            DefaultAction::Continue
+        } else if ["CHLD", "URG", "WINCH", "INFO"].into_iter().any(named) {
+            DefaultAction::Ignore
+        } else {
+            DefaultAction::Terminate
+        }
+    }
+
     fn name(self) -> Option<&'static str> {
         match self {
             Signal::Hup => Some("HUP"),
@@ -76,6 +138,20 @@ impl Signal {
             Signal::Number(_) => None,
         }
     }
+}
+
+/// What a signal does to a process that has no handler for it ([`Signal::default_action`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DefaultAction {
+    /// The process ends by the signal (with or without a core dump).
+    Terminate,
+    /// Nothing happens: `CHLD`, `URG`, `WINCH` (and `INFO` where it exists).
+    Ignore,
+    /// The process stops until `CONT`: `STOP`, `TSTP`, `TTIN`, `TTOU`.
+    Stop,
+    /// A stopped process continues; a running one carries on: `CONT`.
+    Continue,
 }
 
 impl fmt::Display for Signal {

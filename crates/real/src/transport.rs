@@ -534,7 +534,7 @@ impl ProcessTransport for RealProcessTransport {
     fn signal_process(&self, signal: Signal) -> Result<(), TransportError> {
         {
             let state = self.shared.lock();
-            state.model.check_signal()?;
+            state.model.check_signal(signal)?;
             if !state.model.signal_reaches_child() {
                 return Ok(());
             }

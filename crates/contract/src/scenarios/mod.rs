@@ -173,6 +173,26 @@ async fn write_after(
     closed(result, ChildFd::STDIN)
 }
 
+/// Sends each of `numbers` to a running `Echo`, which must refuse each as
+/// `InvalidSignal` and leave the child running to its normal end.
+async fn refused_as_not_signals(ctx: &Ctx<'_>, numbers: &[i32]) -> Check {
+    let (transport, _log) = ctx.spawn(Child::Echo).await?;
+    let results: Vec<_> = numbers
+        .iter()
+        .map(|&n| (n, transport.signal_process(Signal::Number(n))))
+        .collect();
+    transport.close_stdin();
+    let end = end(&transport).await?;
+    for (n, result) in results {
+        ensure!(
+            matches!(result, Err(TransportError::InvalidSignal(Signal::Number(got))) if got == n),
+            "signal {n}: expected Err(InvalidSignal(Number({n}))), got {result:?}"
+        );
+    }
+    ensure!(end == ProcessEnd::Done, "end: {end:?}");
+    Ok(())
+}
+
 /// Spawns `Talk` paused from inside `make_connection` and waits for its exit.
 async fn spawn_paused_talk(ctx: &Ctx<'_>) -> Result<Spawned, String> {
     let (transport, log) = ctx
@@ -478,6 +498,32 @@ scenarios! {
         transport.signal_process(Signal::Number(9)).map_err(|e| e.to_string())?;
         let end = end(&transport).await?;
         ensure!(end == ProcessEnd::from_signal(9), "end: {end:?}");
+        Ok(())
+    }
+
+    signal_number_zero_is_refused_as_not_a_signal => |ctx| {
+        refused_as_not_signals(ctx, &[0]).await
+    }
+
+    a_negative_or_too_high_signal_number_is_refused_as_not_a_signal => |ctx| {
+        refused_as_not_signals(ctx, &[-1, Signal::MAX_NUMBER + 1, i32::MIN, i32::MAX]).await
+    }
+
+    a_signal_ignored_by_default_leaves_the_child_running => |ctx| {
+        let (transport, log) = ctx.spawn(Child::Echo).await?;
+        for name in ["CHLD", "URG", "WINCH"] {
+            let signal: Signal = name.parse().map_err(|e| format!("{e}"))?;
+            if let Err(err) = transport.signal_process(signal) {
+                transport.close_stdin();
+                return Err(format!("SIG{name} was refused: {err}"));
+            }
+        }
+        transport.write(b"alive\n").map_err(|e| e.to_string())?;
+        echoed(&log, 6).await?;
+        transport.close_stdin();
+        let end = end(&transport).await?;
+        ensure!(end == ProcessEnd::Done, "end: {end:?}");
+        ensure!(joined(&log, ChildFd::STDOUT) == "alive\n", "stdout: {:?}", joined(&log, ChildFd::STDOUT));
         Ok(())
     }
 

@@ -172,7 +172,7 @@ impl ChildPlan {
                     libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
                 }
             }
-            for signal in 1..max_signal() {
+            for signal in 1..=highest_signal() {
                 if signal != libc::SIGKILL && signal != libc::SIGSTOP {
                     libc::signal(signal, libc::SIG_DFL);
                 }
@@ -203,14 +203,16 @@ unsafe fn mark_with_close_range(_first: RawFd) -> bool {
     false
 }
 
-/// One past the highest signal number.
-fn max_signal() -> libc::c_int {
+/// The highest signal number: every signal from 1 to it is reset in the child, as the fast
+/// path's `posix_spawn` resets them (glibc refuses its two internal ones to `signal`, and its
+/// `posix_spawn` leaves them ignored too).
+fn highest_signal() -> libc::c_int {
     #[cfg(target_os = "linux")]
     {
         libc::SIGRTMAX()
     }
     #[cfg(not(target_os = "linux"))]
     {
-        32
+        31
     }
 }

@@ -190,8 +190,13 @@ impl Event {
 /// One recorded spawn: what was asked for and everything that crossed its transport.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recording {
-    /// The executable, then the arguments.
+    /// The executable, then the arguments, as text (a word that is not UTF-8 is shown
+    /// lossily here and kept exactly in [`command_bytes`](Self::command_bytes)).
     pub command: Vec<String>,
+    /// The executable and the arguments exactly, when one of them is not UTF-8 (`None`
+    /// otherwise); a replay matches these bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_bytes: Option<Vec<Bytes>>,
     /// The working directory the spec set, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
@@ -203,16 +208,40 @@ pub struct Recording {
     /// redacted; a replay matches them too.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env_values: BTreeMap<String, String>,
+    /// Whether the spec cleared the environment (`env_clear`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub env_cleared: bool,
+    /// The names of the variables the spec removed (`env_remove`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_removed: Vec<String>,
+    /// The user id the spec asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// The group id the spec asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
     /// The child fd map.
     pub fds: BTreeMap<u32, FdKind>,
     /// Whether a pseudo-terminal was asked for.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pty: bool,
+    /// The terminal size the spec asked for, if it set one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pty_size: Option<TerminalSize>,
     /// What crossed the transport, in order.
     pub events: Vec<Event>,
     /// Why the spawn failed, when it did: a replay fails the same way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused: Option<Refusal>,
+}
+
+/// A terminal size as a cassette stores it: lines and columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TerminalSize {
+    /// Lines.
+    pub rows: u16,
+    /// Columns.
+    pub cols: u16,
 }
 
 /// Why a recorded spawn failed: a [`SpawnError`], as a cassette stores it.
@@ -280,11 +309,18 @@ impl Recording {
     /// A recording of `spec` with no events yet.
     pub fn of(spec: &SpawnSpec) -> Self {
         let lossy = |text: &std::ffi::OsStr| text.to_string_lossy().into_owned();
-        Recording {
-            command: std::iter::once(spec.get_executable())
+        let words = || {
+            std::iter::once(spec.get_executable())
                 .chain(spec.get_args().iter().map(|arg| arg.as_os_str()))
-                .map(lossy)
-                .collect(),
+        };
+        let exact = words().any(|word| word.to_str().is_none()).then(|| {
+            words()
+                .map(|word| Bytes(word.as_encoded_bytes().to_vec()))
+                .collect()
+        });
+        Recording {
+            command: words().map(lossy).collect(),
+            command_bytes: exact,
             cwd: spec.get_cwd().map(|cwd| lossy(cwd.as_os_str())),
             env: spec
                 .get_env()
@@ -293,12 +329,25 @@ impl Recording {
                 .map(|(name, _)| lossy(name))
                 .collect(),
             env_values: BTreeMap::new(),
+            env_cleared: !spec.get_env().inherits(),
+            env_removed: spec
+                .get_env()
+                .vars()
+                .filter(|(_, value)| value.is_none())
+                .map(|(name, _)| lossy(name))
+                .collect(),
+            uid: spec.get_uid(),
+            gid: spec.get_gid(),
             fds: spec
                 .get_child_fds()
                 .iter()
                 .map(|(fd, mapping)| (fd.0, FdKind::from(*mapping)))
                 .collect(),
             pty: spec.get_use_pty(),
+            pty_size: spec.get_pty_size().map(|size| TerminalSize {
+                rows: size.rows,
+                cols: size.cols,
+            }),
             events: Vec::new(),
             refused: None,
         }

@@ -35,7 +35,8 @@ mod replay;
 mod session;
 
 pub use cassette::{
-    Bytes, Cassette, CassetteError, Event, FdKind, Recording, Refusal, SaveTarget, FORMAT_VERSION,
+    Bytes, Cassette, CassetteError, Event, FdKind, Recording, Refusal, SaveTarget, TerminalSize,
+    FORMAT_VERSION,
 };
 pub use recorder::RecordingSpawner;
 pub use redact::Redactions;

@@ -158,6 +158,12 @@ impl Redactions {
             *value = String::from_utf8_lossy(&bytes).into_owned();
         };
         recording.command.iter_mut().for_each(text);
+        for word in recording.command_bytes.iter_mut().flatten() {
+            let mut chunk = [std::mem::take(&mut word.0)];
+            stream(self, &mut chunk);
+            let [bytes] = chunk;
+            word.0 = bytes;
+        }
         recording.cwd.iter_mut().for_each(text);
         recording.env_values.values_mut().for_each(text);
         // Each direction of each fd is one stream, so that a value split across pieces is
@@ -229,6 +235,14 @@ fn any_in(needles: &[&[u8]], recording: &Recording) -> bool {
         .chain(&recording.cwd)
         .chain(recording.env_values.values());
     if texts.into_iter().any(|text| found(text.as_bytes())) {
+        return true;
+    }
+    if recording
+        .command_bytes
+        .iter()
+        .flatten()
+        .any(|word| found(&word.0))
+    {
         return true;
     }
     // The longest value less one byte: what may lie on each side of a boundary.

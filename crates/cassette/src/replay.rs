@@ -199,8 +199,29 @@ impl ReplaySpawner {
                         Aspect::Cwd => {
                             format!("cwd `{}`", recording.cwd.as_deref().unwrap_or(""))
                         }
-                        Aspect::Env => format!("env `{}`", recording.env.join(" ")),
+                        Aspect::Args => "other argument bytes (not UTF-8)".to_owned(),
+                        Aspect::Env => format!(
+                            "env `{}`{}{}",
+                            recording.env.join(" "),
+                            if recording.env_cleared {
+                                ", env_clear"
+                            } else {
+                                ""
+                            },
+                            if recording.env_removed.is_empty() {
+                                String::new()
+                            } else {
+                                format!(", env_remove `{}`", recording.env_removed.join(" "))
+                            }
+                        ),
+                        Aspect::User => {
+                            format!("uid {:?}, gid {:?}", recording.uid, recording.gid)
+                        }
                         Aspect::Fds => format!("fds `{:?}`", recording.fds),
+                        Aspect::TerminalSize => match recording.pty_size {
+                            Some(size) => format!("terminal size {}x{}", size.rows, size.cols),
+                            None => "no terminal size".to_owned(),
+                        },
                     })
                     .collect();
                 format!(
@@ -285,8 +306,9 @@ impl Slot {
     }
 
     /// What of a spawn of `spec` (`asked`) differs from this recording, whose command line is
-    /// the same: the cwd (when recorded), the variables set (names, and kept values), the fd
-    /// map.
+    /// the same as text: the exact bytes of words that are not UTF-8, the cwd (when recorded),
+    /// the environment (names set, kept values, a clear, names removed), uid and gid, the fd
+    /// map and the terminal size.
     fn differences(&self, asked: &Recording, spec: &SpawnSpec) -> Vec<Aspect> {
         let recording = &self.recording;
         let values_differ = !recording.env_values.is_empty()
@@ -297,11 +319,23 @@ impl Slot {
                 recording.cwd.is_some() && asked.cwd != recording.cwd,
                 Aspect::Cwd,
             ),
-            (asked.env != recording.env || values_differ, Aspect::Env),
+            (asked.command_bytes != recording.command_bytes, Aspect::Args),
+            (
+                asked.env != recording.env
+                    || values_differ
+                    || asked.env_cleared != recording.env_cleared
+                    || asked.env_removed != recording.env_removed,
+                Aspect::Env,
+            ),
+            (
+                (asked.uid, asked.gid) != (recording.uid, recording.gid),
+                Aspect::User,
+            ),
             (
                 asked.fds != recording.fds || asked.pty != recording.pty,
                 Aspect::Fds,
             ),
+            (asked.pty_size != recording.pty_size, Aspect::TerminalSize),
         ]
         .into_iter()
         .filter_map(|(differs, aspect)| differs.then_some(aspect))
@@ -311,9 +345,12 @@ impl Slot {
 
 /// A part of a spawn a recording is matched on, besides its command line.
 enum Aspect {
+    Args,
     Cwd,
     Env,
+    User,
     Fds,
+    TerminalSize,
 }
 
 #[async_trait]

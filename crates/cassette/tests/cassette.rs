@@ -919,3 +919,88 @@ fn the_file_size_per_recorded_byte_is_near_one_for_text_and_under_1_4_for_binary
         assert!(ratio <= limit, "text {text}: {ratio:.3} bytes per byte");
     }
 }
+
+mod spawn_fields {
+    use super::*;
+    use process_transport_api::{ProcessProtocol, ProcessTransport, PtySize, SpawnSpec};
+    use process_transport_cassette::Recording;
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    struct Quiet;
+    impl ProcessProtocol for Quiet {
+        fn make_connection(&mut self, _: Arc<dyn ProcessTransport>) {}
+    }
+
+    /// A replay of one recording of `recorded` (which exits 0).
+    fn replay_of(recorded: &SpawnSpec) -> ReplaySpawner {
+        let mut recording = Recording::of(recorded);
+        recording.events = vec![
+            Event::Lost { fd: 0 },
+            Event::Lost { fd: 1 },
+            Event::Lost { fd: 2 },
+            Event::Exited {
+                code: Some(0),
+                signal: None,
+            },
+        ];
+        ReplaySpawner::new(Cassette::new(vec![recording]))
+    }
+
+    fn spawn(replay: &ReplaySpawner, spec: SpawnSpec) -> Result<(), SpawnError> {
+        futures_executor::block_on(replay.spawn_process(Box::new(Quiet), spec)).map(drop)
+    }
+
+    #[test]
+    fn a_spawn_that_differs_in_a_field_the_recording_keeps_is_refused_naming_it() {
+        let base = || SpawnSpec::new("tool").arg("x");
+        let pty = |rows, cols| {
+            SpawnSpec::new("stty")
+                .arg("size")
+                .use_pty(true)
+                .pty_size(PtySize::new(rows, cols))
+        };
+        let odd_arg = |byte: u8| SpawnSpec::new("tool").arg(OsStr::from_bytes(&[byte]));
+        let cases = [
+            (pty(33, 99), pty(5, 5), "terminal size 33x99"),
+            (base().env_clear(), base(), "env_clear"),
+            (base().env_remove("HOME"), base(), "env_remove `HOME`"),
+            (base().uid(1000), base(), "uid Some(1000)"),
+            (base().gid(1000), base().gid(1001), "gid Some(1000)"),
+            (odd_arg(0xff), odd_arg(0xfe), "other argument bytes"),
+        ];
+        for (recorded, asked, named) in cases {
+            let replay = replay_of(&recorded);
+            match spawn(&replay, asked.clone()) {
+                Err(SpawnError::NotFound(why)) => assert!(
+                    why.contains("is recorded, but it was recorded with") && why.contains(named),
+                    "{asked:?}: {why}"
+                ),
+                other => panic!("{asked:?} was served a recording of {recorded:?}: {other:?}"),
+            }
+            spawn(&replay, recorded.clone()).unwrap_or_else(|err| panic!("{recorded:?}: {err}"));
+            replay.assert_all_used();
+        }
+    }
+
+    #[test]
+    fn fields_and_non_utf8_words_survive_the_file_exactly() {
+        let spec = SpawnSpec::new("tool")
+            .arg(OsStr::from_bytes(b"\xff\xfe"))
+            .env_clear()
+            .env_remove("HOME")
+            .uid(7)
+            .gid(8)
+            .use_pty(true)
+            .pty_size(PtySize::new(33, 99));
+        let cassette = Cassette::new(vec![Recording::of(&spec)]);
+        let json = cassette.to_json();
+        assert_eq!(Cassette::from_json(&json, "inline").unwrap(), cassette);
+        let recording = &cassette.spawns[0];
+        assert_eq!(
+            recording.command_bytes.as_deref(),
+            Some(&[Bytes(b"tool".to_vec()), Bytes(b"\xff\xfe".to_vec())][..])
+        );
+        assert!(json.contains(r#""base64": "//4=""#), "{json}");
+    }
+}

@@ -318,24 +318,22 @@ impl Recording {
                 .map(|word| Bytes(word.as_encoded_bytes().to_vec()))
                 .collect()
         });
+        // The names of the variables the spec sets (`true`) or removes (`false`).
+        let names = |set: bool| {
+            spec.get_env()
+                .vars()
+                .filter(|(_, value)| value.is_some() == set)
+                .map(|(name, _)| lossy(name))
+                .collect()
+        };
         Recording {
             command: words().map(lossy).collect(),
             command_bytes: exact,
             cwd: spec.get_cwd().map(|cwd| lossy(cwd.as_os_str())),
-            env: spec
-                .get_env()
-                .vars()
-                .filter(|(_, value)| value.is_some())
-                .map(|(name, _)| lossy(name))
-                .collect(),
+            env: names(true),
             env_values: BTreeMap::new(),
             env_cleared: !spec.get_env().inherits(),
-            env_removed: spec
-                .get_env()
-                .vars()
-                .filter(|(_, value)| value.is_none())
-                .map(|(name, _)| lossy(name))
-                .collect(),
+            env_removed: names(false),
             uid: spec.get_uid(),
             gid: spec.get_gid(),
             fds: spec

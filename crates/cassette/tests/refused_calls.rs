@@ -24,6 +24,8 @@ async fn overlapping_refused_calls_after_the_end_leave_the_recording_as_it_was()
         .expect("true starts");
     assert!(child.wait().await.expect("true ends").success());
     let transport = child.transport();
+    // Every event delivered (the loss of stdin may follow the exit): nothing more can come.
+    transport.ended().await;
     let before = recorder.cassette();
 
     let hammer = |call: fn(&dyn process_transport_api::ProcessTransport) -> TransportError| {

@@ -272,7 +272,7 @@ impl Command {
     pub(crate) fn resolve_spawner(&self) -> io::Result<Arc<dyn ProcessSpawner>> {
         match &self.spawner {
             Some(spawner) => Ok(spawner.clone()),
-            None => default::resolve(&self.program()),
+            None => default::resolve(&self.spec.command_line()),
         }
     }
 
@@ -301,13 +301,15 @@ impl Command {
     }
 
     fn spawn_now(&self, defaults: Defaults) -> io::Result<Child> {
-        let (spawner, spec, shared) = self.prepare(defaults)?;
+        let start = self.start(defaults)?;
         let polled = {
-            let spawning = spawner.spawn_process(Box::new(Bridge(shared.clone())), spec.clone());
+            let spawning = start
+                .spawner
+                .spawn_process(Box::new(Bridge(start.shared.clone())), start.spec.clone());
             pin!(spawning).poll(&mut Context::from_waker(Waker::noop()))
         };
         match polled {
-            Poll::Ready(result) => self.finish(result, &spec, shared),
+            Poll::Ready(result) => start.finish(result),
             Poll::Pending => Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
                 format!(
@@ -319,24 +321,72 @@ impl Command {
         }
     }
 
-    fn prepare(
-        &self,
-        defaults: Defaults,
-    ) -> io::Result<(Arc<dyn ProcessSpawner>, SpawnSpec, Arc<Shared>)> {
-        let spawner = self.resolve_spawner()?;
-        Ok((
-            spawner,
-            self.spec_with(defaults),
-            Arc::new(Shared::default()),
-        ))
+    /// Everything a spawn needs, taken now: the spawner (the scoped default in place at this
+    /// call, not at a later poll), the spec with `defaults` applied, and the settings.
+    fn start(&self, defaults: Defaults) -> io::Result<Start> {
+        Ok(Start {
+            spawner: self.resolve_spawner()?,
+            spec: self.spec_with(defaults),
+            shared: Arc::new(Shared::default()),
+            kill_on_drop: self.kill_on_drop,
+        })
     }
 
-    fn finish(
-        &self,
-        result: Result<Arc<dyn ProcessTransport>, SpawnError>,
-        spec: &SpawnSpec,
-        shared: Arc<Shared>,
-    ) -> io::Result<Child> {
+    /// Runs the child to its end and collects what it wrote, with tokio's `output` defaults:
+    /// stdin null, stdout and stderr piped (explicit settings win).
+    ///
+    /// The spawner and the spec are taken at this call, so the future owns everything it
+    /// needs (`Send + 'static`): `tokio::spawn(Command::new("git").arg("status").output())`
+    /// runs on the spawner in scope where it was written.
+    ///
+    /// # Errors
+    /// As [`spawn`](Self::spawn); and an `io::Error` when the transport gives up on the child
+    /// before reporting its end.
+    pub fn output(&mut self) -> impl Future<Output = io::Result<Output>> + Send + 'static {
+        let start = self.start(Defaults::Output);
+        async move { start?.run().await?.wait_with_output().await }
+    }
+
+    /// Runs the child to its end with tokio's `status` defaults (stdio inherited) and returns
+    /// how it ended. The spawner and the spec are taken at this call, as for
+    /// [`output`](Self::output).
+    ///
+    /// # Errors
+    /// As [`output`](Self::output).
+    pub fn status(&mut self) -> impl Future<Output = io::Result<ExitStatus>> + Send + 'static {
+        let start = self.start(Defaults::Inherit);
+        async move { start?.run().await?.wait().await }
+    }
+
+    pub(crate) async fn spawn_on(&self, defaults: Defaults) -> io::Result<Child> {
+        self.start(defaults)?.run().await
+    }
+}
+
+/// A spawn about to be made: what [`Command`] took at the call.
+struct Start {
+    spawner: Arc<dyn ProcessSpawner>,
+    spec: SpawnSpec,
+    shared: Arc<Shared>,
+    kill_on_drop: bool,
+}
+
+impl Start {
+    async fn run(self) -> io::Result<Child> {
+        let result = self
+            .spawner
+            .spawn_process(Box::new(Bridge(self.shared.clone())), self.spec.clone())
+            .await;
+        self.finish(result)
+    }
+
+    fn finish(self, result: Result<Arc<dyn ProcessTransport>, SpawnError>) -> io::Result<Child> {
+        let Start {
+            spec,
+            shared,
+            kill_on_drop,
+            ..
+        } = self;
         let transport = result.map_err(spawn_error)?;
         shared.set_transport(&transport);
         let mapped = |fd: ChildFd| spec.get_child_fds().get(&fd).is_some_and(|m| m.is_pipe());
@@ -350,38 +400,8 @@ impl Command {
             transport,
             shared,
             (stdin, stdout, stderr),
-            self.kill_on_drop,
+            kill_on_drop,
         ))
-    }
-
-    /// Runs the child to its end and collects what it wrote, with tokio's `output` defaults:
-    /// stdin null, stdout and stderr piped (explicit settings win).
-    ///
-    /// # Errors
-    /// As [`spawn`](Self::spawn); and an `io::Error` when the transport gives up on the child
-    /// before reporting its end.
-    pub async fn output(&mut self) -> io::Result<Output> {
-        self.spawn_on(Defaults::Output)
-            .await?
-            .wait_with_output()
-            .await
-    }
-
-    /// Runs the child to its end with tokio's `status` defaults (stdio inherited) and returns
-    /// how it ended.
-    ///
-    /// # Errors
-    /// As [`output`](Self::output).
-    pub async fn status(&mut self) -> io::Result<ExitStatus> {
-        self.spawn_on(Defaults::Inherit).await?.wait().await
-    }
-
-    pub(crate) async fn spawn_on(&self, defaults: Defaults) -> io::Result<Child> {
-        let (spawner, spec, shared) = self.prepare(defaults)?;
-        let result = spawner
-            .spawn_process(Box::new(Bridge(shared.clone())), spec.clone())
-            .await;
-        self.finish(result, &spec, shared)
     }
 }
 

@@ -6,7 +6,8 @@ use std::future::Future;
 use std::io;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use process_transport_api::ProcessSpawner;
@@ -45,30 +46,102 @@ pub(crate) fn current() -> Option<Arc<dyn ProcessSpawner>> {
     SCOPES.with(|scopes| scopes.borrow().last().map(|(_, spawner)| spawner.clone()))
 }
 
-/// The spawner a command without its own runs on: the scoped default, else real processes.
-pub(crate) fn resolve(program: &str) -> io::Result<Arc<dyn ProcessSpawner>> {
-    if let Some(spawner) = current() {
+/// The environment variable that forbids real processes to commands with no spawner in
+/// scope, when set to anything but empty or `0` (see [`forbid_real_processes`]).
+pub const FORBID_REAL_VARIABLE: &str = "PROCESS_TRANSPORT_FORBID_REAL";
+
+static FORBIDDEN: AtomicBool = AtomicBool::new(false);
+static GLOBAL: OnceLock<Arc<dyn ProcessSpawner>> = OnceLock::new();
+
+/// Forbids real processes to every [`Command`](crate::Command) (and
+/// [`blocking::Command`](crate::blocking::Command)) of this process that finds no spawner:
+/// none given with `spawner`, none in scope ([`set_default`], [`with_default`]) and no
+/// [`set_global_default`]. Such a command then fails with an `io::Error` of kind
+/// `PermissionDenied` that names its command line, instead of starting a real process.
+/// Setting [`FORBID_REAL_VARIABLE`] does the same for a whole test run (in
+/// `.cargo/config.toml`'s `[env]`, say). There is no way back: a test binary that forbids
+/// them keeps them forbidden.
+///
+/// ```
+/// use process_transport_command::{forbid_real_processes, Command};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// forbid_real_processes();
+/// let err = Command::new("rm").args(["-rf", "build"]).status().await.unwrap_err();
+/// assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+/// assert!(err.to_string().starts_with("cannot spawn `rm -rf build`: real processes are forbidden"));
+/// # }
+/// ```
+pub fn forbid_real_processes() {
+    FORBIDDEN.store(true, Ordering::SeqCst);
+}
+
+/// Whether real processes are forbidden, by [`forbid_real_processes`] or by
+/// [`FORBID_REAL_VARIABLE`].
+pub fn real_processes_forbidden() -> bool {
+    FORBIDDEN.load(Ordering::SeqCst)
+        || std::env::var_os(FORBID_REAL_VARIABLE)
+            .is_some_and(|value| !value.is_empty() && value != "0")
+}
+
+/// Makes `spawner` the default of every thread of this process, under any scoped default:
+/// for a test binary that runs one test per process, or whose tests all share one fake.
+/// Set once, as `tracing`'s global default is.
+///
+/// # Errors
+/// [`GlobalDefaultAlreadySet`] when a global default was set before; the first stays.
+pub fn set_global_default(spawner: Arc<dyn ProcessSpawner>) -> Result<(), GlobalDefaultAlreadySet> {
+    GLOBAL.set(spawner).map_err(|_| GlobalDefaultAlreadySet)
+}
+
+/// [`set_global_default`] was called a second time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GlobalDefaultAlreadySet;
+
+impl fmt::Display for GlobalDefaultAlreadySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a global default spawner was set already; it stays in place")
+    }
+}
+
+impl std::error::Error for GlobalDefaultAlreadySet {}
+
+/// The spawner a command without its own runs on: the scoped default, else the global one,
+/// else real processes, unless they are forbidden.
+pub(crate) fn resolve(command_line: &str) -> io::Result<Arc<dyn ProcessSpawner>> {
+    if let Some(spawner) = current().or_else(|| GLOBAL.get().cloned()) {
         return Ok(spawner);
     }
-    fallback(program)
+    if real_processes_forbidden() {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "cannot spawn `{command_line}`: real processes are forbidden \
+                 ({FORBID_REAL_VARIABLE} or forbid_real_processes) and no spawner is in scope; \
+                 give the command one with Command::spawner, or put one in scope with \
+                 set_default, with_default or set_global_default"
+            ),
+        ));
+    }
+    fallback(command_line)
 }
 
 #[cfg(feature = "real")]
-fn fallback(_program: &str) -> io::Result<Arc<dyn ProcessSpawner>> {
-    static REAL: std::sync::OnceLock<Arc<dyn ProcessSpawner>> = std::sync::OnceLock::new();
+fn fallback(_command_line: &str) -> io::Result<Arc<dyn ProcessSpawner>> {
+    static REAL: OnceLock<Arc<dyn ProcessSpawner>> = OnceLock::new();
     Ok(REAL
         .get_or_init(|| Arc::new(process_transport_real::RealSpawner::new()))
         .clone())
 }
 
 #[cfg(not(feature = "real"))]
-fn fallback(program: &str) -> io::Result<Arc<dyn ProcessSpawner>> {
+fn fallback(command_line: &str) -> io::Result<Arc<dyn ProcessSpawner>> {
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
         format!(
-            "cannot spawn {program:?}: no spawner is in scope (Command::spawner, set_default \
-             or with_default) and the `real` feature, which makes real processes the \
-             default, is off"
+            "cannot spawn `{command_line}`: no spawner is in scope (Command::spawner, \
+             set_default, with_default or set_global_default) and the `real` feature, which \
+             makes real processes the default, is off"
         ),
     ))
 }

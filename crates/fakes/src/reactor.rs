@@ -76,6 +76,7 @@ struct Shared {
     children: Mutex<Vec<FakeChild>>,
     setup: Mutex<Setup>,
     passed: Mutex<Vec<SpawnSpec>>,
+    refused: Mutex<Vec<crate::RefusedSpawn>>,
 }
 
 /// The reactor's scripts and options.
@@ -240,6 +241,56 @@ impl MemoryProcessReactor {
     /// with [`Registration::times`] that has uses left comes first (the earliest such), then
     /// the latest unlimited one.
     fn find(&self, spec: &SpawnSpec) -> Result<Found, SpawnError> {
+        let found = spec.validate().and_then(|()| self.find_registered(spec));
+        match found {
+            Ok(Found::Script(registration)) => match registration.script().spawn_failure() {
+                Some(failure) => Err(failure.error(spec)),
+                None => Ok(Found::Script(registration)),
+            },
+            Err(err) => {
+                self.shared
+                    .refused
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(crate::RefusedSpawn::new(spec, &err));
+                Err(err)
+            }
+            other => other,
+        }
+    }
+
+    /// The spawns refused, in order: a spec that does not validate, and, on a strict reactor,
+    /// a command no registration matches. A refusal a script asked for
+    /// ([`Script::fail_spawn`]) is a use of its registration, not listed here.
+    pub fn refused(&self) -> Vec<crate::RefusedSpawn> {
+        self.shared
+            .refused
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Checks that no spawn was refused ([`refused`](Self::refused)): code that swallows the
+    /// error of a command nobody registered (a probe for an optional tool, say) still fails
+    /// the test.
+    ///
+    /// # Panics
+    /// When one was, naming each command line and its error.
+    pub fn assert_no_refused(&self) {
+        let refused = self.refused();
+        assert!(
+            refused.is_empty(),
+            "MemoryProcessReactor: {} spawn(s) refused: {}",
+            refused.len(),
+            refused
+                .iter()
+                .map(|refusal| format!("`{}` ({})", refusal.command_line(), refusal.error()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+
+    fn find_registered(&self, spec: &SpawnSpec) -> Result<Found, SpawnError> {
         let setup = self.setup();
         // The first of the best-ranked, as a stable sort would put it first.
         let found = setup
@@ -293,7 +344,6 @@ impl MemoryProcessReactor {
         protocol: Box<dyn ProcessProtocol>,
         spec: SpawnSpec,
     ) -> Result<FakeChild, SpawnError> {
-        spec.validate()?;
         match self.find(&spec)? {
             Found::Script(registration) => Ok(self.play(protocol, spec, Some(registration)).0),
             Found::Unscripted => Ok(self.play(protocol, spec, None).0),
@@ -388,7 +438,6 @@ impl ProcessSpawner for MemoryProcessReactor {
         protocol: Box<dyn ProcessProtocol>,
         spec: SpawnSpec,
     ) -> Result<Arc<dyn ProcessTransport>, SpawnError> {
-        spec.validate()?;
         let (_, handle) = match self.find(&spec)? {
             Found::Script(registration) => self.play(protocol, spec, Some(registration)),
             Found::Unscripted => self.play(protocol, spec, None),

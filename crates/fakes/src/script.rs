@@ -150,6 +150,7 @@ pub struct Script {
     signals: BTreeMap<i32, SignalAction>,
     chunk_size: Option<usize>,
     holds_stdin: bool,
+    fails_spawn: Option<crate::SpawnFailure>,
 }
 
 impl fmt::Debug for Script {
@@ -167,6 +168,7 @@ impl fmt::Debug for Script {
             .field("signals", &self.signals)
             .field("chunk_size", &self.chunk_size)
             .field("holds_stdin", &self.holds_stdin)
+            .field("fails_spawn", &self.fails_spawn)
             .finish()
     }
 }
@@ -175,6 +177,36 @@ impl Script {
     /// A child that does nothing until the test or a signal ends it.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// No child: the spawn fails with `failure`, as a missing or forbidden tool does. The
+    /// registration counts the use; nothing is connected, and the rest of the script is not
+    /// played.
+    ///
+    /// ```
+    /// use process_transport_api::{ProcessSpawner, SpawnError, SpawnSpec};
+    /// use process_transport_fakes::{MemoryProcessReactor, Script, SpawnFailure};
+    /// # struct Quiet; impl process_transport_api::ProcessProtocol for Quiet { fn make_connection(&mut self, _: std::sync::Arc<dyn process_transport_api::ProcessTransport>) {} }
+    ///
+    /// let reactor = MemoryProcessReactor::strict();
+    /// let deploy = reactor.register(["deploy"], Script::fail_spawn(SpawnFailure::PermissionDenied));
+    /// let err = futures_executor::block_on(reactor.spawn_process(Box::new(Quiet), SpawnSpec::new("deploy")))
+    ///     .err()
+    ///     .expect("refused");
+    /// assert!(matches!(err, SpawnError::PermissionDenied(ref exe) if exe == "deploy"));
+    /// assert_eq!(deploy.uses(), 1);
+    /// assert!(reactor.spawns().is_empty() && reactor.refused().is_empty());
+    /// ```
+    pub fn fail_spawn(failure: crate::SpawnFailure) -> Self {
+        Script {
+            fails_spawn: Some(failure),
+            ..Self::default()
+        }
+    }
+
+    /// The failure the spawn answers with, if the script is one.
+    pub(crate) fn spawn_failure(&self) -> Option<&crate::SpawnFailure> {
+        self.fails_spawn.as_ref()
     }
 
     /// A child like `cat`: echoes stdin to stdout as it arrives, exits 0 at end of file. Like

@@ -388,6 +388,8 @@ struct Progress {
     /// of one by the protocol has nothing left to wait for, as closing a lost pipe does
     /// nothing the child could see.
     inputs_closed: BTreeSet<u32>,
+    /// Input fds the protocol closed: no more bytes can come on them.
+    closed_by_protocol: BTreeSet<u32>,
     /// Signals the protocol sent.
     signals: usize,
     /// Recorded signals played past.
@@ -460,7 +462,10 @@ impl Player {
                     on_write.advance(child);
                 })
                 .on_input_eof(ChildFd(fd), move |child| {
-                    lock(&on_eof.progress).inputs_closed.insert(fd);
+                    let mut progress = lock(&on_eof.progress);
+                    progress.inputs_closed.insert(fd);
+                    progress.closed_by_protocol.insert(fd);
+                    drop(progress);
                     on_eof.advance(child);
                 });
         }
@@ -492,12 +497,16 @@ impl Player {
             match event {
                 Event::Write { fd, data } => {
                     let len = data.0.len();
+                    let closed = progress.closed_by_protocol.contains(fd);
                     let written = progress.input.entry(*fd).or_default();
-                    if written.len() < len {
+                    // Input that ends short of the recording can never match it: fail at the
+                    // close rather than wait for bytes that cannot come.
+                    let short = written.len() < len;
+                    if short && !closed {
                         return;
                     }
-                    if self.strict && written[..len] != data.0[..] {
-                        let got = written[..len].to_vec();
+                    if short || (self.strict && written[..len] != data.0[..]) {
+                        let got = written[..len.min(written.len())].to_vec();
                         let offset = progress.matched.get(fd).copied().unwrap_or(0);
                         progress.failed = true;
                         drop(progress);
@@ -506,10 +515,15 @@ impl Player {
                         } else {
                             format!("fd {fd}")
                         };
+                        let how = if short {
+                            format!("was closed {} byte(s) short of", len - got.len())
+                        } else {
+                            "differs from".to_owned()
+                        };
                         process_transport_fakes::assert_bytes_eq!(
                             got,
                             data.0,
-                            "{}: {name} at offset {offset} differs from the recording",
+                            "{}: {name} at offset {offset} {how} the recording",
                             self.label
                         );
                         return;

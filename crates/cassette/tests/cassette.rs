@@ -312,6 +312,40 @@ async fn strict_replay_names_the_spawn_fd_and_offset_of_bytes_that_differ() -> i
 }
 
 #[tokio::test]
+async fn replay_of_input_that_ends_short_fails_at_the_close_naming_both_sides() -> io::Result<()> {
+    let recorder = recorder();
+    cat_with(Arc::new(recorder.clone()), b"abc\n").await?;
+    for replay in [
+        ReplaySpawner::new(recorder.cassette()),
+        ReplaySpawner::lenient(recorder.cassette()),
+    ] {
+        let replay = Arc::new(replay);
+        let panic = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            tokio::spawn(async move { cat_with(replay, b"ab\n").await }),
+        )
+        .await
+        .expect("the replay fails instead of hanging")
+        .expect_err("short input panics");
+        let message = panic.into_panic();
+        let text = message
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| message.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        assert!(
+            text.contains("spawn 0 (`cat`): stdin (fd 0) at offset 0 was closed 1 byte(s) short of the recording"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"b"ab\n""#) && text.contains(r#"b"abc\n""#),
+            "{text}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
 async fn lenient_replay_ignores_stdin_content_but_not_its_length() -> io::Result<()> {
     let recorder = recorder();
     cat_with(Arc::new(recorder.clone()), b"hello").await?;

@@ -17,6 +17,9 @@ thread_local! {
     /// of its guard: a guard takes out its own entry, whatever the order guards drop in.
     static SCOPES: RefCell<Vec<(u64, Arc<dyn ProcessSpawner>)>> = const { RefCell::new(Vec::new()) };
     static NEXT_ID: Cell<u64> = const { Cell::new(0) };
+    /// The default of every thread of a runtime built with [`default_on_runtime`], under
+    /// the scoped ones.
+    static RUNTIME_DEFAULT: RefCell<Option<Arc<dyn ProcessSpawner>>> = const { RefCell::new(None) };
 }
 
 /// Puts `spawner` in place as this thread's innermost default; the id takes it out.
@@ -41,9 +44,50 @@ fn leave(id: u64) {
     });
 }
 
-/// The spawner in scope on this thread, if any: the innermost default still in place.
+/// The spawner in scope on this thread, if any: the innermost default still in place, else
+/// the default of the runtime the thread works for.
 pub(crate) fn current() -> Option<Arc<dyn ProcessSpawner>> {
-    SCOPES.with(|scopes| scopes.borrow().last().map(|(_, spawner)| spawner.clone()))
+    SCOPES
+        .with(|scopes| scopes.borrow().last().map(|(_, spawner)| spawner.clone()))
+        .or_else(|| RUNTIME_DEFAULT.with(|default| default.borrow().clone()))
+}
+
+/// Makes `spawner` the default of every thread the runtime `builder` builds starts: its
+/// workers and its blocking threads, so every task of the runtime (`tokio::spawn`,
+/// `JoinSet`, `spawn_blocking`, a `blocking::Command` in one) sees it, under any scoped
+/// default. A current-thread runtime runs its tasks on the thread that calls `block_on`,
+/// which the runtime does not start: put the spawner in place there with [`set_default`].
+///
+/// ```
+/// use process_transport_command::{default_on_runtime, Command};
+/// use process_transport_fakes::{MemoryProcessReactor, Script};
+/// use std::sync::Arc;
+///
+/// let reactor = MemoryProcessReactor::strict();
+/// reactor.register(["git", "fetch"], Script::new().exit(0));
+/// let mut builder = tokio::runtime::Builder::new_multi_thread();
+/// let runtime = default_on_runtime(&mut builder, Arc::new(reactor.clone()))
+///     .enable_all()
+///     .build()
+///     .unwrap();
+/// runtime.block_on(async {
+///     // A task the code under test starts: it sees the runtime's default.
+///     let job = tokio::spawn(async { Command::new("git").arg("fetch").status().await });
+///     assert!(job.await.unwrap().unwrap().success());
+/// });
+/// assert_eq!(reactor.spawns().len(), 1);
+/// ```
+pub fn default_on_runtime(
+    builder: &mut tokio::runtime::Builder,
+    spawner: Arc<dyn ProcessSpawner>,
+) -> &mut tokio::runtime::Builder {
+    builder
+        .on_thread_start(move || {
+            RUNTIME_DEFAULT.with(|default| *default.borrow_mut() = Some(spawner.clone()));
+        })
+        .on_thread_stop(|| {
+            let _ = RUNTIME_DEFAULT.try_with(|default| default.borrow_mut().take());
+        })
 }
 
 /// The environment variable that forbids real processes to commands with no spawner in

@@ -57,8 +57,9 @@ mod status;
 pub use child::Child;
 pub use command::{Command, Stdio};
 pub use default::{
-    forbid_real_processes, real_processes_forbidden, set_default, set_global_default, with_default,
-    DefaultGuard, GlobalDefaultAlreadySet, WithDefault, FORBID_REAL_VARIABLE,
+    default_on_runtime, forbid_real_processes, real_processes_forbidden, set_default,
+    set_global_default, with_default, DefaultGuard, GlobalDefaultAlreadySet, WithDefault,
+    FORBID_REAL_VARIABLE,
 };
 pub use pipes::{ChildStderr, ChildStdin, ChildStdout, READ_BUFFER_LIMIT};
 pub use status::{ExitStatus, Output};

@@ -64,3 +64,36 @@ async fn with_real_processes_forbidden_nothing_real_runs_and_fakes_still_do() {
     );
     assert_eq!(reactor.spawns().len(), 1);
 }
+
+#[test]
+fn a_runtime_default_reaches_tasks_and_blocking_threads_that_build_their_own_commands() {
+    forbid_real_processes();
+    let reactor = MemoryProcessReactor::strict();
+    reactor.register_program("sh", Script::new().stdout("faked\n").exit(0));
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    let runtime =
+        process_transport_command::default_on_runtime(&mut builder, Arc::new(reactor.clone()))
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+    let outputs = runtime.block_on(async {
+        let mut jobs = tokio::task::JoinSet::new();
+        for _ in 0..4 {
+            jobs.spawn(async {
+                Command::new("sh")
+                    .args(["-c", "echo I am real"])
+                    .output()
+                    .await
+            });
+        }
+        jobs.spawn_blocking(|| blocking::Command::new("sh").arg("-c").arg("true").output());
+        let mut outputs = Vec::new();
+        while let Some(joined) = jobs.join_next().await {
+            outputs.push(joined.expect("joined").expect("runs on the fake").stdout);
+        }
+        outputs
+    });
+    assert_eq!(outputs, vec![b"faked\n".to_vec(); 5]);
+    assert_eq!(reactor.spawns().len(), 5);
+}

@@ -435,6 +435,14 @@ pub enum CassetteError {
         /// Their command lines.
         commands: Vec<String>,
     },
+    /// A replay ended with served recordings that still waited for the protocol.
+    #[error("cassette {path}: the replay ended before the recording did: {}", waits.join("; "))]
+    Stalled {
+        /// The file.
+        path: PathBuf,
+        /// What each spawn still waited for.
+        waits: Vec<String>,
+    },
     /// The path is a directory (or another thing that is not a regular file).
     #[error("cassette {path}: is a directory, not a file")]
     NotAFile {
@@ -697,7 +705,7 @@ fn malformed(path: &Path, err: &serde_json::Error) -> CassetteError {
 }
 
 /// `data` as a Rust byte-string literal.
-fn escaped(data: &[u8]) -> String {
+pub(crate) fn escaped(data: &[u8]) -> String {
     let inner: String = data
         .iter()
         .flat_map(|&byte| std::ascii::escape_default(byte))

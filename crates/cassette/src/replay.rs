@@ -127,7 +127,7 @@ impl ReplaySpawner {
     /// `process-transport-explore`.
     pub fn explored_by(self, explorer: &Explorer) -> Self {
         for slot in self.slots.iter() {
-            if let Serve::Play(reactor) = &slot.serve {
+            if let Serve::Play(reactor, _) = &slot.serve {
                 reactor.explored_by(explorer);
             }
         }
@@ -154,9 +154,9 @@ impl ReplaySpawner {
                         // through `by_command`, not by asking every registration.
                         let reactor = MemoryProcessReactor::strict();
                         let label = format!("spawn {index} (`{}`)", recording.command_line());
-                        let script = Player::script(recording.clone(), label, strict);
+                        let (script, player) = Player::script(recording.clone(), label, strict);
                         reactor.register_matching(recording.command_line(), |_| true, script);
-                        Serve::Play(reactor)
+                        Serve::Play(reactor, player)
                     }
                 };
                 Slot {
@@ -252,10 +252,26 @@ impl ReplaySpawner {
             .collect()
     }
 
-    /// Checks that every recording was served.
+    /// What the served recordings still wait for from the protocol: one line per spawn that
+    /// stopped short of its recording's end (the protocol never wrote the rest of the
+    /// recorded input, never closed, never sent the recorded signal), naming the spawn and
+    /// the awaited bytes. Empty when every served recording played to its end.
+    pub fn waiting(&self) -> Vec<String> {
+        self.slots
+            .iter()
+            .filter(|slot| slot.used())
+            .filter_map(|slot| match &slot.serve {
+                Serve::Play(_, player) => player.waiting_for(),
+                Serve::Refuse(_) => None,
+            })
+            .collect()
+    }
+
+    /// Checks that every recording was served, and played to its end.
     ///
     /// # Panics
-    /// When one was not, naming each.
+    /// When one was not served, naming each; when a served one still waits for the
+    /// protocol ([`waiting`](Self::waiting)), naming what it waits for.
     pub fn assert_all_used(&self) {
         let unused: Vec<String> = self
             .unused()
@@ -269,6 +285,14 @@ impl ReplaySpawner {
             self.origin,
             unused.join(", ")
         );
+        let waits = self.waiting();
+        assert!(
+            waits.is_empty(),
+            "ReplaySpawner: {} served spawn(s) of cassette {} stopped short of the recording: {}",
+            waits.len(),
+            self.origin,
+            waits.join("; ")
+        );
     }
 }
 
@@ -281,8 +305,8 @@ struct Slot {
 }
 
 enum Serve {
-    /// As a fake child that plays the recording.
-    Play(MemoryProcessReactor),
+    /// As a fake child that plays the recording, and the player that knows how far it got.
+    Play(MemoryProcessReactor, Arc<Player>),
     /// As the spawn error it recorded.
     Refuse(Refusal),
 }
@@ -369,7 +393,7 @@ impl ProcessSpawner for ReplaySpawner {
                 .find(|slot| !slot.used() && slot.matches(&asked, &spec) && slot.claim())
         });
         match slot.map(|slot| &slot.serve) {
-            Some(Serve::Play(reactor)) => reactor.spawn_process(protocol, spec).await,
+            Some(Serve::Play(reactor, _)) => reactor.spawn_process(protocol, spec).await,
             Some(Serve::Refuse(refusal)) => Err(refusal.error()),
             None => Err(self.not_found(&spec)),
         }
@@ -408,7 +432,7 @@ struct Player {
 }
 
 impl Player {
-    fn script(recording: Recording, label: String, strict: bool) -> Script {
+    fn script(recording: Recording, label: String, strict: bool) -> (Script, Arc<Player>) {
         let signals: BTreeSet<String> = recording
             .events
             .iter()
@@ -482,7 +506,32 @@ impl Player {
                 })),
             );
         }
-        script
+        (script, player)
+    }
+
+    /// What the replay still waits for from the protocol, when it stopped short of the
+    /// recording's end without a mismatch: the bytes of a write, a close, a signal.
+    fn waiting_for(&self) -> Option<String> {
+        let progress = lock(&self.progress);
+        if progress.failed {
+            return None;
+        }
+        let what = match self.recording.events.get(progress.cursor)? {
+            Event::Write { fd, data } => {
+                let have = progress.input.get(fd).map_or(0, Vec::len);
+                let offset = progress.matched.get(fd).copied().unwrap_or(0);
+                format!(
+                    "{} more byte(s) on fd {fd} (it got {have} of the {} recorded at offset {offset}: {})",
+                    data.0.len().saturating_sub(have),
+                    data.0.len(),
+                    crate::cassette::escaped(&data.0)
+                )
+            }
+            Event::Close { fd } => format!("the close of fd {fd}"),
+            Event::Signal { signal } => format!("signal {signal}"),
+            other => format!("{other:?}"),
+        };
+        Some(format!("{}: still waits for {what}", self.label))
     }
 
     /// Plays every event whose cause has happened, in order, and stops at the first that

@@ -169,18 +169,23 @@ impl Session {
         if let Some(recorder) = &self.recorder {
             return recorder.save(&self.path);
         }
-        let unused = self
-            .replay
-            .as_ref()
-            .map(ReplaySpawner::unused)
-            .unwrap_or_default();
-        if unused.is_empty() {
-            Ok(())
-        } else {
-            Err(CassetteError::Unused {
+        let Some(replay) = &self.replay else {
+            return Ok(());
+        };
+        let unused = replay.unused();
+        if !unused.is_empty() {
+            return Err(CassetteError::Unused {
                 path: self.path.clone(),
                 commands: unused,
-            })
+            });
         }
+        let waits = replay.waiting();
+        if !waits.is_empty() {
+            return Err(CassetteError::Stalled {
+                path: self.path.clone(),
+                waits,
+            });
+        }
+        Ok(())
     }
 }

@@ -346,6 +346,37 @@ async fn replay_of_input_that_ends_short_fails_at_the_close_naming_both_sides() 
 }
 
 #[tokio::test]
+async fn a_replay_the_protocol_never_finished_is_reported_at_finish_with_what_it_awaited(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let path = scratch("stalled").join("cat.json");
+    let recorder = recorder();
+    cat_with(Arc::new(recorder.clone()), b"abc\n").await?;
+    recorder.save(&path)?;
+    let session = process_transport_cassette::Session::open_with(&path, "replay")?;
+    let mut child = Command::new("cat")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawner(session.spawner())
+        .spawn()?;
+    // Writes part of the input and neither writes the rest nor closes.
+    child
+        .stdin
+        .as_mut()
+        .expect("piped")
+        .write_all(b"ab")
+        .await?;
+    let err = session.finish().expect_err("the replay stopped short");
+    let text = err.to_string();
+    assert!(matches!(err, CassetteError::Stalled { .. }), "{text}");
+    assert!(
+        text.contains("spawn 0 (`cat`): still waits for 2 more byte(s) on fd 0 (it got 2 of the 4 recorded at offset 0: b\"abc\\n\")"),
+        "{text}"
+    );
+    child.start_kill()?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn lenient_replay_ignores_stdin_content_but_not_its_length() -> io::Result<()> {
     let recorder = recorder();
     cat_with(Arc::new(recorder.clone()), b"hello").await?;

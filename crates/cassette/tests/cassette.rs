@@ -289,20 +289,26 @@ async fn cat_with(spawner: Arc<dyn ProcessSpawner>, input: &[u8]) -> io::Result<
     Ok(child.wait_with_output().await?.stdout)
 }
 
+/// The message of the panic that ended a task.
+fn panic_text(err: tokio::task::JoinError) -> String {
+    let message = err.into_panic();
+    message
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| message.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
 #[tokio::test]
 async fn strict_replay_names_the_spawn_fd_and_offset_of_bytes_that_differ() -> io::Result<()> {
     let recorder = recorder();
     cat_with(Arc::new(recorder.clone()), b"hello").await?;
     let replay = Arc::new(ReplaySpawner::new(recorder.cassette()));
-    let panic = tokio::spawn(async move { cat_with(replay, b"jello").await })
-        .await
-        .expect_err("a mismatch panics");
-    let message = panic.into_panic();
-    let text = message
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| message.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default();
+    let text = panic_text(
+        tokio::spawn(async move { cat_with(replay, b"jello").await })
+            .await
+            .expect_err("a mismatch panics"),
+    );
     assert!(
         text.contains("spawn 0 (`cat`): stdin (fd 0) at offset 0 differs"),
         "{text}"
@@ -320,19 +326,15 @@ async fn replay_of_input_that_ends_short_fails_at_the_close_naming_both_sides() 
         ReplaySpawner::lenient(recorder.cassette()),
     ] {
         let replay = Arc::new(replay);
-        let panic = tokio::time::timeout(
-            std::time::Duration::from_secs(60),
-            tokio::spawn(async move { cat_with(replay, b"ab\n").await }),
-        )
-        .await
-        .expect("the replay fails instead of hanging")
-        .expect_err("short input panics");
-        let message = panic.into_panic();
-        let text = message
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| message.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default();
+        let text = panic_text(
+            tokio::time::timeout(
+                std::time::Duration::from_secs(60),
+                tokio::spawn(async move { cat_with(replay, b"ab\n").await }),
+            )
+            .await
+            .expect("the replay fails instead of hanging")
+            .expect_err("short input panics"),
+        );
         assert!(
             text.contains("spawn 0 (`cat`): stdin (fd 0) at offset 0 was closed 1 byte(s) short of the recording"),
             "{text}"

@@ -435,6 +435,14 @@ pub enum CassetteError {
         /// Their command lines.
         commands: Vec<String>,
     },
+    /// A replay found input that differs from the recording (on any task or thread).
+    #[error("cassette {path}: the replay found input that differs from the recording: {}", failures.join("; "))]
+    Mismatch {
+        /// The file.
+        path: PathBuf,
+        /// Each mismatch, as its panic said it.
+        failures: Vec<String>,
+    },
     /// A replay ended with served recordings that still waited for the protocol.
     #[error("cassette {path}: the replay ended before the recording did: {}", waits.join("; "))]
     Stalled {

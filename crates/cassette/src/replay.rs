@@ -65,6 +65,54 @@ pub struct ReplaySpawner {
     strict: bool,
     /// Where the cassette came from, for messages.
     origin: String,
+    /// Mismatches found on any thread, kept for the test's.
+    failures: Arc<Failures>,
+}
+
+/// The mismatches a replay found, wherever the protocol ran, so that one found on another
+/// task or thread (whose panic the test may never see) reaches the test: at
+/// `assert_all_used`, at `Session::finish`, or when a `ReplaySpawner` drops on the thread
+/// that made it.
+struct Failures {
+    messages: Mutex<Vec<String>>,
+    /// The messages were raised already: a second report would only repeat them.
+    raised: AtomicBool,
+    /// The thread that made the replay: the test's.
+    home: std::thread::ThreadId,
+}
+
+impl Failures {
+    fn new() -> Arc<Self> {
+        Arc::new(Failures {
+            messages: Mutex::default(),
+            raised: AtomicBool::new(false),
+            home: std::thread::current().id(),
+        })
+    }
+
+    /// The messages not raised yet, marking them raised.
+    fn to_raise(&self) -> Vec<String> {
+        let messages = lock(&self.messages).clone();
+        if messages.is_empty() || self.raised.swap(true, Ordering::SeqCst) {
+            return Vec::new();
+        }
+        messages
+    }
+}
+
+impl Drop for ReplaySpawner {
+    fn drop(&mut self) {
+        if std::thread::panicking() || std::thread::current().id() != self.failures.home {
+            return;
+        }
+        let failures = self.failures.to_raise();
+        assert!(
+            failures.is_empty(),
+            "ReplaySpawner: the replay of cassette {} failed where the test did not see it: {}",
+            self.origin,
+            failures.join("; ")
+        );
+    }
 }
 
 impl fmt::Debug for ReplaySpawner {
@@ -135,6 +183,7 @@ impl ReplaySpawner {
     }
 
     fn build(cassette: Cassette, strict: bool, redactions: &Redactions) -> Self {
+        let failures = Failures::new();
         let given = Arc::new(cassette.clone());
         let cassette = cassette.restored(redactions);
         let mut by_command: HashMap<Vec<String>, Vec<usize>> = HashMap::new();
@@ -154,7 +203,8 @@ impl ReplaySpawner {
                         // through `by_command`, not by asking every registration.
                         let reactor = MemoryProcessReactor::strict();
                         let label = format!("spawn {index} (`{}`)", recording.command_line());
-                        let (script, player) = Player::script(recording.clone(), label, strict);
+                        let (script, player) =
+                            Player::script(recording.clone(), label, strict, failures.clone());
                         reactor.register_matching(recording.command_line(), |_| true, script);
                         Serve::Play(reactor, player)
                     }
@@ -172,6 +222,7 @@ impl ReplaySpawner {
             cassette: given,
             strict,
             origin: "(in memory)".into(),
+            failures,
         }
     }
 
@@ -267,12 +318,34 @@ impl ReplaySpawner {
             .collect()
     }
 
-    /// Checks that every recording was served, and played to its end.
+    /// The mismatches this replay found so far, on any task or thread, and acknowledges
+    /// them: a test that expects a mismatch takes it here, and the replay does not raise it
+    /// again at `assert_all_used` or at its drop.
+    pub fn take_failures(&self) -> Vec<String> {
+        self.failures.raised.store(true, Ordering::SeqCst);
+        std::mem::take(&mut *lock(&self.failures.messages))
+    }
+
+    /// The mismatches not raised yet, marking them raised (for `Session::finish`).
+    pub(crate) fn failures_to_raise(&self) -> Vec<String> {
+        self.failures.to_raise()
+    }
+
+    /// Checks that no mismatch was found, that every recording was served, and played to its
+    /// end.
     ///
     /// # Panics
-    /// When one was not served, naming each; when a served one still waits for the
-    /// protocol ([`waiting`](Self::waiting)), naming what it waits for.
+    /// On a mismatch found on any task or thread, with its message; when a recording was not
+    /// served, naming each; when a served one still waits for the protocol
+    /// ([`waiting`](Self::waiting)), naming what it waits for.
     pub fn assert_all_used(&self) {
+        let failures = self.failures.to_raise();
+        assert!(
+            failures.is_empty(),
+            "ReplaySpawner: the replay of cassette {} failed: {}",
+            self.origin,
+            failures.join("; ")
+        );
         let unused: Vec<String> = self
             .unused()
             .iter()
@@ -429,10 +502,16 @@ struct Player {
     label: String,
     strict: bool,
     progress: Mutex<Progress>,
+    failures: Arc<Failures>,
 }
 
 impl Player {
-    fn script(recording: Recording, label: String, strict: bool) -> (Script, Arc<Player>) {
+    fn script(
+        recording: Recording,
+        label: String,
+        strict: bool,
+        failures: Arc<Failures>,
+    ) -> (Script, Arc<Player>) {
         let signals: BTreeSet<String> = recording
             .events
             .iter()
@@ -452,6 +531,7 @@ impl Player {
             label,
             strict,
             progress: Mutex::default(),
+            failures,
         });
         // A pipe the protocol closed is lost where the recording says, not at the close.
         let held: Vec<u32> = inputs
@@ -569,13 +649,17 @@ impl Player {
                         } else {
                             "differs from".to_owned()
                         };
-                        process_transport_fakes::assert_bytes_eq!(
-                            got,
-                            data.0,
-                            "{}: {name} at offset {offset} {how} the recording",
-                            self.label
-                        );
-                        return;
+                        let text = process_transport_fakes::assert::bytes_difference(
+                            &got,
+                            &data.0,
+                            Some(format_args!(
+                                "{}: {name} at offset {offset} {how} the recording",
+                                self.label
+                            )),
+                        )
+                        .expect("short or different input differs");
+                        lock(&self.failures.messages).push(text.clone());
+                        panic!("{text}");
                     }
                     written.drain(..len);
                     *progress.matched.entry(*fd).or_default() += len;

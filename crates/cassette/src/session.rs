@@ -172,6 +172,13 @@ impl Session {
         let Some(replay) = &self.replay else {
             return Ok(());
         };
+        let failures = replay.failures_to_raise();
+        if !failures.is_empty() {
+            return Err(CassetteError::Mismatch {
+                path: self.path.clone(),
+                failures,
+            });
+        }
         let unused = replay.unused();
         if !unused.is_empty() {
             return Err(CassetteError::Unused {

@@ -378,6 +378,45 @@ async fn a_replay_the_protocol_never_finished_is_reported_at_finish_with_what_it
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mismatch_in_a_task_whose_panic_nobody_sees_fails_finish_and_the_replays_drop(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let path = scratch("unseen-mismatch").join("cat.json");
+    let recorder = recorder();
+    cat_with(Arc::new(recorder.clone()), b"hello").await?;
+    recorder.save(&path)?;
+
+    // Code under test that runs its process work in a task and ignores how the task ended.
+    let swallow = |spawner: Arc<dyn ProcessSpawner>| async move {
+        let _ = tokio::spawn(async move { cat_with(spawner, b"jello").await }).await;
+    };
+    let session = process_transport_cassette::Session::open_with(&path, "replay")?;
+    swallow(session.spawner()).await;
+    let err = session.finish().expect_err("the mismatch reaches finish");
+    assert!(matches!(err, CassetteError::Mismatch { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("spawn 0 (`cat`): stdin (fd 0) at offset 0 differs from the recording"),
+        "{err}"
+    );
+
+    let replay = ReplaySpawner::load(&path)?;
+    swallow(Arc::new(replay.clone())).await;
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(replay)))
+        .expect_err("the drop on the test's thread raises it");
+    let text = dropped
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        text.starts_with("ReplaySpawner: the replay of cassette ")
+            && text.contains("failed where the test did not see it")
+            && text.contains("stdin (fd 0) at offset 0 differs"),
+        "{text}"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn lenient_replay_ignores_stdin_content_but_not_its_length() -> io::Result<()> {
     let recorder = recorder();
@@ -750,6 +789,8 @@ async fn output_answering_a_write_to_another_fd_waits_for_that_write() -> io::Re
         ),
         "{text}"
     );
+    // Seen here, and acknowledged, so the replay's drop does not raise it again.
+    assert_eq!(replay.take_failures(), [text]);
     Ok(())
 }
 

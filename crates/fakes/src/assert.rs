@@ -47,8 +47,29 @@ macro_rules! assert_bytes_eq {
 #[doc(hidden)]
 #[track_caller]
 pub fn bytes_eq_or_panic(left: &[u8], right: &[u8], message: Option<fmt::Arguments<'_>>) {
+    if let Some(text) = bytes_difference(left, right, message) {
+        panic!("{text}");
+    }
+}
+
+/// The text [`assert_bytes_eq!`] panics with when `left` and `right` differ, `None` when they
+/// are equal: for a double that must report a difference somewhere else as well (a replay
+/// keeps it for the test's thread) before it panics.
+///
+/// ```
+/// use process_transport_fakes::assert::bytes_difference;
+///
+/// assert_eq!(bytes_difference(b"ok", b"ok", None), None);
+/// let text = bytes_difference(b"ls -l\n", b"ls -a\n", Some(format_args!("stdin"))).unwrap();
+/// assert!(text.starts_with("assertion `left == right` failed: stdin: byte strings differ at offset 4"));
+/// ```
+pub fn bytes_difference(
+    left: &[u8],
+    right: &[u8],
+    message: Option<fmt::Arguments<'_>>,
+) -> Option<String> {
     if left == right {
-        return;
+        return None;
     }
     let offset = left
         .iter()
@@ -56,14 +77,14 @@ pub fn bytes_eq_or_panic(left: &[u8], right: &[u8], message: Option<fmt::Argumen
         .position(|(l, r)| l != r)
         .unwrap_or(left.len().min(right.len()));
     let context = message.map(|m| format!("{m}: ")).unwrap_or_default();
-    panic!(
+    Some(format!(
         "assertion `left == right` failed: {context}byte strings differ at offset {offset} \
          (left {} bytes, right {} bytes)\n  left: b\"{}\"\n right: b\"{}\"",
         left.len(),
         right.len(),
         left.escape_ascii(),
         right.escape_ascii(),
-    );
+    ))
 }
 
 #[cfg(test)]

@@ -62,6 +62,7 @@ mod doubles;
 mod payload;
 mod spawner;
 mod spec;
+mod watched;
 
 pub use doubles::{
     MockProcessProtocol, MockProcessSpawner, MockProcessTransport, MockProtocol, MockPushProducer,

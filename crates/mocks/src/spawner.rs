@@ -11,9 +11,35 @@ type Spawns = Vec<(SpawnSpec, Box<dyn ProcessProtocol>)>;
 
 /// The protocols a [`connect_with`] responder connected, with their specs, in spawn order.
 /// Clones share the list.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Connected {
     spawns: Arc<Mutex<Spawns>>,
+    failures: Arc<crate::watched::Failures>,
+}
+
+impl Default for Connected {
+    fn default() -> Self {
+        Connected {
+            spawns: Arc::default(),
+            failures: crate::watched::Failures::new(),
+        }
+    }
+}
+
+impl Drop for Connected {
+    /// Raises, on the thread that made it (the test's), what the mock transport's drop
+    /// panicked with on another thread: an unmet expectation the test would not see.
+    fn drop(&mut self) {
+        if std::thread::panicking() || !self.failures.on_home_thread() {
+            return;
+        }
+        let failures = self.failures.to_raise();
+        assert!(
+            failures.is_empty(),
+            "connect_with: the mock transport failed where the test did not see it: {}",
+            failures.join("; ")
+        );
+    }
 }
 
 impl fmt::Debug for Connected {
@@ -79,6 +105,13 @@ pub type SpawnResponder = Box<
 /// real spawner does: calls the protocol's `make_connection` with `transport` (a fake or a
 /// mock), keeps the protocol for the test, and returns the transport.
 ///
+/// The transport is handed out wrapped, so that its drop is watched: when its last handle
+/// drops on another thread (a task the runtime cancels at its shutdown, say) and a mock's
+/// expectation is unmet there, the panic is kept and raised again when the returned
+/// [`Connected`] drops on the thread that called `connect_with`, the test's. Give the
+/// transport to `connect_with` and keep no other handle to it, so that its last drop is
+/// watched.
+///
 /// ```
 /// use process_transport_api::{ProcessSpawner, SpawnSpec, ProcessTransport};
 /// use process_transport_mocks::{connect_with, spawn_spec, MockProcessProtocol, MockProcessSpawner, MockProcessTransport};
@@ -106,6 +139,10 @@ pub type SpawnResponder = Box<
 pub fn connect_with(transport: Arc<dyn ProcessTransport>) -> (SpawnResponder, Connected) {
     let connected = Connected::default();
     let record = connected.clone();
+    let transport: Arc<dyn ProcessTransport> = Arc::new(crate::watched::Watched::new(
+        transport,
+        connected.failures.clone(),
+    ));
     let responder: SpawnResponder = Box::new(move |mut protocol, spec| {
         protocol.make_connection(transport.clone());
         record.lock().push((spec, protocol));

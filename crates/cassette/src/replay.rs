@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use process_transport_api::{
-    ChildFd, ProcessProtocol, ProcessSpawner, ProcessTransport, Signal, SpawnError, SpawnSpec,
+    ChildFd, FailureSink, ProcessProtocol, ProcessSpawner, ProcessTransport, Signal, SpawnError,
+    SpawnSpec,
 };
 use process_transport_fakes::{
     Explorer, FakeChild, MemoryProcessReactor, Script, SignalAction, TerminalModes,
@@ -66,52 +67,17 @@ pub struct ReplaySpawner {
     /// Where the cassette came from, for messages.
     origin: String,
     /// Mismatches found on any thread, kept for the test's.
-    failures: Arc<Failures>,
-}
-
-/// The mismatches a replay found, wherever the protocol ran, so that one found on another
-/// task or thread (whose panic the test may never see) reaches the test: at
-/// `assert_all_used`, at `Session::finish`, or when a `ReplaySpawner` drops on the thread
-/// that made it.
-struct Failures {
-    messages: Mutex<Vec<String>>,
-    /// The messages were raised already: a second report would only repeat them.
-    raised: AtomicBool,
-    /// The thread that made the replay: the test's.
-    home: std::thread::ThreadId,
-}
-
-impl Failures {
-    fn new() -> Arc<Self> {
-        Arc::new(Failures {
-            messages: Mutex::default(),
-            raised: AtomicBool::new(false),
-            home: std::thread::current().id(),
-        })
-    }
-
-    /// The messages not raised yet, marking them raised.
-    fn to_raise(&self) -> Vec<String> {
-        let messages = lock(&self.messages).clone();
-        if messages.is_empty() || self.raised.swap(true, Ordering::SeqCst) {
-            return Vec::new();
-        }
-        messages
-    }
+    failures: Arc<FailureSink>,
 }
 
 impl Drop for ReplaySpawner {
+    /// Raises, on the thread that made the replay (the test's), a mismatch found where the
+    /// test did not see it: on a task it never joined, say.
     fn drop(&mut self) {
-        if std::thread::panicking() || std::thread::current().id() != self.failures.home {
-            return;
-        }
-        let failures = self.failures.to_raise();
-        assert!(
-            failures.is_empty(),
-            "ReplaySpawner: the replay of cassette {} failed where the test did not see it: {}",
-            self.origin,
-            failures.join("; ")
-        );
+        self.failures.raise_on_home_thread(&format!(
+            "ReplaySpawner: the replay of cassette {}",
+            self.origin
+        ));
     }
 }
 
@@ -183,7 +149,7 @@ impl ReplaySpawner {
     }
 
     fn build(cassette: Cassette, strict: bool, redactions: &Redactions) -> Self {
-        let failures = Failures::new();
+        let failures = Arc::new(FailureSink::new());
         let given = Arc::new(cassette.clone());
         let cassette = cassette.restored(redactions);
         let mut by_command: HashMap<Vec<String>, Vec<usize>> = HashMap::new();
@@ -322,8 +288,7 @@ impl ReplaySpawner {
     /// them: a test that expects a mismatch takes it here, and the replay does not raise it
     /// again at `assert_all_used` or at its drop.
     pub fn take_failures(&self) -> Vec<String> {
-        self.failures.raised.store(true, Ordering::SeqCst);
-        std::mem::take(&mut *lock(&self.failures.messages))
+        self.failures.take()
     }
 
     /// The mismatches not raised yet, marking them raised (for `Session::finish`).
@@ -502,7 +467,7 @@ struct Player {
     label: String,
     strict: bool,
     progress: Mutex<Progress>,
-    failures: Arc<Failures>,
+    failures: Arc<FailureSink>,
 }
 
 impl Player {
@@ -510,7 +475,7 @@ impl Player {
         recording: Recording,
         label: String,
         strict: bool,
-        failures: Arc<Failures>,
+        failures: Arc<FailureSink>,
     ) -> (Script, Arc<Player>) {
         let signals: BTreeSet<String> = recording
             .events
@@ -658,7 +623,7 @@ impl Player {
                             )),
                         )
                         .expect("short or different input differs");
-                        lock(&self.failures.messages).push(text.clone());
+                        self.failures.keep(text.clone());
                         panic!("{text}");
                     }
                     written.drain(..len);

@@ -137,12 +137,18 @@ impl FakeChild {
     /// # Panics
     /// When the child has no terminal (spawned without `use_pty`).
     pub fn set_terminal_modes(&self, modes: TerminalModes) {
-        match self.transport.lock().terminal.as_mut() {
-            Some(terminal) => terminal.modes = modes,
-            None => panic!(
+        let has_terminal = match self.transport.lock().terminal.as_mut() {
+            Some(terminal) => {
+                terminal.modes = modes;
+                true
+            }
+            None => false,
+        };
+        if !has_terminal {
+            self.transport.misuse(format!(
                 "FakeChild::set_terminal_modes misuse: `{}` was spawned without use_pty",
                 self.spec().command_line()
-            ),
+            ));
         }
     }
 
@@ -261,8 +267,9 @@ impl FakeChild {
     /// # Panics
     /// When the child already exited.
     pub fn end(&self, end: ProcessEnd) {
+        let transport = self.transport.clone();
         self.transport.act(|state, out| {
-            state.check_not_exited("end");
+            state.check_not_exited("end", &transport);
             let mut open: Vec<ChildFd> = state.model.pipes().map(|(fd, _, _)| fd).collect();
             if state.terminal.is_some() {
                 open = vec![ChildFd::STDIN, ChildFd::STDOUT, ChildFd::STDERR];
@@ -280,8 +287,9 @@ impl FakeChild {
     /// # Panics
     /// When the child already exited.
     pub fn exit_keeping_fds(&self, end: ProcessEnd) {
+        let transport = self.transport.clone();
         self.transport.act(|state, out| {
-            state.check_not_exited("exit_keeping_fds");
+            state.check_not_exited("exit_keeping_fds", &transport);
             state.child_exited(end, out);
         });
     }
@@ -318,9 +326,11 @@ impl FakeChild {
 }
 
 impl FakeState {
-    fn check_not_exited(&self, call: &str) {
+    fn check_not_exited(&self, call: &str, transport: &MemoryProcessTransport) {
         if let Some(end) = self.child_exit() {
-            panic!("FakeChild::{call} misuse: the child already exited ({end})");
+            transport.misuse(format!(
+                "FakeChild::{call} misuse: the child already exited ({end})"
+            ));
         }
     }
 

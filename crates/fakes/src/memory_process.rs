@@ -68,6 +68,8 @@ pub(crate) struct Inner {
     script: Mutex<Option<Arc<Script>>>,
     /// What the script must react to, in order; never handled re-entrantly.
     script_events: EventQueue<ScriptEvent>,
+    /// Where a misuse is kept for the test's thread (the reactor's), besides its panic.
+    failures: std::sync::OnceLock<Arc<process_transport_api::FailureSink>>,
     /// The explorer that holds this child's events, if one does.
     explorer: std::sync::OnceLock<Explorer>,
 }
@@ -251,6 +253,7 @@ impl MemoryProcessTransport {
                 script: Mutex::new(None),
                 script_events: EventQueue::new(),
                 explorer: std::sync::OnceLock::new(),
+                failures: std::sync::OnceLock::new(),
             }),
         };
         let weak = Arc::downgrade(&transport.inner);
@@ -474,6 +477,20 @@ impl MemoryProcessTransport {
     /// default).
     pub fn set_high_water(&self, bytes: usize) {
         self.lock().model.set_high_water(bytes);
+    }
+
+    /// Keeps the misuses of this child in `sink` too (the reactor's), so that one made on a
+    /// task the test never joins still fails the test.
+    pub(crate) fn report_failures_to(&self, sink: Arc<process_transport_api::FailureSink>) {
+        let _ = self.inner.failures.set(sink);
+    }
+
+    /// Panics with the misuse `text`, having kept it for the test's thread.
+    pub(crate) fn misuse(&self, text: String) -> ! {
+        if let Some(sink) = self.inner.failures.get() {
+            sink.keep(text.clone());
+        }
+        panic!("{text}");
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, FakeState> {

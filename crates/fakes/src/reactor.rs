@@ -77,6 +77,8 @@ struct Shared {
     setup: Mutex<Setup>,
     passed: Mutex<Vec<SpawnSpec>>,
     refused: Mutex<Vec<crate::RefusedSpawn>>,
+    /// Misuses of its children, kept for the thread that made the reactor.
+    failures: Arc<process_transport_api::FailureSink>,
 }
 
 /// The reactor's scripts and options.
@@ -259,6 +261,13 @@ impl MemoryProcessReactor {
         }
     }
 
+    /// The misuses of its children found so far, on any task or thread, acknowledged: a
+    /// test that expects one takes it here, and the reactor does not raise it again when it
+    /// drops.
+    pub fn take_failures(&self) -> Vec<String> {
+        self.shared.failures.take()
+    }
+
     /// The spawns refused, in order: a spec that does not validate, and, on a strict reactor,
     /// a command no registration matches. A refusal a script asked for
     /// ([`Script::fail_spawn`]) is a use of its registration, not listed here.
@@ -374,6 +383,7 @@ impl MemoryProcessReactor {
             child
         };
         let transport = child.transport();
+        transport.report_failures_to(self.shared.failures.clone());
         transport.set_chunk_size(chunk_size);
         if let Some(explorer) = &explorer {
             transport.explore_with(explorer);
@@ -428,6 +438,16 @@ impl MemoryProcessReactor {
             .last()
             .cloned()
             .unwrap_or_else(|| panic!("MemoryProcessReactor::last_child: nothing was spawned"))
+    }
+}
+
+impl Drop for MemoryProcessReactor {
+    /// Raises, on the thread that made the reactor (the test's), a misuse of one of its
+    /// children made where the test did not see it: on a task it never joined, say.
+    fn drop(&mut self) {
+        self.shared
+            .failures
+            .raise_on_home_thread("MemoryProcessReactor: a fake child");
     }
 }
 

@@ -517,11 +517,11 @@ fn run_steps(steps: &[Step], child: &FakeChild) {
             Step::Custom(StartReaction(step)) => step(child),
             Step::Delay(duration) => {
                 let runtime = tokio::runtime::Handle::try_current().unwrap_or_else(|_| {
-                    panic!(
+                    child.transport().misuse(format!(
                         "Script::delay misuse: `{}` was spawned outside a tokio runtime, so \
                          its delay has no clock to follow",
                         child.spec().command_line()
-                    )
+                    ))
                 });
                 let (rest, child, duration) =
                     (steps[index + 1..].to_vec(), child.clone(), *duration);

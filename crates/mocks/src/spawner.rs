@@ -11,34 +11,18 @@ type Spawns = Vec<(SpawnSpec, Box<dyn ProcessProtocol>)>;
 
 /// The protocols a [`connect_with`] responder connected, with their specs, in spawn order.
 /// Clones share the list.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Connected {
     spawns: Arc<Mutex<Spawns>>,
-    failures: Arc<crate::watched::Failures>,
-}
-
-impl Default for Connected {
-    fn default() -> Self {
-        Connected {
-            spawns: Arc::default(),
-            failures: crate::watched::Failures::new(),
-        }
-    }
+    failures: Arc<process_transport_api::FailureSink>,
 }
 
 impl Drop for Connected {
     /// Raises, on the thread that made it (the test's), what the mock transport's drop
     /// panicked with on another thread: an unmet expectation the test would not see.
     fn drop(&mut self) {
-        if std::thread::panicking() || !self.failures.on_home_thread() {
-            return;
-        }
-        let failures = self.failures.to_raise();
-        assert!(
-            failures.is_empty(),
-            "connect_with: the mock transport failed where the test did not see it: {}",
-            failures.join("; ")
-        );
+        self.failures
+            .raise_on_home_thread("connect_with: the mock transport");
     }
 }
 

@@ -3,76 +3,24 @@
 //! runtime cancels at its shutdown, say, where the panic would only be printed) reaches the
 //! test's thread.
 
-use std::any::Any;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::{self, ThreadId};
+use std::sync::Arc;
+use std::thread;
 
 use async_trait::async_trait;
 use process_transport_api::{
-    Address, ChildFd, ProcessEnd, ProcessTransport, PtySize, PushProducer, Signal, Transport,
-    TransportError,
+    Address, ChildFd, FailureSink, ProcessEnd, ProcessTransport, PtySize, PushProducer, Signal,
+    Transport, TransportError,
 };
-
-/// The panics of mocks dropped off the test's thread, kept for it.
-#[derive(Debug)]
-pub(crate) struct Failures {
-    messages: Mutex<Vec<String>>,
-    raised: AtomicBool,
-    home: ThreadId,
-}
-
-impl Failures {
-    pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Failures {
-            messages: Mutex::default(),
-            raised: AtomicBool::new(false),
-            home: thread::current().id(),
-        })
-    }
-
-    pub(crate) fn on_home_thread(&self) -> bool {
-        thread::current().id() == self.home
-    }
-
-    pub(crate) fn messages(&self) -> Vec<String> {
-        self.messages
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// The messages not raised yet, marking them raised.
-    pub(crate) fn to_raise(&self) -> Vec<String> {
-        let messages = self.messages();
-        if messages.is_empty() || self.raised.swap(true, Ordering::SeqCst) {
-            return Vec::new();
-        }
-        messages
-    }
-
-    fn keep(&self, panic: &(dyn Any + Send)) {
-        let message = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|text| (*text).to_owned()))
-            .unwrap_or_else(|| "a mock panicked as it was dropped".to_owned());
-        self.messages
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(message);
-    }
-}
 
 /// The transport: every call goes to the mock; its drop is watched.
 pub(crate) struct Watched {
     inner: Option<Arc<dyn ProcessTransport>>,
-    failures: Arc<Failures>,
+    failures: Arc<FailureSink>,
 }
 
 impl Watched {
-    pub(crate) fn new(inner: Arc<dyn ProcessTransport>, failures: Arc<Failures>) -> Self {
+    pub(crate) fn new(inner: Arc<dyn ProcessTransport>, failures: Arc<FailureSink>) -> Self {
         Watched {
             inner: Some(inner),
             failures,
@@ -93,7 +41,7 @@ impl Drop for Watched {
             if self.failures.on_home_thread() && !thread::panicking() {
                 resume_unwind(panic);
             }
-            self.failures.keep(&*panic);
+            self.failures.keep_panic(&*panic);
         }
     }
 }

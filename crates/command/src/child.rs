@@ -68,7 +68,7 @@ impl Child {
         }
     }
 
-    /// The child's process id, until its exit is known; then `None`, as tokio's.
+    /// The child's process id, until its exit is known; then `None`.
     pub fn id(&self) -> Option<u32> {
         self.transport.pid()
     }
@@ -137,11 +137,12 @@ impl Child {
         })
     }
 
-    /// Sends `SIGKILL` without waiting for the child to die.
+    /// Sends `SIGKILL` without waiting for the child to die; `Ok(())` once
+    /// [`wait`](Self::wait) or [`try_wait`](Self::try_wait) returned the status, as tokio's
+    /// and std's.
     ///
     /// # Errors
-    /// `InvalidInput` once [`wait`](Self::wait) or [`try_wait`](Self::try_wait) returned the
-    /// status; the transport's error if the operating system refused the signal.
+    /// The transport's error if the operating system refused the signal.
     pub fn start_kill(&mut self) -> io::Result<()> {
         self.signal(Signal::Kill)
     }
@@ -160,11 +161,9 @@ impl Child {
     /// # Errors
     /// As [`start_kill`](Self::start_kill).
     pub fn signal(&mut self, signal: Signal) -> io::Result<()> {
-        if let Some(status) = self.status {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("cannot send {signal} to the child: it has exited already ({status})"),
-            ));
+        if self.status.is_some() {
+            // The exit was returned: the child is reaped, and the signal has nothing to do.
+            return Ok(());
         }
         match self.transport.signal_process(signal) {
             // The exit is known to the transport but was not returned to the caller: the

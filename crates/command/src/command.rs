@@ -349,13 +349,19 @@ impl Command {
 
     /// Runs the child to its end with tokio's `status` defaults (stdio inherited) and returns
     /// how it ended. The spawner and the spec are taken at this call, as for
-    /// [`output`](Self::output).
+    /// [`output`](Self::output). Pipes the command asked for are closed before the wait, as
+    /// tokio's are, so a child that writes a lot into a piped stdout gets `EPIPE` (or
+    /// `SIGPIPE`) instead of waiting forever for a reader.
     ///
     /// # Errors
     /// As [`output`](Self::output).
     pub fn status(&mut self) -> impl Future<Output = io::Result<ExitStatus>> + Send + 'static {
         let start = self.start(Defaults::Inherit);
-        async move { start?.run().await?.wait().await }
+        async move {
+            let mut child = start?.run().await?;
+            drop((child.stdin.take(), child.stdout.take(), child.stderr.take()));
+            child.wait().await
+        }
     }
 
     pub(crate) async fn spawn_on(&self, defaults: Defaults) -> io::Result<Child> {

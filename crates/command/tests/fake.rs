@@ -188,20 +188,19 @@ async fn kill_sends_one_sigkill_and_waits_for_the_end() -> io::Result<()> {
 }
 
 #[tokio::test]
-async fn a_kill_after_wait_returned_is_invalid_input() -> io::Result<()> {
+async fn after_wait_returned_kill_and_signals_are_ok() -> io::Result<()> {
     let reactor = MemoryProcessReactor::strict();
-    reactor.register(["true"], Script::new().exit(0));
+    let done = reactor.register(["true"], Script::new().exit(0));
     let mut child = on(&reactor, "true").spawn()?;
-    child.wait().await?;
-    let err = child.start_kill().unwrap_err();
-    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
-    assert!(
-        err.to_string().contains("exited already (exit status: 0)"),
-        "{err}"
-    );
+    assert!(child.wait().await?.success());
+    assert_eq!(child.id(), None);
+    child.start_kill()?;
+    child.kill().await?;
+    child.signal(Signal::Term)?;
     assert_eq!(
-        child.kill().await.unwrap_err().kind(),
-        io::ErrorKind::InvalidInput
+        done.child(0).signals(),
+        [],
+        "nothing reaches a reaped child"
     );
     Ok(())
 }

@@ -299,6 +299,14 @@ fn panic_text(err: tokio::task::JoinError) -> String {
         .unwrap_or_default()
 }
 
+/// Records a real `cat` given `input` into a cassette at `path`.
+async fn recorded_cat(path: PathBuf, input: &[u8]) -> Result<PathBuf, Box<dyn std::error::Error>> {
+    let recorder = recorder();
+    cat_with(Arc::new(recorder.clone()), input).await?;
+    recorder.save(&path)?;
+    Ok(path)
+}
+
 #[tokio::test]
 async fn strict_replay_names_the_spawn_fd_and_offset_of_bytes_that_differ() -> io::Result<()> {
     let recorder = recorder();
@@ -350,10 +358,7 @@ async fn replay_of_input_that_ends_short_fails_at_the_close_naming_both_sides() 
 #[tokio::test]
 async fn a_replay_the_protocol_never_finished_is_reported_at_finish_with_what_it_awaited(
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let path = scratch("stalled").join("cat.json");
-    let recorder = recorder();
-    cat_with(Arc::new(recorder.clone()), b"abc\n").await?;
-    recorder.save(&path)?;
+    let path = recorded_cat(scratch("stalled").join("cat.json"), b"abc\n").await?;
     let session = process_transport_cassette::Session::open_with(&path, "replay")?;
     let mut child = Command::new("cat")
         .stdin(Stdio::piped())
@@ -381,10 +386,7 @@ async fn a_replay_the_protocol_never_finished_is_reported_at_finish_with_what_it
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mismatch_in_a_task_whose_panic_nobody_sees_fails_finish_and_the_replays_drop(
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let path = scratch("unseen-mismatch").join("cat.json");
-    let recorder = recorder();
-    cat_with(Arc::new(recorder.clone()), b"hello").await?;
-    recorder.save(&path)?;
+    let path = recorded_cat(scratch("unseen-mismatch").join("cat.json"), b"hello").await?;
 
     // Code under test that runs its process work in a task and ignores how the task ended.
     let swallow = |spawner: Arc<dyn ProcessSpawner>| async move {

@@ -80,15 +80,14 @@ impl FailureSink {
     /// The messages not raised yet, now marked raised; empty when none were kept or they
     /// were raised (or taken) before.
     pub fn to_raise(&self) -> Vec<String> {
-        let messages = self
-            .messages
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        if self.raised.load(Ordering::SeqCst) {
+            return Vec::new();
+        }
+        let messages = self.messages.lock().unwrap_or_else(PoisonError::into_inner);
         if messages.is_empty() || self.raised.swap(true, Ordering::SeqCst) {
             return Vec::new();
         }
-        messages
+        messages.clone()
     }
 
     /// Panics with the messages not raised yet, naming `double`, when called on the home

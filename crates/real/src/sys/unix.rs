@@ -369,7 +369,8 @@ pub(crate) fn grow_pipe(end: BorrowedFd<'_>) {
     let _ = end;
 }
 
-/// The platform's number of `signal`.
+/// The platform's number of `signal`, from the platform's constants; the model's
+/// [`Signal::number`], which has no libc, must agree (tested below).
 pub(crate) fn raw_signal(signal: Signal) -> i32 {
     match signal {
         Signal::Hup => libc::SIGHUP,
@@ -378,5 +379,34 @@ pub(crate) fn raw_signal(signal: Signal) -> i32 {
         Signal::Term => libc::SIGTERM,
         Signal::Stop => libc::SIGSTOP,
         Signal::Number(n) => n,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_models_signal_numbers_are_the_platforms() {
+        for signal in [
+            Signal::Hup,
+            Signal::Int,
+            Signal::Kill,
+            Signal::Term,
+            Signal::Stop,
+        ] {
+            assert_eq!(signal.number(), raw_signal(signal), "{signal}");
+        }
+        assert_eq!(Signal::MAX_NUMBER, max_signal_number());
+    }
+
+    #[cfg(target_os = "linux")]
+    fn max_signal_number() -> i32 {
+        libc::SIGRTMAX()
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn max_signal_number() -> i32 {
+        Signal::MAX_NUMBER
     }
 }

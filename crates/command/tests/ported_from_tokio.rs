@@ -1,5 +1,5 @@
 //! Snippets of tokio's own process tests (`process_smoke.rs`, `process_stdio.rs`,
-//! `process_kill_on_drop.rs`), ported by changing the import, run on real processes and on
+//! `process_kill_on_drop.rs`, `process_kill_after_wait.rs`), ported by changing the import, run on real processes and on
 //! the fakes' scripted twins of the same programs. They behave the same on both.
 
 use std::future::Future;
@@ -168,6 +168,21 @@ async fn try_wait() {
 
         // Can't get id after process has exited
         assert_eq!(child.id(), None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn kill_after_wait() {
+    on_real_and_fake(|| async {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c");
+        let mut child = cmd.arg("exit 2").spawn().unwrap();
+        child.start_kill().unwrap();
+        child.wait().await.unwrap();
+        // Once the wait returned, killing is fine and does nothing.
+        child.start_kill().unwrap();
+        child.kill().await.unwrap();
     })
     .await;
 }

@@ -39,8 +39,8 @@ use crate::{Cassette, CassetteError, Event, FdKind, Recording, Redactions, Refus
 /// use process_transport_api::{ChildFd, ChildFdMapping, SpawnSpec};
 /// use std::sync::Arc;
 ///
-/// // What `output()` of `echo hi` asks for: stdin on the null device, stdout and stderr piped.
-/// let spec = SpawnSpec::new("echo").arg("hi").child_fd(ChildFd::STDIN, ChildFdMapping::Null);
+/// // What `output()` of `echo hi` asks for: stdin inherited, stdout and stderr piped.
+/// let spec = SpawnSpec::new("echo").arg("hi").child_fd(ChildFd::STDIN, ChildFdMapping::Inherit(0));
 /// let mut recording = Recording::of(&spec);
 /// recording.events = vec![
 ///     Event::Output { fd: 1, data: (&b"hi\n"[..]).into() },

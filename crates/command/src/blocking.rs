@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use process_transport_api::{ProcessSpawner, SpawnSpec};
 
+use crate::command::Defaults;
 use crate::{ExitStatus, Output, Stdio};
 
 /// A [`crate::Command`] whose [`output`](Self::output) and [`status`](Self::status) block: for
@@ -86,13 +87,14 @@ impl Command {
         self.0.to_spec()
     }
 
-    /// Runs the child to its end and collects its output; see [`crate::Command::output`].
+    /// Runs the child to its end and collects its output, with std's defaults: stdin null,
+    /// stdout and stderr piped (explicit settings win).
     ///
     /// # Errors
     /// As the async `output`; and an `io::Error` naming the program when the private runtime
     /// or its helper thread cannot be started.
     pub fn output(&mut self) -> io::Result<Output> {
-        self.run(|mut command| async move { command.output().await })
+        self.run(|command| command.output_with(Defaults::StdOutput))
     }
 
     /// Runs the child to its end and returns how it ended; see [`crate::Command::status`].

@@ -59,16 +59,18 @@ impl Stdio {
 pub(crate) enum Defaults {
     /// `spawn` and `status`: all three inherited.
     Inherit,
-    /// `output`: stdin null, stdout and stderr piped.
+    /// tokio's `output`: stdin inherited, stdout and stderr piped.
     Output,
+    /// std's `output`: stdin null, stdout and stderr piped.
+    StdOutput,
 }
 
 impl Defaults {
     fn for_fd(self, fd: ChildFd) -> Stdio {
         match (self, fd) {
-            (Defaults::Inherit, _) => Stdio::inherit(),
-            (Defaults::Output, ChildFd::STDIN) => Stdio::null(),
-            (Defaults::Output, _) => Stdio::piped(),
+            (Defaults::Inherit, _) | (Defaults::Output, ChildFd::STDIN) => Stdio::inherit(),
+            (Defaults::StdOutput, ChildFd::STDIN) => Stdio::null(),
+            (Defaults::Output | Defaults::StdOutput, _) => Stdio::piped(),
         }
     }
 }
@@ -186,8 +188,7 @@ impl Command {
         self.edit(|spec| spec.gid(gid))
     }
 
-    /// Connects the child's stdin. Default: inherited for [`spawn`](Self::spawn) and
-    /// [`status`](Self::status), null for [`output`](Self::output).
+    /// Connects the child's stdin. Default: inherited, as tokio's.
     pub fn stdin(&mut self, stdio: Stdio) -> &mut Self {
         self.stdio[0] = Some(stdio);
         self
@@ -333,7 +334,8 @@ impl Command {
     }
 
     /// Runs the child to its end and collects what it wrote, with tokio's `output` defaults:
-    /// stdin null, stdout and stderr piped (explicit settings win).
+    /// stdin inherited, stdout and stderr piped (explicit settings win). A child that reads
+    /// its stdin reads the parent's, as with tokio; give it `Stdio::null()` to read nothing.
     ///
     /// The spawner and the spec are taken at this call, so the future owns everything it
     /// needs (`Send + 'static`): `tokio::spawn(Command::new("git").arg("status").output())`
@@ -343,7 +345,14 @@ impl Command {
     /// As [`spawn`](Self::spawn); and an `io::Error` when the transport gives up on the child
     /// before reporting its end.
     pub fn output(&mut self) -> impl Future<Output = io::Result<Output>> + Send + 'static {
-        let start = self.start(Defaults::Output);
+        self.output_with(Defaults::Output)
+    }
+
+    pub(crate) fn output_with(
+        &self,
+        defaults: Defaults,
+    ) -> impl Future<Output = io::Result<Output>> + Send + 'static {
+        let start = self.start(defaults);
         async move { start?.run().await?.wait_with_output().await }
     }
 

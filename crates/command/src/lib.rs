@@ -33,8 +33,8 @@
 //!
 //! # What follows tokio, and what is added
 //!
-//! - Defaults as tokio's: `spawn` and `status` inherit stdio; `output` gives stdin the null
-//!   device and pipes stdout and stderr. Errors are `std::io::Error` with the spawn's
+//! - Defaults as tokio's: `spawn` and `status` inherit stdio; `output` inherits stdin and
+//!   pipes stdout and stderr. Errors are `std::io::Error` with the spawn's
 //!   `SpawnError` inside (`err.get_ref()` downcasts to it) and the kinds `NotFound`,
 //!   `PermissionDenied` and `InvalidInput`.
 //! - Back-pressure both ways: a reader that falls [`READ_BUFFER_LIMIT`] bytes behind pauses
@@ -52,7 +52,6 @@ mod child;
 mod command;
 mod default;
 mod pipes;
-mod status;
 
 pub use child::Child;
 pub use command::{Command, Stdio};
@@ -62,4 +61,6 @@ pub use default::{
     FORBID_REAL_VARIABLE,
 };
 pub use pipes::{ChildStderr, ChildStdin, ChildStdout, READ_BUFFER_LIMIT};
-pub use status::{ExitStatus, Output};
+/// The types `output()` and `status()` return are std's own, as with `tokio::process`;
+/// `ProcessEnd` converts to and from [`ExitStatus`] with `From`.
+pub use std::process::{ExitStatus, Output};

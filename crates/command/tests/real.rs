@@ -1,6 +1,7 @@
 //! `Command` on real processes (the default spawner): the same methods as on the fakes.
 
 use std::io;
+use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
 use process_transport_api::{Signal, SpawnError};
@@ -34,18 +35,32 @@ async fn output_collects_exact_bytes_and_the_code() -> io::Result<()> {
         (&b"out\n"[..], &b"err"[..])
     );
     assert_eq!(out.status.code(), Some(3));
-    assert_eq!(
-        std::process::ExitStatus::from(out.status).to_string(),
-        out.status.to_string()
-    );
+    // std's own type, as tokio returns it: helpers typed with std's types take it.
+    let status: std::process::ExitStatus = out.status;
+    assert_eq!(status.to_string(), "exit status: 3");
     Ok(())
 }
 
 #[tokio::test]
-async fn output_gives_stdin_the_real_null_device() -> io::Result<()> {
+async fn output_gives_the_child_the_parents_own_stdin_as_tokio_does() -> io::Result<()> {
+    // The parent's fd 0 (whatever the harness gave it) is the one the child reads.
+    let ours = std::fs::read_link("/proc/self/fd/0").ok();
+    let out = guarded("output", sh("readlink /proc/self/fd/0 || true").output()).await?;
+    let theirs = String::from_utf8_lossy(&out.stdout).trim_end().to_owned();
+    match ours {
+        Some(path) => assert_eq!(theirs, path.to_string_lossy()),
+        None => assert_eq!(theirs, ""),
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn output_with_stdin_null_gives_the_real_null_device() -> io::Result<()> {
     let out = guarded(
         "output",
-        sh("cat; echo done; ls -l /proc/self/fd/0").output(),
+        sh("cat; echo done; ls -l /proc/self/fd/0")
+            .stdin(Stdio::null())
+            .output(),
     )
     .await?;
     let text = String::from_utf8_lossy(&out.stdout);

@@ -134,8 +134,8 @@ fn a_replayed_cassette_is_explored_with_its_bytes_fixed() {
             let transport = process_transport_api::ProcessSpawner::spawn_process(
                 &replay,
                 Box::new(Chunks(chunks.clone())),
-                // As `Command::output` spawned it: stdin on the null device.
-                SpawnSpec::new("greet").child_fd(ChildFd::STDIN, ChildFdMapping::Null),
+                // As `Command::output` spawned it: stdin inherited.
+                SpawnSpec::new("greet").child_fd(ChildFd::STDIN, ChildFdMapping::Inherit(0)),
             )
             .await
             .unwrap();

@@ -55,9 +55,14 @@ impl FakeChild {
         FakeChild { transport }
     }
 
-    /// `true` when `fd` is mapped to the null device.
-    pub(crate) fn is_null(&self, fd: ChildFd) -> bool {
-        self.spec().get_child_fds().get(&fd) == Some(&ChildFdMapping::Null)
+    /// `true` when the child reads nothing on `fd`: it is the null device, or one of the
+    /// parent's own fds, which a fake does not touch (its input is the test harness's, not
+    /// the test's), so the child sees end of file at once.
+    pub(crate) fn reads_nothing(&self, fd: ChildFd) -> bool {
+        matches!(
+            self.spec().get_child_fds().get(&fd),
+            Some(ChildFdMapping::Null | ChildFdMapping::Inherit(_))
+        )
     }
 
     /// `true` when `fd` is the null device or one of the parent's own fds: not a pipe, and
@@ -198,9 +203,10 @@ impl FakeChild {
     }
 
     /// `true` when the child would see end of file on `fd`: the parent closed it (or the
-    /// child did) and every byte was read, or `fd` is the null device.
+    /// child did) and every byte was read, or `fd` is the null device or inherited from the
+    /// parent (which a fake does not read).
     pub fn at_eof(&self, fd: ChildFd) -> bool {
-        if self.is_null(fd) {
+        if self.reads_nothing(fd) {
             return true;
         }
         let state = self.transport.lock();

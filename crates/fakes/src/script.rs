@@ -450,11 +450,13 @@ impl Script {
         self.chunk_size
     }
 
-    /// Runs the start steps; then, when stdin is the null device, the end-of-file reaction.
+    /// Runs the start steps; then, when stdin is the null device or the parent's own, the
+    /// end-of-file reaction.
     pub(crate) fn start(&self, child: &FakeChild) {
         run_steps(&self.start, child);
-        // A stdin on the null device is at its end from the start.
-        if child.is_null(ChildFd::STDIN) {
+        // A stdin on the null device (or the parent's, which a fake does not read) is at its
+        // end from the start.
+        if child.reads_nothing(ChildFd::STDIN) {
             self.closed(child, ChildFd::STDIN);
         }
     }

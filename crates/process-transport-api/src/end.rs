@@ -119,6 +119,69 @@ impl fmt::Display for ProcessEnd {
     }
 }
 
+/// The `std::process::ExitStatus` a real child with this end would have, as `tokio::process`
+/// and `std::process` return it.
+///
+/// On unix the exit code is kept modulo 256, as the operating system keeps the code a child
+/// passes to `exit` (a fake's `exit(300)` reads back as 44, as `sh -c 'exit 300'` does); a
+/// signal of 1 to 126 is kept as is; an end with neither, or a signal no wait status can hold,
+/// becomes a status with neither code nor signal. Off unix a signal end becomes exit code 1,
+/// the code `TerminateProcess` gives a killed child.
+///
+/// ```
+/// use process_transport_api::ProcessEnd;
+/// use std::process::ExitStatus;
+///
+/// let status = ExitStatus::from(ProcessEnd::from_exit_code(3));
+/// assert_eq!(status.code(), Some(3));
+/// assert_eq!(ProcessEnd::from(status), ProcessEnd::from_exit_code(3));
+/// # #[cfg(unix)] {
+/// use std::os::unix::process::ExitStatusExt;
+/// let killed = ExitStatus::from(ProcessEnd::from_signal(9));
+/// assert_eq!((killed.code(), killed.signal()), (None, Some(9)));
+/// assert_eq!(killed.to_string(), "signal: 9 (SIGKILL)");
+/// # }
+/// ```
+impl From<ProcessEnd> for std::process::ExitStatus {
+    fn from(end: ProcessEnd) -> Self {
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::ExitStatusExt;
+            let raw = match (end.exit_code(), end.signal()) {
+                (_, Some(signal)) if (1..0x7f).contains(&signal) => signal,
+                (Some(code), None) => (code & 0xff) << 8,
+                _ => 0x7f,
+            };
+            std::process::ExitStatus::from_raw(raw)
+        }
+        #[cfg(windows)]
+        {
+            use std::os::windows::process::ExitStatusExt;
+            // The code's bits as Windows holds them (`ExitProcess` takes a u32).
+            std::process::ExitStatus::from_raw(end.exit_code().unwrap_or(1) as u32)
+        }
+    }
+}
+
+/// The end a `std::process::ExitStatus` stands for: its exit code, or the signal that killed
+/// the child.
+impl From<std::process::ExitStatus> for ProcessEnd {
+    fn from(status: std::process::ExitStatus) -> Self {
+        #[cfg(unix)]
+        let signal = std::os::unix::process::ExitStatusExt::signal(&status);
+        #[cfg(not(unix))]
+        let signal = None;
+        match (status.code(), signal) {
+            (Some(code), _) => ProcessEnd::from_exit_code(code),
+            (None, Some(signal)) => ProcessEnd::from_signal(signal),
+            (None, None) => ProcessEnd::Terminated {
+                exit_code: None,
+                signal: None,
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,5 +251,55 @@ mod tests {
         );
         assert_eq!(ProcessEnd::from_signal(9).to_string(), "killed by signal 9");
         assert_eq!(unknown.to_string(), "terminated");
+    }
+    #[cfg(unix)]
+    #[test]
+    fn std_statuses_round_trip_for_every_code_and_signal_a_wait_status_holds() {
+        use std::os::unix::process::ExitStatusExt;
+        use std::process::ExitStatus;
+        for code in 0..=255 {
+            let end = ProcessEnd::from_exit_code(code);
+            let status = ExitStatus::from(end);
+            assert_eq!(status, ExitStatus::from_raw(code << 8));
+            assert_eq!(ProcessEnd::from(status), end);
+        }
+        for signal in 1..0x7f {
+            let end = ProcessEnd::from_signal(signal);
+            let status = ExitStatus::from(end);
+            assert_eq!(status, ExitStatus::from_raw(signal));
+            assert_eq!(ProcessEnd::from(status), end);
+        }
+        // A core dump still reads as the signal.
+        assert_eq!(
+            ProcessEnd::from(ExitStatus::from_raw(0x80 | 11)),
+            ProcessEnd::from_signal(11)
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn ends_no_wait_status_holds_become_what_the_system_would_report() {
+        use std::process::ExitStatus;
+        let unknown = ProcessEnd::Terminated {
+            exit_code: None,
+            signal: None,
+        };
+        assert_eq!(
+            ExitStatus::from(ProcessEnd::from_exit_code(300)).code(),
+            Some(44)
+        );
+        assert_eq!(
+            ExitStatus::from(ProcessEnd::from_exit_code(-1)).code(),
+            Some(255)
+        );
+        for end in [
+            unknown,
+            ProcessEnd::from_signal(200),
+            ProcessEnd::from_signal(0),
+        ] {
+            let status = ExitStatus::from(end);
+            assert_eq!(ProcessEnd::from(status), unknown, "{end:?}");
+            assert!(!status.success());
+        }
     }
 }

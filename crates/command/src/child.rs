@@ -32,6 +32,8 @@ pub struct Child {
     shared: Arc<Shared>,
     /// The status [`wait`](Self::wait) or [`try_wait`](Self::try_wait) returned.
     status: Option<ExitStatus>,
+    /// The process id the transport gave at the spawn.
+    pid: Option<u32>,
     kill_on_drop: bool,
 }
 
@@ -57,6 +59,7 @@ impl Child {
         (stdin, stdout, stderr): Pipes,
         kill_on_drop: bool,
     ) -> Self {
+        let pid = transport.pid();
         Child {
             stdin,
             stdout,
@@ -64,13 +67,17 @@ impl Child {
             transport,
             shared,
             status: None,
+            pid,
             kill_on_drop,
         }
     }
 
-    /// The child's process id, until its exit is known; then `None`.
+    /// The child's process id, as tokio's: `Some` until [`wait`](Self::wait) or
+    /// [`try_wait`](Self::try_wait) has returned the exit (even when the child has exited
+    /// meanwhile), then `None`. The id is the one the transport gave at the spawn
+    /// (`ProcessTransport::pid`, asked once there).
     pub fn id(&self) -> Option<u32> {
-        self.transport.pid()
+        self.status.is_none().then_some(self.pid).flatten()
     }
 
     /// The transport under this child, for what tokio's `Child` cannot do (writes to other

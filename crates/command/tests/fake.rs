@@ -160,6 +160,8 @@ async fn wait_twice_returns_the_same_status_and_the_id_is_gone() -> io::Result<(
     let mut child = on(&reactor, "sh").args(["-c", "exit 2"]).spawn()?;
     assert_eq!(child.id(), Some(process_transport_fakes::DEFAULT_PID));
     reactor.last_child().exit(2);
+    // Exited, but the exit was not returned yet: the id stays, as tokio's does.
+    assert_eq!(child.id(), Some(process_transport_fakes::DEFAULT_PID));
     assert_eq!(child.wait().await?.code(), Some(2));
     assert_eq!(child.wait().await?.code(), Some(2));
     assert_eq!(child.id(), None);
@@ -172,7 +174,9 @@ async fn try_wait_is_none_while_running_and_the_status_after() -> io::Result<()>
     let mut child = on(&reactor, "server").spawn()?;
     assert_eq!(child.try_wait()?, None);
     reactor.last_child().exit(7);
+    assert!(child.id().is_some());
     assert_eq!(child.try_wait()?.and_then(|s| s.code()), Some(7));
+    assert_eq!(child.id(), None);
     assert_eq!(child.try_wait()?.and_then(|s| s.code()), Some(7));
     Ok(())
 }

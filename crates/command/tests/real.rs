@@ -112,6 +112,19 @@ async fn kill_ends_a_sleeping_child_with_signal_9_and_the_id_goes() -> io::Resul
 }
 
 #[tokio::test]
+async fn the_id_stays_after_the_exit_until_wait_returns_it() -> io::Result<()> {
+    let mut child = Command::new("true").spawn()?;
+    let pid = child.id().expect("running");
+    // The transport has seen the whole end; the caller has not.
+    guarded("the end", child.transport().ended()).await;
+    assert_eq!(child.transport().pid(), None);
+    assert_eq!(child.id(), Some(pid));
+    assert!(child.wait().await?.success());
+    assert_eq!(child.id(), None);
+    Ok(())
+}
+
+#[tokio::test]
 async fn signal_delivers_term_to_a_real_child() -> io::Result<()> {
     let mut child = sh("echo ready; exec sleep 600")
         .stdout(Stdio::piped())

@@ -38,7 +38,9 @@ fn mock_answering(command: &'static str, stdout: &'static [u8]) -> MockProcessSp
         .withf(move |_, spec| spec.command_line() == command)
         .times(1)
         .returning(move |mut protocol, _| {
-            let transport: Arc<dyn ProcessTransport> = Arc::new(MockProcessTransport::new());
+            let mut mock = MockProcessTransport::new();
+            mock.expect_pid().times(1).return_const(Some(77));
+            let transport: Arc<dyn ProcessTransport> = Arc::new(mock);
             protocol.make_connection(transport.clone());
             protocol.child_data_received(ChildFd::STDOUT, stdout);
             protocol.child_connection_lost(ChildFd::STDOUT);
@@ -74,6 +76,12 @@ async fn the_same_code_runs_on_a_script_a_mock_and_real_processes() -> io::Resul
 async fn a_mock_transport_sees_exactly_the_calls_of_the_child_api() -> io::Result<()> {
     let mut transport = MockProcessTransport::new();
     let mut seq = mockall::Sequence::new();
+    // The spawn asks the pid once, as tokio's spawn records it.
+    transport
+        .expect_pid()
+        .times(1)
+        .in_sequence(&mut seq)
+        .return_const(Some(77));
     transport
         .expect_register_producer()
         .times(1)

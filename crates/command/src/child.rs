@@ -9,6 +9,7 @@ use std::task::Poll;
 use process_transport_api::{ProcessTransport, Signal, TransportError};
 
 use crate::pipes::{ChildStderr, ChildStdin, ChildStdout, Shared};
+use crate::stdio::Running;
 use crate::{ExitStatus, Output};
 
 /// A started command: tokio's `Child` over a [`ProcessTransport`].
@@ -34,6 +35,8 @@ pub struct Child {
     status: Option<ExitStatus>,
     /// The process id the transport gave at the spawn.
     pid: Option<u32>,
+    /// The copies the stdio asked for (a file on a double, another child's pipe).
+    relays: Vec<Running>,
     kill_on_drop: bool,
 }
 
@@ -58,6 +61,7 @@ impl Child {
         shared: Arc<Shared>,
         (stdin, stdout, stderr): Pipes,
         kill_on_drop: bool,
+        relays: Vec<Running>,
     ) -> Self {
         let pid = transport.pid();
         Child {
@@ -68,6 +72,7 @@ impl Child {
             shared,
             status: None,
             pid,
+            relays,
             kill_on_drop,
         }
     }
@@ -88,16 +93,22 @@ impl Child {
 
     /// Closes stdin (dropping [`stdin`](Self::stdin), as tokio does, so a child reading to
     /// the end of its input can finish) and waits for the child to exit. Waiting again
-    /// returns the same status.
+    /// returns the same status. Where the command copies a child's output into a file or
+    /// another child (see [`Stdio`](crate::Stdio)), the wait returns once the copy is done,
+    /// so the file holds all of it.
     ///
     /// # Errors
-    /// An `io::Error` when the transport gave up on the child before reporting its exit.
+    /// An `io::Error` when the transport gave up on the child before reporting its exit, or
+    /// when a copy the stdio asked for failed (a full disk, say).
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
         drop(self.stdin.take());
         if let Some(status) = self.status {
             return Ok(status);
         }
         let end = poll_fn(|cx| self.shared.poll_exit(cx)).await?;
+        for relay in std::mem::take(&mut self.relays) {
+            relay.finish().await?;
+        }
         Ok(*self.status.insert(end.into()))
     }
 

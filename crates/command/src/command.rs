@@ -4,55 +4,17 @@ use std::ffi::OsStr;
 use std::fmt;
 use std::future::Future;
 use std::io;
-#[cfg(unix)]
-use std::os::fd::AsFd;
 use std::path::Path;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use process_transport_api::{
-    ChildFd, ChildFdMapping, ProcessSpawner, ProcessTransport, SpawnError, SpawnSpec,
-};
+use process_transport_api::{ChildFd, ProcessSpawner, ProcessTransport, SpawnError, SpawnSpec};
+use tokio::io::AsyncRead;
 
 use crate::pipes::{Bridge, ChildStderr, ChildStdin, ChildStdout, Shared};
-use crate::{default, Child, ExitStatus, Output};
-
-/// What one of the child's standard fds is connected to, as `std::process::Stdio`.
-///
-/// ```
-/// use process_transport_api::{ChildFd, ChildFdMapping};
-/// use process_transport_command::{Command, Stdio};
-///
-/// let spec = Command::new("sort").stdin(Stdio::null()).stdout(Stdio::piped()).to_spec();
-/// assert_eq!(spec.get_child_fds()[&ChildFd::STDIN], ChildFdMapping::Null);
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Stdio(Kind);
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Piped,
-    Null,
-    Inherit,
-}
-
-impl Stdio {
-    /// A pipe to the parent: [`Child::stdin`], [`Child::stdout`] or [`Child::stderr`].
-    pub fn piped() -> Self {
-        Stdio(Kind::Piped)
-    }
-
-    /// The null device: the child reads end of file and its writes vanish.
-    pub fn null() -> Self {
-        Stdio(Kind::Null)
-    }
-
-    /// The parent's own fd of the same number.
-    pub fn inherit() -> Self {
-        Stdio(Kind::Inherit)
-    }
-}
+use crate::stdio::{Plan, Relay, Running};
+use crate::{default, Child, ExitStatus, Output, Stdio};
 
 /// Which of tokio's defaults applies to the stdio not set explicitly.
 #[derive(Clone, Copy, Debug)]
@@ -122,7 +84,7 @@ impl Command {
     pub fn new(program: impl AsRef<OsStr>) -> Self {
         Command {
             spec: SpawnSpec::new(program),
-            stdio: [None; 3],
+            stdio: [None, None, None],
             kill_on_drop: false,
             spawner: None,
         }
@@ -189,22 +151,22 @@ impl Command {
     }
 
     /// Connects the child's stdin. Default: inherited, as tokio's.
-    pub fn stdin(&mut self, stdio: Stdio) -> &mut Self {
-        self.stdio[0] = Some(stdio);
+    pub fn stdin(&mut self, stdio: impl Into<Stdio>) -> &mut Self {
+        self.stdio[0] = Some(stdio.into());
         self
     }
 
     /// Connects the child's stdout. Default: inherited for [`spawn`](Self::spawn) and
     /// [`status`](Self::status), piped for [`output`](Self::output).
-    pub fn stdout(&mut self, stdio: Stdio) -> &mut Self {
-        self.stdio[1] = Some(stdio);
+    pub fn stdout(&mut self, stdio: impl Into<Stdio>) -> &mut Self {
+        self.stdio[1] = Some(stdio.into());
         self
     }
 
     /// Connects the child's stderr. Default: inherited for [`spawn`](Self::spawn) and
     /// [`status`](Self::status), piped for [`output`](Self::output).
-    pub fn stderr(&mut self, stdio: Stdio) -> &mut Self {
-        self.stdio[2] = Some(stdio);
+    pub fn stderr(&mut self, stdio: impl Into<Stdio>) -> &mut Self {
+        self.stdio[2] = Some(stdio.into());
         self
     }
 
@@ -242,27 +204,32 @@ impl Command {
         self.spec.get_executable()
     }
 
+    /// The spec with `defaults` applied, as a spawner that hands children the parent's fds
+    /// takes it (files given as stdio are the child's own fds).
     pub(crate) fn spec_with(&self, defaults: Defaults) -> SpawnSpec {
-        let mut spec = self.spec.clone();
+        match self.plan(defaults, true, false) {
+            Ok(plan) => plan.spec,
+            // Only a misplaced pipe of another child fails, and `spawn` reports it; the spec
+            // shows the fd as a pipe.
+            Err(_) => self.spec.clone(),
+        }
+    }
+
+    /// The spec with `defaults` applied, and the copies a spawn on a spawner that does
+    /// (`passes_fds`) or does not hand children the parent's fds needs; `take_pipes` takes
+    /// the other children's pipes given as stdio.
+    fn plan(&self, defaults: Defaults, passes_fds: bool, take_pipes: bool) -> io::Result<Plan> {
+        let mut plan = Plan::new(self.spec.clone());
         for (index, fd) in [ChildFd::STDIN, ChildFd::STDOUT, ChildFd::STDERR]
             .into_iter()
             .enumerate()
         {
-            let stdio = self.stdio[index].unwrap_or_else(|| defaults.for_fd(fd));
-            spec = match stdio.0 {
-                Kind::Piped if fd == ChildFd::STDIN => {
-                    spec.child_fd(fd, ChildFdMapping::ParentWrites)
-                }
-                Kind::Piped => spec.child_fd(fd, ChildFdMapping::ParentReads),
-                Kind::Null => spec.child_fd(fd, ChildFdMapping::Null),
-                // std gives the child a closed fd where the parent has none.
-                Kind::Inherit if parent_has(fd) => {
-                    spec.child_fd(fd, ChildFdMapping::Inherit(index as i32))
-                }
-                Kind::Inherit => spec.no_child_fd(fd),
-            };
+            let stdio = self.stdio[index]
+                .clone()
+                .unwrap_or_else(|| defaults.for_fd(fd));
+            plan.map(fd, &stdio, passes_fds, take_pipes)?;
         }
-        spec
+        Ok(plan)
     }
 
     fn program(&self) -> String {
@@ -325,9 +292,24 @@ impl Command {
     /// Everything a spawn needs, taken now: the spawner (the scoped default in place at this
     /// call, not at a later poll), the spec with `defaults` applied, and the settings.
     fn start(&self, defaults: Defaults) -> io::Result<Start> {
+        let spawner = self.resolve_spawner()?;
+        let plan = self.plan(defaults, spawner.inherits_parent_fds(), true)?;
+        if !plan.copies.is_empty() && tokio::runtime::Handle::try_current().is_err() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "cannot spawn {:?}: its stdio copies bytes between a file or another child \
+                     and a pipe, which needs a tokio runtime; spawn it inside one",
+                    self.program()
+                ),
+            ));
+        }
         Ok(Start {
-            spawner: self.resolve_spawner()?,
-            spec: self.spec_with(defaults),
+            spawner,
+            program: self.program(),
+            spec: plan.spec,
+            copies: plan.copies,
+            keep: plan.keep,
             shared: Arc::new(Shared::default()),
             kill_on_drop: self.kill_on_drop,
         })
@@ -381,7 +363,12 @@ impl Command {
 /// A spawn about to be made: what [`Command`] took at the call.
 struct Start {
     spawner: Arc<dyn ProcessSpawner>,
+    program: String,
     spec: SpawnSpec,
+    /// The copies the stdio asks for, made once the child is there.
+    copies: Vec<Relay>,
+    /// The files whose fds the spec names, open until the spawn returned.
+    keep: Vec<Arc<std::fs::File>>,
     shared: Arc<Shared>,
     kill_on_drop: bool,
 }
@@ -397,44 +384,42 @@ impl Start {
 
     fn finish(self, result: Result<Arc<dyn ProcessTransport>, SpawnError>) -> io::Result<Child> {
         let Start {
+            program,
             spec,
+            copies,
+            keep,
             shared,
             kill_on_drop,
             ..
         } = self;
         let transport = result.map_err(spawn_error)?;
+        drop(keep);
         shared.set_transport(&transport);
         let mapped = |fd: ChildFd| spec.get_child_fds().get(&fd).is_some_and(|m| m.is_pipe());
-        let stdin =
+        let mut stdin =
             mapped(ChildFd::STDIN).then(|| ChildStdin::new(shared.clone(), transport.clone()));
-        let stdout =
+        let mut stdout =
             mapped(ChildFd::STDOUT).then(|| ChildStdout::new(shared.clone(), transport.clone()));
-        let stderr =
+        let mut stderr =
             mapped(ChildFd::STDERR).then(|| ChildStderr::new(shared.clone(), transport.clone()));
+        let mut running: Vec<Running> = Vec::new();
+        for copy in copies {
+            let output: Option<Box<dyn AsyncRead + Send + Unpin>> = match &copy {
+                Relay::Drain(ChildFd::STDOUT, _) => stdout.take().map(|r| Box::new(r) as _),
+                Relay::Drain(_, _) => stderr.take().map(|r| Box::new(r) as _),
+                Relay::Feed(_) => None,
+            };
+            let feeds = matches!(copy, Relay::Feed(_));
+            running.push(copy.start(feeds.then(|| stdin.take()).flatten(), output, &program));
+        }
         Ok(Child::new(
             transport,
             shared,
             (stdin, stdout, stderr),
             kill_on_drop,
+            running,
         ))
     }
-}
-
-/// `true` when the parent has its own fd `fd` (0, 1 or 2) open.
-#[cfg(unix)]
-fn parent_has(fd: ChildFd) -> bool {
-    let open = |fd: std::os::fd::BorrowedFd<'_>| rustix::io::fcntl_getfd(fd).is_ok();
-    match fd {
-        ChildFd::STDIN => open(io::stdin().as_fd()),
-        ChildFd::STDOUT => open(io::stdout().as_fd()),
-        _ => open(io::stderr().as_fd()),
-    }
-}
-
-/// `true`: off unix the parent's standard handles are taken to be open.
-#[cfg(not(unix))]
-fn parent_has(_fd: ChildFd) -> bool {
-    true
 }
 
 /// The io error for a failed spawn: the `SpawnError` inside, with the matching kind.

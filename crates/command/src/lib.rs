@@ -52,9 +52,10 @@ mod child;
 mod command;
 mod default;
 mod pipes;
+mod stdio;
 
 pub use child::Child;
-pub use command::{Command, Stdio};
+pub use command::Command;
 pub use default::{
     default_on_runtime, forbid_real_processes, real_processes_forbidden, set_default,
     set_global_default, with_default, DefaultGuard, GlobalDefaultAlreadySet, WithDefault,
@@ -64,3 +65,4 @@ pub use pipes::{ChildStderr, ChildStdin, ChildStdout, READ_BUFFER_LIMIT};
 /// The types `output()` and `status()` return are std's own, as with `tokio::process`;
 /// `ProcessEnd` converts to and from [`ExitStatus`] with `From`.
 pub use std::process::{ExitStatus, Output};
+pub use stdio::Stdio;

@@ -103,6 +103,9 @@ macro_rules! forward {
             ) -> Result<Arc<dyn ProcessTransport>, SpawnError> {
                 (**self).spawn_process(protocol, spec).await
             }
+            fn inherits_parent_fds(&self) -> bool {
+                (**self).inherits_parent_fds()
+            }
         }
     )+};
 }

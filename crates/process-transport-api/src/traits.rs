@@ -263,4 +263,14 @@ pub trait ProcessSpawner: Send + Sync {
         protocol: Box<dyn ProcessProtocol>,
         spec: SpawnSpec,
     ) -> Result<Arc<dyn ProcessTransport>, SpawnError>;
+
+    /// `true` when a child this spawner starts with [`ChildFdMapping::Inherit`]`(n)` gets
+    /// the parent's own fd `n`, as a real process does. `false` (the default) for doubles,
+    /// whose children live in memory: code that gives a child a file of its own then gets a
+    /// pipe and copies the bytes itself, so the file ends up the same on every spawner.
+    ///
+    /// [`ChildFdMapping::Inherit`]: crate::ChildFdMapping::Inherit
+    fn inherits_parent_fds(&self) -> bool {
+        false
+    }
 }

@@ -224,4 +224,9 @@ impl ProcessSpawner for RealSpawner {
         tokio::spawn(exit_pump(PumpGuard::new(&shared), child, watch));
         Ok(handle)
     }
+
+    /// `true`: a real child gets the parent's fd.
+    fn inherits_parent_fds(&self) -> bool {
+        true
+    }
 }

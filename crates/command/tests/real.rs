@@ -268,3 +268,16 @@ async fn status_closes_a_piped_stdout_before_waiting_so_a_loud_child_ends() -> i
     );
     Ok(())
 }
+
+#[test]
+fn a_child_spawned_on_one_runtime_is_waited_on_another() {
+    let runtime = || tokio::runtime::Runtime::new().expect("a runtime");
+    // The first runtime is gone before the child is waited on, and its pipes with it.
+    let mut child = runtime()
+        .block_on(async { sh("read line; exit 3").stdin(Stdio::piped()).spawn() })
+        .expect("spawned");
+    let status = runtime()
+        .block_on(guarded("wait", child.wait()))
+        .expect("waited");
+    assert_eq!(status.code(), Some(3));
+}

@@ -229,8 +229,10 @@ pub(crate) async fn read_pump(guard: PumpGuard, fd: ChildFd) {
 
 /// What happens when the exit pump is dropped before it reaped the child (the tokio runtime
 /// shut down while the child ran, maybe before the pump was ever polled): every pipe closes in
-/// this process, as when a `tokio::process::Child`'s handles are dropped, and the child is
-/// reaped on a thread of its own, so it is not left a zombie once it exits.
+/// this process, as when a `tokio::process::Child`'s handles are dropped, and its loss is
+/// reported; the child is reaped on a thread of its own, so it is not left a zombie, and its
+/// exit is reported from there. So a child spawned on one runtime can be waited on another
+/// (its `ended()` and a protocol waiting for the exit are served without any runtime).
 struct Orphan {
     child: Option<ChildHandle>,
     shared: Arc<Shared>,
@@ -246,15 +248,39 @@ impl Orphan {
 impl Drop for Orphan {
     fn drop(&mut self) {
         if let Some(child) = self.child.take() {
-            {
-                let mut state = self.shared.lock();
+            self.shared.act(|state, out| {
+                let fds: Vec<ChildFd> = state
+                    .senders
+                    .keys()
+                    .chain(state.receivers.keys())
+                    .copied()
+                    .collect();
                 state.senders.clear();
                 state.receivers.clear();
                 state.buffers.clear();
                 state.close_terminal();
-            }
-            crate::sys::reap_orphan(child);
+                for fd in fds {
+                    state.model.pipe_lost(fd, out);
+                }
+            });
+            let shared = self.shared.clone();
+            crate::sys::reap_orphan(child, move |status| {
+                shared.act(|state, out| state.model.process_exited(end_of(Ok(status)), out));
+            });
         }
+    }
+}
+
+/// The end a reaped status stands for.
+fn end_of(waited: io::Result<Status>) -> ProcessEnd {
+    match waited {
+        Ok((Some(code), _)) => ProcessEnd::from_exit_code(code),
+        Ok((None, Some(signal))) => ProcessEnd::from_signal(signal),
+        // Reaped elsewhere (someone called wait on every child): the end is unknown.
+        Ok((None, None)) | Err(_) => ProcessEnd::Terminated {
+            exit_code: None,
+            signal: None,
+        },
     }
 }
 
@@ -275,15 +301,7 @@ pub(crate) fn exit_pump(
         let waited = wait(shared, &child, watch).await;
         orphan.reaped();
         drop(child);
-        let end = match waited {
-            Ok((Some(code), _)) => ProcessEnd::from_exit_code(code),
-            Ok((None, Some(signal))) => ProcessEnd::from_signal(signal),
-            // Reaped elsewhere (someone called wait on every child): the end is unknown.
-            Ok((None, None)) | Err(_) => ProcessEnd::Terminated {
-                exit_code: None,
-                signal: None,
-            },
-        };
+        let end = end_of(waited);
         shared.act(|state, out| {
             state.model.process_exited(end, out);
             state.close_terminal();

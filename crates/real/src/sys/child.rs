@@ -85,8 +85,9 @@ impl ChildHandle {
     }
 
     /// Waits, blocking, until the child exits, and reaps it.
-    pub(crate) fn reap_blocking(&self) -> io::Result<()> {
-        self.reap(false).map(drop)
+    pub(crate) fn reap_blocking(&self) -> io::Result<Status> {
+        self.reap(false)
+            .map(|status| status.unwrap_or((None, None)))
     }
 
     fn reap(&self, no_hang: bool) -> io::Result<Option<Status>> {
@@ -173,17 +174,20 @@ impl ExitWatch {
 
 /// Reaps a child nobody watches any more (its runtime shut down) on a small thread of its
 /// own, so that it leaves no zombie once it exits. Rare, so one thread per orphan.
-pub(crate) fn reap_orphan(child: ChildHandle) {
+pub(crate) fn reap_orphan(child: ChildHandle, reaped: impl FnOnce(Status) + Send + 'static) {
     let reaper = std::thread::Builder::new()
         .name("process-transport-reaper".into())
         .stack_size(64 * 1024)
         .spawn(move || {
             // EINTR is retried; any other error means the child is already reaped.
-            while let Err(err) = child.reap_blocking() {
-                if err.kind() != io::ErrorKind::Interrupted {
-                    break;
+            let status = loop {
+                match child.reap_blocking() {
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => break (None, None),
+                    Ok(status) => break status,
                 }
-            }
+            };
+            reaped(status);
         });
     // Without a thread the child stays unreaped until this process exits: nothing better
     // can be done from a destructor.

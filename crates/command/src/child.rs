@@ -1,14 +1,15 @@
 //! [`Child`]: a started command, as `tokio::process::Child`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
 use std::sync::Arc;
 use std::task::Poll;
 
-use process_transport_api::{ProcessTransport, Signal, TransportError};
+use process_transport_api::{ChildFd, ProcessTransport, Signal, TransportError};
 
-use crate::pipes::{ChildStderr, ChildStdin, ChildStdout, Shared};
+use crate::pipes::{ChildOutput, ChildStderr, ChildStdin, ChildStdout, Shared};
 use crate::stdio::Running;
 use crate::{ExitStatus, Output};
 
@@ -37,6 +38,8 @@ pub struct Child {
     pid: Option<u32>,
     /// The copies the stdio asked for (a file on a double, another child's pipe).
     relays: Vec<Running>,
+    /// The readers of the pipes on fds 3 and above, until taken.
+    outputs: BTreeMap<ChildFd, ChildOutput>,
     kill_on_drop: bool,
 }
 
@@ -62,6 +65,7 @@ impl Child {
         (stdin, stdout, stderr): Pipes,
         kill_on_drop: bool,
         relays: Vec<Running>,
+        outputs: BTreeMap<ChildFd, ChildOutput>,
     ) -> Self {
         let pid = transport.pid();
         Child {
@@ -73,6 +77,7 @@ impl Child {
             status: None,
             pid,
             relays,
+            outputs,
             kill_on_drop,
         }
     }
@@ -83,6 +88,13 @@ impl Child {
     /// (`ProcessTransport::pid`, asked once there).
     pub fn id(&self) -> Option<u32> {
         self.status.is_none().then_some(self.pid).flatten()
+    }
+
+    /// Takes the reader of the pipe the child writes on `fd` (3 or above), mapped with
+    /// [`Command::child_fd`](crate::Command::child_fd) as `ChildFdMapping::ParentReads`;
+    /// `None` for another fd or once taken. Dropping it closes the pipe.
+    pub fn take_output(&mut self, fd: u32) -> Option<ChildOutput> {
+        self.outputs.remove(&ChildFd(fd))
     }
 
     /// The transport under this child, for what tokio's `Child` cannot do (writes to other

@@ -9,10 +9,12 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use process_transport_api::{ChildFd, ProcessSpawner, ProcessTransport, SpawnError, SpawnSpec};
+use process_transport_api::{
+    ChildFd, ChildFdMapping, ProcessSpawner, ProcessTransport, PtySize, SpawnError, SpawnSpec,
+};
 use tokio::io::AsyncRead;
 
-use crate::pipes::{Bridge, ChildStderr, ChildStdin, ChildStdout, Shared};
+use crate::pipes::{Bridge, ChildOutput, ChildStderr, ChildStdin, ChildStdout, Shared};
 use crate::stdio::{Plan, Relay, Running};
 use crate::{default, Child, ExitStatus, Output, Stdio};
 
@@ -67,14 +69,34 @@ pub struct Command {
     spawner: Option<Arc<dyn ProcessSpawner>>,
 }
 
+/// As tokio's: the std command it would run, and `kill_on_drop`
+/// (`Command { std: "sh" "-c" "echo hi", kill_on_drop: false }`).
 impl fmt::Debug for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Command")
-            .field("command_line", &self.spec.command_line())
-            .field("stdio", &self.stdio)
+            .field("std", &self.to_std())
             .field("kill_on_drop", &self.kill_on_drop)
-            .field("spawner_given", &self.spawner.is_some())
             .finish()
+    }
+}
+
+/// What std's getters expose of the command: the program, the arguments, the environment
+/// changes and the working directory. (Its stdio, `env_clear`, uid, gid and other unix
+/// settings cannot be read from a `std::process::Command`; set them on this one.)
+impl From<std::process::Command> for Command {
+    fn from(std: std::process::Command) -> Self {
+        let mut command = Command::new(std.get_program());
+        command.args(std.get_args());
+        for (key, value) in std.get_envs() {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        if let Some(dir) = std.get_current_dir() {
+            command.current_dir(dir);
+        }
+        command
     }
 }
 
@@ -150,6 +172,51 @@ impl Command {
         self.edit(|spec| spec.gid(gid))
     }
 
+    /// Puts the child in process group `pgroup`; 0 makes a new group the child leads, so a
+    /// signal to the group reaches its children too (`kill(-pid, ..)`).
+    pub fn process_group(&mut self, pgroup: i32) -> &mut Self {
+        self.edit(|spec| spec.process_group(pgroup))
+    }
+
+    /// Gives the child `arg` as its `argv[0]`; the program run is still the one given to
+    /// [`new`](Self::new).
+    pub fn arg0(&mut self, arg: impl AsRef<OsStr>) -> &mut Self {
+        self.edit(|spec| spec.arg0(arg))
+    }
+
+    /// Adds a hook the child runs after fork and before exec, as tokio's and std's. The real
+    /// spawner runs it; a fake or a replay records that it was set
+    /// (`SpawnSpec::get_pre_exec`) and runs nothing.
+    ///
+    /// # Safety
+    /// As `std::os::unix::process::CommandExt::pre_exec`: the hook runs in a forked copy of
+    /// the process and may only make async-signal-safe calls.
+    #[allow(unsafe_code)]
+    pub unsafe fn pre_exec<F>(&mut self, hook: F) -> &mut Self
+    where
+        F: FnMut() -> io::Result<()> + Send + Sync + 'static,
+    {
+        // SAFETY: the caller promised what `SpawnSpec::pre_exec` asks, which is this.
+        self.edit(|spec| unsafe { spec.pre_exec(hook) })
+    }
+
+    /// Gives the child a pseudo-terminal as fds 0, 1 and 2, of `size`: [`Child::stdin`]
+    /// writes what is typed on it, and [`Child::stdout`] reads everything the child prints
+    /// there, on its stdout or stderr (there is no [`Child::stderr`]). The stdio settings
+    /// are ignored while a terminal is set.
+    pub fn pty(&mut self, size: PtySize) -> &mut Self {
+        self.edit(|spec| spec.use_pty(true).pty_size(size))
+    }
+
+    /// Connects the child's fd `fd` (3 or above; 0, 1 and 2 are set with
+    /// [`stdin`](Self::stdin) and the others) as `mapping`: a parent fd it inherits, the null
+    /// device, or a pipe. A pipe the child writes is read with [`Child::take_output`]; one
+    /// it reads is written with the transport's `write_to_child`
+    /// ([`Child::transport`]).
+    pub fn child_fd(&mut self, fd: u32, mapping: ChildFdMapping) -> &mut Self {
+        self.edit(|spec| spec.child_fd(ChildFd(fd), mapping))
+    }
+
     /// Connects the child's stdin. Default: inherited, as tokio's.
     pub fn stdin(&mut self, stdio: impl Into<Stdio>) -> &mut Self {
         self.stdio[0] = Some(stdio.into());
@@ -204,6 +271,66 @@ impl Command {
         self.spec.get_executable()
     }
 
+    /// The arguments, without the program, as std's `get_args`.
+    pub fn get_args(&self) -> impl ExactSizeIterator<Item = &OsStr> {
+        self.spec.get_args().iter().map(|arg| arg.as_os_str())
+    }
+
+    /// The environment changes, as std's `get_envs`: each variable set (`Some`) or removed
+    /// (`None`), in the order of their names. After [`env_clear`](Self::env_clear) the
+    /// variables set since.
+    pub fn get_envs(&self) -> impl Iterator<Item = (&OsStr, Option<&OsStr>)> {
+        self.spec.get_env().vars()
+    }
+
+    /// The working directory, if one was set.
+    pub fn get_current_dir(&self) -> Option<&Path> {
+        self.spec.get_cwd()
+    }
+
+    /// Whether the child is killed when its [`Child`] is dropped before its exit was seen.
+    pub fn get_kill_on_drop(&self) -> bool {
+        self.kill_on_drop
+    }
+
+    /// The std command this one would run: program, arguments, environment, working
+    /// directory, and on unix the uid, gid, process group and `argv[0]` (not the stdio nor
+    /// the pre-exec hooks).
+    pub fn to_std(&self) -> std::process::Command {
+        let spec = &self.spec;
+        let mut std = std::process::Command::new(spec.get_executable());
+        std.args(spec.get_args());
+        if !spec.get_env().inherits() {
+            std.env_clear();
+        }
+        for (key, value) in spec.get_env().vars() {
+            match value {
+                Some(value) => std.env(key, value),
+                None => std.env_remove(key),
+            };
+        }
+        if let Some(dir) = spec.get_cwd() {
+            std.current_dir(dir);
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::CommandExt;
+            if let Some(arg0) = spec.get_arg0() {
+                std.arg0(arg0);
+            }
+            if let Some(uid) = spec.get_uid() {
+                std.uid(uid);
+            }
+            if let Some(gid) = spec.get_gid() {
+                std.gid(gid);
+            }
+            if let Some(pgroup) = spec.get_process_group() {
+                std.process_group(pgroup);
+            }
+        }
+        std
+    }
+
     /// The spec with `defaults` applied, as a spawner that hands children the parent's fds
     /// takes it (files given as stdio are the child's own fds).
     pub(crate) fn spec_with(&self, defaults: Defaults) -> SpawnSpec {
@@ -220,6 +347,10 @@ impl Command {
     /// the other children's pipes given as stdio.
     fn plan(&self, defaults: Defaults, passes_fds: bool, take_pipes: bool) -> io::Result<Plan> {
         let mut plan = Plan::new(self.spec.clone());
+        if self.spec.get_use_pty() {
+            // The terminal is fds 0, 1 and 2; the default map stands for it.
+            return Ok(plan);
+        }
         for (index, fd) in [ChildFd::STDIN, ChildFd::STDOUT, ChildFd::STDERR]
             .into_iter()
             .enumerate()
@@ -304,13 +435,14 @@ impl Command {
                 ),
             ));
         }
+        let shared = Arc::new(Shared::new(read_fds(&plan.spec)));
         Ok(Start {
             spawner,
             program: self.program(),
             spec: plan.spec,
             copies: plan.copies,
             keep: plan.keep,
-            shared: Arc::new(Shared::default()),
+            shared,
             kill_on_drop: self.kill_on_drop,
         })
     }
@@ -395,7 +527,8 @@ impl Start {
         let transport = result.map_err(spawn_error)?;
         drop(keep);
         shared.set_transport(&transport);
-        let mapped = |fd: ChildFd| spec.get_child_fds().get(&fd).is_some_and(|m| m.is_pipe());
+        let fds = spec.transport_fds();
+        let mapped = |fd: ChildFd| fds.get(&fd).is_some_and(|m| m.is_pipe());
         let mut stdin =
             mapped(ChildFd::STDIN).then(|| ChildStdin::new(shared.clone(), transport.clone()));
         let mut stdout =
@@ -412,14 +545,30 @@ impl Start {
             let feeds = matches!(copy, Relay::Feed(_));
             running.push(copy.start(feeds.then(|| stdin.take()).flatten(), output, &program));
         }
+        let outputs = read_fds(&spec)
+            .filter(|fd| fd.0 > 2)
+            .map(|fd| (fd, ChildOutput::on(fd, shared.clone(), transport.clone())))
+            .collect();
         Ok(Child::new(
             transport,
             shared,
             (stdin, stdout, stderr),
             kill_on_drop,
             running,
+            outputs,
         ))
     }
+}
+
+/// The fds of `spec` whose pipes the parent reads.
+fn read_fds(spec: &SpawnSpec) -> impl Iterator<Item = ChildFd> + '_ {
+    let fds: Vec<ChildFd> = spec
+        .transport_fds()
+        .iter()
+        .filter(|(_, mapping)| **mapping == ChildFdMapping::ParentReads)
+        .map(|(fd, _)| *fd)
+        .collect();
+    fds.into_iter()
 }
 
 /// The io error for a failed spawn: the `SpawnError` inside, with the matching kind.

@@ -44,7 +44,8 @@
 //!   underneath, [`Command::to_spec`] for the spec a spawn uses, and [`blocking::Command`]
 //!   for synchronous code.
 
-#![forbid(unsafe_code)]
+// `deny`, not `forbid`: `Command::pre_exec` is an `unsafe fn`, as tokio's, and allows it.
+#![deny(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
 pub mod blocking;
@@ -61,7 +62,7 @@ pub use default::{
     set_global_default, with_default, DefaultGuard, GlobalDefaultAlreadySet, WithDefault,
     FORBID_REAL_VARIABLE,
 };
-pub use pipes::{ChildStderr, ChildStdin, ChildStdout, READ_BUFFER_LIMIT};
+pub use pipes::{ChildOutput, ChildStderr, ChildStdin, ChildStdout, READ_BUFFER_LIMIT};
 /// The types `output()` and `status()` return are std's own, as with `tokio::process`;
 /// `ProcessEnd` converts to and from [`ExitStatus`] with `From`.
 pub use std::process::{ExitStatus, Output};

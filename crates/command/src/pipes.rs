@@ -5,7 +5,7 @@
 //! hold the transport strongly and the protocol holds only the shared state, so no reference
 //! cycle outlives the child.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::io;
 use std::pin::Pin;
@@ -56,7 +56,8 @@ struct WriteSide {
 
 #[derive(Default)]
 struct State {
-    out: [ReadSide; 2],
+    /// The unread output of each pipe the parent reads, by child fd.
+    out: BTreeMap<ChildFd, ReadSide>,
     stdin: WriteSide,
     /// The readers want the transport paused: one fell behind.
     pause_wanted: bool,
@@ -90,15 +91,24 @@ impl fmt::Debug for Shared {
     }
 }
 
-fn side(fd: ChildFd) -> Option<usize> {
-    match fd {
-        ChildFd::STDOUT => Some(0),
-        ChildFd::STDERR => Some(1),
-        _ => None,
+impl State {
+    /// The read side of `fd`, one of the fds the shared state was made for.
+    fn side(&mut self, fd: ChildFd) -> &mut ReadSide {
+        self.out.entry(fd).or_default()
     }
 }
 
 impl Shared {
+    /// The state of a child whose pipes the parent reads are `read_fds`.
+    pub(crate) fn new(read_fds: impl IntoIterator<Item = ChildFd>) -> Self {
+        let shared = Shared::default();
+        shared.lock().out = read_fds
+            .into_iter()
+            .map(|fd| (fd, ReadSide::default()))
+            .collect();
+        shared
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -145,7 +155,7 @@ impl Shared {
     /// Asks for the transport to be resumed when no reader is over a quarter of the limit.
     fn resume_if_drained<'a>(&'a self, mut state: MutexGuard<'a, State>) {
         let low = READ_BUFFER_LIMIT / 4;
-        if state.pause_wanted && state.out.iter().all(|side| side.buffered <= low) {
+        if state.pause_wanted && state.out.values().all(|side| side.buffered <= low) {
             state.pause_wanted = false;
             self.apply_pause(state);
         }
@@ -187,9 +197,10 @@ impl ProcessProtocol for Bridge {
     fn make_connection(&mut self, _transport: Arc<dyn ProcessTransport>) {}
 
     fn child_data_received(&mut self, fd: ChildFd, data: &[u8]) {
-        let Some(index) = side(fd) else { return };
         let mut state = self.0.lock();
-        let side = &mut state.out[index];
+        let Some(side) = state.out.get_mut(&fd) else {
+            return;
+        };
         if side.dropped || data.is_empty() {
             return;
         }
@@ -211,9 +222,9 @@ impl ProcessProtocol for Bridge {
             if let Some(waker) = state.stdin.waker.take() {
                 waker.wake();
             }
-        } else if let Some(index) = side(fd) {
-            state.out[index].eof = true;
-            state.out[index].wake();
+        } else if let Some(side) = state.out.get_mut(&fd) {
+            side.eof = true;
+            side.wake();
         }
     }
 
@@ -229,7 +240,7 @@ impl Drop for Bridge {
         let mut state = self.0.lock();
         state.abandoned = true;
         state.exit_wakers.drain(..).for_each(Waker::wake);
-        for side in &mut state.out {
+        for side in state.out.values_mut() {
             side.wake();
         }
         if let Some(waker) = state.stdin.waker.take() {
@@ -246,15 +257,11 @@ struct Reader {
 }
 
 impl Reader {
-    fn index(&self) -> usize {
-        usize::from(self.fd == ChildFd::STDERR)
-    }
-
     /// Copies buffered bytes into `buf`; end of file once the pipe is lost and drained.
     fn poll_read(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let mut state = self.shared.lock();
         let abandoned = state.abandoned;
-        let side = &mut state.out[self.index()];
+        let side = state.side(self.fd);
         if side.buffered == 0 {
             if side.eof {
                 return Poll::Ready(Ok(()));
@@ -291,7 +298,7 @@ impl Reader {
     ) -> Poll<io::Result<()>> {
         let mut state = self.shared.lock();
         let abandoned = state.abandoned;
-        let side = &mut state.out[self.index()];
+        let side = state.side(self.fd);
         for (i, chunk) in side.chunks.drain(..).enumerate() {
             let skip = if i == 0 { side.offset } else { 0 };
             if out.is_empty() && skip == 0 {
@@ -327,7 +334,7 @@ impl Drop for Reader {
     /// `SIGPIPE`. What was buffered is discarded.
     fn drop(&mut self) {
         let mut state = self.shared.lock();
-        let side = &mut state.out[self.index()];
+        let side = state.side(self.fd);
         side.dropped = true;
         side.chunks.clear();
         side.buffered = 0;
@@ -341,8 +348,7 @@ impl Drop for Reader {
 
 macro_rules! reader {
     ($(#[$doc:meta])* $name:ident, $fd:expr) => {
-        $(#[$doc])*
-        pub struct $name(Reader);
+        reader!($(#[$doc])* $name);
 
         impl $name {
             pub(crate) fn new(shared: Arc<Shared>, transport: Arc<dyn ProcessTransport>) -> Self {
@@ -357,6 +363,10 @@ macro_rules! reader {
                 self.0.poll_drain(cx, out)
             }
         }
+    };
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        pub struct $name(Reader);
 
         impl AsyncRead for $name {
             fn poll_read(
@@ -388,6 +398,31 @@ reader!(
     ChildStderr,
     ChildFd::STDERR
 );
+reader!(
+    /// A pipe the child writes on an fd of its own (3 or above, set with
+    /// [`Command::child_fd`](crate::Command::child_fd)), read as [`ChildStdout`] is; from
+    /// [`Child::take_output`](crate::Child::take_output).
+    ChildOutput
+);
+
+impl ChildOutput {
+    pub(crate) fn on(
+        fd: ChildFd,
+        shared: Arc<Shared>,
+        transport: Arc<dyn ProcessTransport>,
+    ) -> Self {
+        ChildOutput(Reader {
+            fd,
+            shared,
+            transport,
+        })
+    }
+
+    /// The child fd this pipe carries.
+    pub fn fd(&self) -> ChildFd {
+        self.0.fd
+    }
+}
 
 /// How much one write hands the transport at most: a larger write is taken in parts, each
 /// waiting for the transport to be under its high-water mark, so the transport never holds

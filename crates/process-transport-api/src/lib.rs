@@ -58,7 +58,8 @@
 //! [`ProcessModel`] is the rule book every transport of the workspace feeds: which writes,
 //! closes and signals are allowed, when the producer is paused, when `process_ended` is due.
 
-#![forbid(unsafe_code)]
+// `deny`, not `forbid`: `SpawnSpec::pre_exec` is an `unsafe fn`, as std's, and allows it.
+#![deny(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
 mod address;
@@ -85,7 +86,7 @@ pub use fd::{ChildFd, FdMap, FdSet};
 pub use model::{CloseAction, Delivery, PipeState, ProcessModel, ProducerCall, DEFAULT_HIGH_WATER};
 pub use queue::{Claimed, EventQueue};
 pub use signal::{DefaultAction, Signal};
-pub use spec::{ChildFdMapping, Environment, PtySize, SpawnSpec};
+pub use spec::{ChildFdMapping, Environment, PreExec, PtySize, SpawnSpec};
 pub use state::{CloseReason, ProducerState};
 pub use traits::{
     ProcessProtocol, ProcessSpawner, ProcessTransport, Protocol, PushProducer, Transport,

@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::{ChildFd, SpawnError};
 
@@ -135,6 +136,51 @@ pub struct SpawnSpec {
     use_pty: bool,
     pty_size: Option<PtySize>,
     child_fds: BTreeMap<ChildFd, ChildFdMapping>,
+    process_group: Option<i32>,
+    arg0: Option<OsString>,
+    pre_exec: Vec<PreExec>,
+}
+
+/// A hook run in the child between fork and exec, given to [`SpawnSpec::pre_exec`].
+///
+/// Clones share the one hook; two specs are equal when they hold the same hooks. A spawner
+/// that runs no process (a fake, a replay) only records that the hook was set.
+#[derive(Clone)]
+pub struct PreExec(Arc<Mutex<Hook>>);
+
+type Hook = Box<dyn FnMut() -> std::io::Result<()> + Send>;
+
+impl PreExec {
+    /// Runs the hook. Meant for the forked child before its exec, where the process is a
+    /// single thread: the lock is never held there by anyone else, and is only tried, so a
+    /// call from two threads at once fails instead of waiting.
+    ///
+    /// # Errors
+    /// The hook's own error, or `WouldBlock` when another call is running it.
+    pub fn run(&self) -> std::io::Result<()> {
+        match self.0.try_lock() {
+            Ok(mut hook) => hook(),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => (poisoned.into_inner())(),
+            Err(std::sync::TryLockError::WouldBlock) => Err(std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                "the pre_exec hook is running on another thread",
+            )),
+        }
+    }
+}
+
+impl PartialEq for PreExec {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for PreExec {}
+
+impl std::fmt::Debug for PreExec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PreExec")
+    }
 }
 
 /// The size of a pseudo-terminal, in character cells: what `stty size` prints as
@@ -192,6 +238,9 @@ impl SpawnSpec {
                 (ChildFd::STDOUT, ChildFdMapping::ParentReads),
                 (ChildFd::STDERR, ChildFdMapping::ParentReads),
             ]),
+            process_group: None,
+            arg0: None,
+            pre_exec: Vec::new(),
         }
     }
 
@@ -262,6 +311,54 @@ impl SpawnSpec {
     /// Runs the child as this group id.
     pub fn gid(mut self, gid: u32) -> Self {
         self.gid = Some(gid);
+        self
+    }
+
+    /// Puts the child in the process group `pgid` (`setpgid`): 0 makes a new group led by
+    /// the child, as `std::os::unix::process::CommandExt::process_group` does.
+    ///
+    /// ```
+    /// use process_transport_api::SpawnSpec;
+    ///
+    /// assert_eq!(SpawnSpec::new("make").process_group(0).get_process_group(), Some(0));
+    /// assert_eq!(SpawnSpec::new("make").get_process_group(), None);
+    /// ```
+    pub fn process_group(mut self, pgid: i32) -> Self {
+        self.process_group = Some(pgid);
+        self
+    }
+
+    /// Gives the child `arg0` as its `argv[0]` instead of the executable's name (the
+    /// executable is still the one run), as `CommandExt::arg0`.
+    ///
+    /// ```
+    /// use process_transport_api::SpawnSpec;
+    ///
+    /// let spec = SpawnSpec::new("/bin/busybox").arg0("ls");
+    /// assert_eq!(spec.get_arg0().map(|a| a.to_str()), Some(Some("ls")));
+    /// assert_eq!(spec.command_line(), "/bin/busybox");
+    /// ```
+    pub fn arg0(mut self, arg0: impl AsRef<OsStr>) -> Self {
+        self.arg0 = Some(arg0.as_ref().to_owned());
+        self
+    }
+
+    /// Adds a hook the child runs after fork, once its fds and working directory are in
+    /// place, before exec, as `CommandExt::pre_exec`; hooks run in the order added. A real
+    /// spawner runs them (on the fork path); fakes and replays record that they were set
+    /// ([`get_pre_exec`](Self::get_pre_exec)) and run nothing.
+    ///
+    /// # Safety
+    /// As for `CommandExt::pre_exec`: the hook runs in a forked copy of a possibly
+    /// multi-threaded process, so it may only make async-signal-safe calls (no allocation,
+    /// no lock another thread may have held at the fork).
+    #[allow(unsafe_code)]
+    pub unsafe fn pre_exec<F>(mut self, hook: F) -> Self
+    where
+        F: FnMut() -> std::io::Result<()> + Send + Sync + 'static,
+    {
+        self.pre_exec
+            .push(PreExec(Arc::new(Mutex::new(Box::new(hook)))));
         self
     }
 
@@ -352,6 +449,22 @@ impl SpawnSpec {
         &self.child_fds
     }
 
+    /// The process group the child joins, if one was set; see
+    /// [`process_group`](Self::process_group).
+    pub fn get_process_group(&self) -> Option<i32> {
+        self.process_group
+    }
+
+    /// The child's `argv[0]`, if set apart from the executable.
+    pub fn get_arg0(&self) -> Option<&OsStr> {
+        self.arg0.as_deref()
+    }
+
+    /// The hooks to run before exec, in order.
+    pub fn get_pre_exec(&self) -> &[PreExec] {
+        &self.pre_exec
+    }
+
     /// The fds the parent's transport carries, in fd order: the child fd map, or, with a
     /// pseudo-terminal, fd 0 (written: the terminal's input) and fd 1 (read: everything the
     /// child prints on the terminal). The events of a terminal child name only these two.
@@ -396,6 +509,20 @@ impl SpawnSpec {
         }
         if has_nul(&self.executable) {
             return invalid("the executable holds a NUL byte".into());
+        }
+        if self.arg0.as_deref().is_some_and(has_nul) {
+            return invalid("arg0 holds a NUL byte".into());
+        }
+        if let Some(pgid) = self.process_group {
+            if pgid < 0 {
+                return invalid(format!("process group {pgid} is negative"));
+            }
+            if self.use_pty {
+                return invalid(format!(
+                    "use_pty makes the child lead a new session, so it cannot join process \
+                     group {pgid}"
+                ));
+            }
         }
         if let Some((index, arg)) = self.args.iter().enumerate().find(|(_, arg)| has_nul(arg)) {
             return invalid(format!("argument {} ({arg:?}) holds a NUL byte", index + 1));

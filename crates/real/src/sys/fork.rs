@@ -1,5 +1,6 @@
-//! The spawn path for a uid or gid change, which `posix_spawn` cannot do: the standard
-//! library's fork and exec, with a pre-exec hook that lays out the child fd map.
+//! The spawn path for what `posix_spawn` is not asked to do (a uid or gid change, a process
+//! group, an `argv[0]` of its own, pre-exec hooks): the standard library's fork and exec,
+//! with a pre-exec hook that lays out the child fd map before the caller's hooks run.
 
 use std::ffi::CString;
 use std::io;
@@ -18,6 +19,12 @@ use super::unix::{invalid, spawn_error, FdPlan};
 pub(super) fn spawn(spec: &SpawnSpec, plan: &FdPlan, portable: bool) -> Result<u32, SpawnError> {
     let mut command = Command::new(spec.get_executable());
     command.args(spec.get_args());
+    if let Some(arg0) = spec.get_arg0() {
+        command.arg0(arg0);
+    }
+    if let Some(pgid) = spec.get_process_group() {
+        command.process_group(pgid);
+    }
     if !spec.get_env().inherits() {
         command.env_clear();
     }
@@ -71,6 +78,14 @@ pub(super) fn spawn(spec: &SpawnSpec, plan: &FdPlan, portable: bool) -> Result<u
     // async-signal-safe calls of `ChildPlan::apply`; it allocates nothing.
     unsafe {
         command.pre_exec(move || hook.apply());
+    }
+    for user_hook in spec.get_pre_exec() {
+        let user_hook = user_hook.clone();
+        // SAFETY: the caller of `SpawnSpec::pre_exec` promised what std's `pre_exec` asks:
+        // the hook is fit to run between fork and exec. It runs after the map is in place.
+        unsafe {
+            command.pre_exec(move || user_hook.run());
+        }
     }
     let spawned = command.spawn();
     drop(reservations);

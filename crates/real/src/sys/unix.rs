@@ -82,7 +82,7 @@ pub(super) fn spawn_error(spec: &SpawnSpec, err: io::Error) -> SpawnError {
 }
 
 /// Starts the child `spec` describes. On Linux, by `posix_spawn` (a vfork, fast) unless a uid
-/// or gid change asks for a fork, and watched through a pidfd; on the portable path (every
+/// or gid change, a process group, an `argv[0]` or a pre-exec hook asks for a fork, and watched through a pidfd; on the portable path (every
 /// other unix, or asked for), by fork and exec, and watched by its pid.
 pub(crate) fn spawn(spec: &SpawnSpec, portable: bool) -> Result<Spawned, SpawnError> {
     let (plan, pipes) = if spec.get_use_pty() {
@@ -90,7 +90,12 @@ pub(crate) fn spawn(spec: &SpawnSpec, portable: bool) -> Result<Spawned, SpawnEr
     } else {
         plan_fds(spec)?
     };
-    let forked = portable || spec.get_uid().is_some() || spec.get_gid().is_some();
+    let forked = portable
+        || spec.get_uid().is_some()
+        || spec.get_gid().is_some()
+        || spec.get_process_group().is_some()
+        || spec.get_arg0().is_some()
+        || !spec.get_pre_exec().is_empty();
     #[cfg(target_os = "linux")]
     let pid = if forked {
         fork::spawn(spec, &plan, portable)?

@@ -70,6 +70,20 @@ pub fn twin(child: Child) -> Option<Script> {
                 let _ = child.write(ChildFd::STDOUT, format!("{}\n", cwd.unwrap_or_default()));
             })
             .exit(0),
+        Child::PrintGroupAndArgv0 => Script::new()
+            .start_with(|child| {
+                let spec = child.spec();
+                let role = match spec.get_process_group() {
+                    Some(0) => "leader",
+                    _ => "member",
+                };
+                let argv0 = spec.get_arg0().unwrap_or(spec.get_executable());
+                let _ = child.write(
+                    ChildFd::STDOUT,
+                    format!("{role}\n{}\n", argv0.to_string_lossy()),
+                );
+            })
+            .exit(0),
     };
     Some(script)
 }

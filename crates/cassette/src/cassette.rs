@@ -220,6 +220,16 @@ pub struct Recording {
     /// The group id the spec asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<u32>,
+    /// The process group the spec put the child in (`process_group`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_group: Option<i32>,
+    /// The `argv[0]` the spec gave the child apart from the executable (`arg0`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arg0: Option<String>,
+    /// How many pre-exec hooks the spec set: recorded, not matched (a hook cannot be
+    /// compared), and never run by a replay.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pre_exec: usize,
     /// The child fd map.
     pub fds: BTreeMap<u32, FdKind>,
     /// Whether a pseudo-terminal was asked for.
@@ -233,6 +243,10 @@ pub struct Recording {
     /// Why the spawn failed, when it did: a replay fails the same way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused: Option<Refusal>,
+}
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
 }
 
 /// A terminal size as a cassette stores it: lines and columns.
@@ -336,6 +350,9 @@ impl Recording {
             env_removed: names(false),
             uid: spec.get_uid(),
             gid: spec.get_gid(),
+            process_group: spec.get_process_group(),
+            arg0: spec.get_arg0().map(lossy),
+            pre_exec: spec.get_pre_exec().len(),
             fds: spec
                 .get_child_fds()
                 .iter()

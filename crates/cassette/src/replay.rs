@@ -235,6 +235,10 @@ impl ReplaySpawner {
                             format!("uid {:?}, gid {:?}", recording.uid, recording.gid)
                         }
                         Aspect::Fds => format!("fds `{:?}`", recording.fds),
+                        Aspect::Process => format!(
+                            "process group {:?}, arg0 {:?}",
+                            recording.process_group, recording.arg0
+                        ),
                         Aspect::TerminalSize => match recording.pty_size {
                             Some(size) => format!("terminal size {}x{}", size.rows, size.cols),
                             None => "no terminal size".to_owned(),
@@ -370,7 +374,7 @@ impl Slot {
     /// What of a spawn of `spec` (`asked`) differs from this recording, whose command line is
     /// the same as text: the exact bytes of words that are not UTF-8, the cwd (when recorded),
     /// the environment (names set, kept values, a clear, names removed), uid and gid, the fd
-    /// map and the terminal size.
+    /// map, the terminal size, the process group and `argv[0]`.
     fn differences(&self, asked: &Recording, spec: &SpawnSpec) -> Vec<Aspect> {
         let recording = &self.recording;
         let values_differ = !recording.env_values.is_empty()
@@ -398,6 +402,10 @@ impl Slot {
                 Aspect::Fds,
             ),
             (asked.pty_size != recording.pty_size, Aspect::TerminalSize),
+            (
+                (&asked.process_group, &asked.arg0) != (&recording.process_group, &recording.arg0),
+                Aspect::Process,
+            ),
         ]
         .into_iter()
         .filter_map(|(differs, aspect)| differs.then_some(aspect))
@@ -413,6 +421,7 @@ enum Aspect {
     User,
     Fds,
     TerminalSize,
+    Process,
 }
 
 #[async_trait]

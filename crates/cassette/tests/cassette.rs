@@ -825,6 +825,58 @@ async fn a_spawn_recorded_in_another_directory_is_named_as_such() -> io::Result<
     Ok(())
 }
 
+#[tokio::test]
+#[allow(unsafe_code)]
+async fn the_process_group_arg0_and_hooks_are_recorded_and_the_first_two_matched() -> io::Result<()>
+{
+    let recorder = recorder();
+    let mut command = Command::new("sh");
+    command.args(["-c", "exit 0"]).process_group(0).arg0("job");
+    // SAFETY: the hook makes no call.
+    unsafe {
+        command.pre_exec(|| Ok(()));
+    }
+    command.spawner(Arc::new(recorder.clone())).status().await?;
+    let cassette = recorder.cassette();
+    let recording = &cassette.spawns[0];
+    assert_eq!(
+        (
+            recording.process_group,
+            recording.arg0.as_deref(),
+            recording.pre_exec
+        ),
+        (Some(0), Some("job"), 1)
+    );
+    let text = cassette.to_json();
+    assert_eq!(
+        Cassette::from_json(&text, "inline").expect("reads back"),
+        cassette
+    );
+
+    let replay = Arc::new(ReplaySpawner::new(cassette));
+    let err = Command::new("sh")
+        .args(["-c", "exit 0"])
+        .spawner(replay.clone())
+        .status()
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("recorded with process group Some(0), arg0 Some(\"job\")"),
+        "{err}"
+    );
+    // A replay runs no hook, and does not ask for one.
+    let status = Command::new("sh")
+        .args(["-c", "exit 0"])
+        .process_group(0)
+        .arg0("job")
+        .spawner(replay)
+        .status()
+        .await?;
+    assert!(status.success());
+    Ok(())
+}
+
 mod redaction {
     use super::*;
     use process_transport_api::SpawnSpec;

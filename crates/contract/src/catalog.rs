@@ -51,6 +51,9 @@ pub enum Child {
     PrintEnv,
     /// Writes its working directory and a newline on stdout; exits 0.
     PrintCwd,
+    /// Writes `leader` and a newline on stdout when it leads its own process group (else
+    /// `member`), then its `argv[0]` and a newline; exits 0.
+    PrintGroupAndArgv0,
     /// On a terminal: writes `tty` and a newline on stdout and `err` and a newline on stderr
     /// if fds 0, 1 and 2 are all terminals; exits 0.
     TerminalCheck,
@@ -66,7 +69,7 @@ pub enum Child {
 impl Child {
     /// Every child the suite starts, for a catalog that must prepare each (the fakes'
     /// scripted twins).
-    pub const ALL: [Child; 19] = [
+    pub const ALL: [Child; 20] = [
         Child::Echo,
         Child::Exit(0),
         Child::Exit(3),
@@ -82,6 +85,7 @@ impl Child {
         Child::Grandchild,
         Child::PrintEnv,
         Child::PrintCwd,
+        Child::PrintGroupAndArgv0,
         Child::TerminalCheck,
         Child::TerminalEcho,
         Child::TerminalSize,
@@ -131,6 +135,13 @@ impl Catalog for ShellCatalog {
             Child::Grandchild => sh("cat <&0 & printf 'ready\\n'"),
             Child::PrintEnv => sh(&format!("printf %s \"${ENV_NAME}\"")),
             Child::PrintCwd => sh("pwd"),
+            // Field 5 of /proc/PID/stat is the process group; argv[0] is the first word of
+            // /proc/PID/cmdline.
+            Child::PrintGroupAndArgv0 => {
+                sh("read -r pid comm state ppid group rest < /proc/$$/stat; \
+                 if [ \"$group\" = $$ ]; then echo leader; else echo member; fi; \
+                 tr '\\0' '\\n' < /proc/$$/cmdline | head -n 1")
+            }
             Child::TerminalCheck => {
                 sh("test -t 0 && test -t 1 && test -t 2 && printf 'tty\\n' && printf 'err\\n' >&2")
                     .use_pty(true)

@@ -156,6 +156,19 @@ scenarios! {
         Ok(())
     }
 
+    the_spec_process_group_and_arg0_reach_the_child => |ctx| {
+        let spec = ctx.catalog.spec(Child::PrintGroupAndArgv0).process_group(0).arg0("contract-arg0");
+        let (transport, log) = ctx.spawn_spec(spec).await?;
+        end(&transport).await?;
+        ensure!(joined(&log, ChildFd::STDOUT) == "leader\ncontract-arg0\n", "stdout: {:?}", joined(&log, ChildFd::STDOUT));
+        let plain = ctx.catalog.spec(Child::PrintGroupAndArgv0);
+        let program = plain.get_executable().to_string_lossy().into_owned();
+        let (transport, log) = ctx.spawn_spec(plain).await?;
+        end(&transport).await?;
+        ensure!(joined(&log, ChildFd::STDOUT) == format!("member\n{program}\n"), "stdout: {:?}", joined(&log, ChildFd::STDOUT));
+        Ok(())
+    }
+
     abort_connection_closes_every_standard_pipe => |ctx| {
         let (transport, log) = ctx.spawn(Child::Echo).await?;
         transport.abort_connection();

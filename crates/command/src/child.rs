@@ -67,7 +67,7 @@ impl Child {
         relays: Vec<Running>,
         outputs: BTreeMap<ChildFd, ChildOutput>,
     ) -> Self {
-        let pid = transport.pid();
+        let pid = shared.pid();
         Child {
             stdin,
             stdout,

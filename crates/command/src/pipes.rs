@@ -66,6 +66,8 @@ struct State {
     /// A thread is telling the transport; it checks again when done.
     applying: bool,
     exit: Option<ProcessEnd>,
+    /// The pid the transport gave when it connected, before any event.
+    pid: Option<u32>,
     /// The protocol was dropped before the exit was shown (a transport that gave up on it).
     abandoned: bool,
     exit_wakers: Vec<Waker>,
@@ -126,6 +128,11 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
             .and_then(Weak::upgrade)
+    }
+
+    /// The pid the transport gave when it connected.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.lock().pid
     }
 
     /// The exit, once the protocol was shown it.
@@ -194,7 +201,11 @@ fn abandoned() -> io::Error {
 pub(crate) struct Bridge(pub(crate) Arc<Shared>);
 
 impl ProcessProtocol for Bridge {
-    fn make_connection(&mut self, _transport: Arc<dyn ProcessTransport>) {}
+    /// Asks the pid once, here: a fake's child may exit before the spawn returns, and the
+    /// transport's pid is gone with the exit.
+    fn make_connection(&mut self, transport: Arc<dyn ProcessTransport>) {
+        self.0.lock().pid = transport.pid();
+    }
 
     fn child_data_received(&mut self, fd: ChildFd, data: &[u8]) {
         let mut state = self.0.lock();

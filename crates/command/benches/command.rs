@@ -1,5 +1,8 @@
 //! The `Command` front door against `tokio::process`, measured in the same run:
-//! - `output()` of `true`: this crate on real processes against `tokio::process::Command`;
+//! - `output()` and `status()` of `true`: this crate on real processes against
+//!   `tokio::process::Command`;
+//! - 32 and 256 `cat`s at once, 1 MiB each, the same tokio-style code on both (`write_all`,
+//!   `read_to_end`, `wait`);
 //! - 1 GiB through `cat` with `ChildStdin` / `ChildStdout` (`write_all` and a `read` loop,
 //!   64 KiB buffers) against the same code on `tokio::process`;
 //! - `output()` on a `MemoryProcessReactor` with a script (no process at all).
@@ -63,6 +66,84 @@ fn output_of_true(c: &mut Criterion) {
         b.iter(|| rt.block_on(async { Command::new("true").output().await.unwrap() }))
     });
     group.finish();
+}
+
+fn status_of_true(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("status of true");
+    group.bench_function("tokio::process (baseline)", |b| {
+        b.iter(|| {
+            rt.block_on(async { tokio::process::Command::new("true").status().await.unwrap() })
+        })
+    });
+    group.bench_function("Command on real processes", |b| {
+        b.iter(|| rt.block_on(async { Command::new("true").status().await.unwrap() }))
+    });
+    group.finish();
+}
+
+const MIB: usize = 1 << 20;
+
+/// The tokio-style code both sides run for one child: write 1 MiB, close, read it all back
+/// while writing, wait.
+macro_rules! one_cat {
+    ($command:expr, $stdio:path) => {{
+        let mut child = $command
+            .stdin(<$stdio>::piped())
+            .stdout(<$stdio>::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let writer = tokio::spawn(async move {
+            let data = vec![b'x'; MIB];
+            stdin.write_all(&data).await.unwrap();
+        });
+        let mut back = Vec::new();
+        stdout.read_to_end(&mut back).await.unwrap();
+        writer.await.unwrap();
+        assert!(child.wait().await.unwrap().success());
+        back.len()
+    }};
+}
+
+fn many_cats(c: &mut Criterion) {
+    let rt = runtime();
+    for children in [32usize, 256] {
+        let mut group = c.benchmark_group(format!("{children} cats at once, 1 MiB each"));
+        group
+            .sample_size(10)
+            .throughput(Throughput::Bytes((children * MIB) as u64));
+        group.bench_function("tokio::process (baseline)", |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let tasks: Vec<_> = (0..children)
+                        .map(|_| {
+                            tokio::spawn(async {
+                                one_cat!(tokio::process::Command::new("cat"), std::process::Stdio)
+                            })
+                        })
+                        .collect();
+                    for task in tasks {
+                        assert_eq!(task.await.unwrap(), MIB);
+                    }
+                })
+            })
+        });
+        group.bench_function("Command on real processes", |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let tasks: Vec<_> = (0..children)
+                        .map(|_| tokio::spawn(async { one_cat!(Command::new("cat"), Stdio) }))
+                        .collect();
+                    for task in tasks {
+                        assert_eq!(task.await.unwrap(), MIB);
+                    }
+                })
+            })
+        });
+        group.finish();
+    }
 }
 
 fn a_gib_through_cat(c: &mut Criterion) {
@@ -145,6 +226,8 @@ fn output_on_the_fake(c: &mut Criterion) {
 criterion_group!(
     benches,
     output_of_true,
+    status_of_true,
+    many_cats,
     a_gib_through_cat,
     output_on_the_fake
 );

@@ -33,16 +33,24 @@
 //!
 //! # What follows tokio, and what is added
 //!
+//! - Change the `use` lines for `Command`, `Child` and `Stdio` (tokio code takes `Stdio` from
+//!   `std::process`; take it from here), and tokio code compiles and behaves the same:
+//!   docs/tokio-parity.md lists every item of `tokio::process` as same, different or missing.
 //! - Defaults as tokio's: `spawn` and `status` inherit stdio; `output` inherits stdin and
-//!   pipes stdout and stderr. Errors are `std::io::Error` with the spawn's
+//!   pipes stdout and stderr. `output` and `status` return std's own [`Output`] and
+//!   [`ExitStatus`]. Errors are `std::io::Error` with the spawn's
 //!   `SpawnError` inside (`err.get_ref()` downcasts to it) and the kinds `NotFound`,
 //!   `PermissionDenied` and `InvalidInput`.
+//! - [`Stdio`] from a `File`, an `OwnedFd`, `io::stdout()`/`io::stderr()`, and (with
+//!   `try_into`) another child's pipes, for redirections and pipelines, the same on every
+//!   spawner: a real child gets the fd, and on a double the command copies the bytes.
 //! - Back-pressure both ways: a reader that falls [`READ_BUFFER_LIMIT`] bytes behind pauses
 //!   the transport; a write waits while the transport's stdin buffer is over its high-water
 //!   mark.
 //! - Beyond tokio: [`Child::signal`] for any signal, [`Child::transport`] for the transport
-//!   underneath, [`Command::to_spec`] for the spec a spawn uses, and [`blocking::Command`]
-//!   for synchronous code.
+//!   underneath, [`Command::to_spec`] for the spec a spawn uses, [`Command::pty`] and
+//!   [`Command::child_fd`] with [`Child::take_output`], and [`blocking::Command`] for
+//!   synchronous code.
 
 // `deny`, not `forbid`: `Command::pre_exec` is an `unsafe fn`, as tokio's, and allows it.
 #![deny(unsafe_code)]

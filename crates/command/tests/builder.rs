@@ -198,3 +198,15 @@ async fn a_pty_is_the_childs_terminal_of_the_size_asked() -> io::Result<()> {
     assert!(child.wait().await?.success());
     Ok(())
 }
+
+#[test]
+fn the_types_are_send_and_sync_as_tokios_are() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Command>();
+    send_sync::<Stdio>();
+    send_sync::<process_transport_command::Child>();
+    send_sync::<process_transport_command::ChildStdin>();
+    send_sync::<process_transport_command::ChildStdout>();
+    send::<process_transport_command::ChildOutput>();
+}

@@ -826,6 +826,43 @@ async fn a_spawn_recorded_in_another_directory_is_named_as_such() -> io::Result<
 }
 
 #[tokio::test]
+async fn a_file_given_as_stdio_is_recorded_through_and_filled_again_at_replay() -> io::Result<()> {
+    let file_of = |dir: &tempfile::TempDir, name: &str| dir.path().join(name);
+    let dir = tempfile::tempdir()?;
+    let input = file_of(&dir, "input");
+    std::fs::write(&input, "sorted?\n")?;
+    let run = |spawner: Arc<dyn ProcessSpawner>, out: PathBuf| {
+        let input = input.clone();
+        async move {
+            Command::new("cat")
+                .stdin(std::fs::File::open(input)?)
+                .stdout(std::fs::File::create(out)?)
+                .spawner(spawner)
+                .status()
+                .await
+        }
+    };
+    let recorder = recorder();
+    assert!(run(Arc::new(recorder.clone()), file_of(&dir, "recorded"))
+        .await?
+        .success());
+    assert_eq!(std::fs::read(file_of(&dir, "recorded"))?, b"sorted?\n");
+    // The recording holds the bytes both ways: the recorder is no fd-passing spawner.
+    let cassette = recorder.cassette();
+    assert_eq!(
+        cassette.spawns[0].fds[&0],
+        process_transport_cassette::FdKind::ParentWrites
+    );
+    let replay = ReplaySpawner::new(cassette);
+    assert!(run(Arc::new(replay.clone()), file_of(&dir, "replayed"))
+        .await?
+        .success());
+    assert_eq!(std::fs::read(file_of(&dir, "replayed"))?, b"sorted?\n");
+    replay.assert_all_used();
+    Ok(())
+}
+
+#[tokio::test]
 #[allow(unsafe_code)]
 async fn the_process_group_arg0_and_hooks_are_recorded_and_the_first_two_matched() -> io::Result<()>
 {

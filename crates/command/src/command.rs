@@ -6,7 +6,7 @@ use std::future::Future;
 use std::io;
 use std::path::Path;
 use std::pin::pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use process_transport_api::{
@@ -61,12 +61,25 @@ impl Defaults {
 /// assert_eq!(out.stderr, b"bye\n");
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
 pub struct Command {
     spec: SpawnSpec,
     stdio: [Option<Stdio>; 3],
     kill_on_drop: bool,
     spawner: Option<Arc<dyn ProcessSpawner>>,
+    /// The std command [`as_std`](Self::as_std) shows, made at its first call after a change.
+    std: OnceLock<std::process::Command>,
+}
+
+impl Clone for Command {
+    fn clone(&self) -> Self {
+        Command {
+            spec: self.spec.clone(),
+            stdio: self.stdio.clone(),
+            kill_on_drop: self.kill_on_drop,
+            spawner: self.spawner.clone(),
+            std: OnceLock::new(),
+        }
+    }
 }
 
 /// As tokio's: the std command it would run, and `kill_on_drop`
@@ -109,12 +122,14 @@ impl Command {
             stdio: [None, None, None],
             kill_on_drop: false,
             spawner: None,
+            std: OnceLock::new(),
         }
     }
 
     fn edit(&mut self, change: impl FnOnce(SpawnSpec) -> SpawnSpec) -> &mut Self {
         let spec = std::mem::replace(&mut self.spec, SpawnSpec::new(""));
         self.spec = change(spec);
+        self.std.take();
         self
     }
 
@@ -291,6 +306,19 @@ impl Command {
     /// Whether the child is killed when its [`Child`] is dropped before its exit was seen.
     pub fn get_kill_on_drop(&self) -> bool {
         self.kill_on_drop
+    }
+
+    /// The std command this one would run, as tokio's `as_std`, for code that reads it
+    /// (`cmd.as_std().get_args()` in a log line): see [`to_std`](Self::to_std) for what it
+    /// holds. There is no `as_std_mut`: a change made there could not reach the spawner.
+    pub fn as_std(&self) -> &std::process::Command {
+        self.std.get_or_init(|| self.to_std())
+    }
+
+    /// The std command this one would run, as tokio's `into_std`; see
+    /// [`to_std`](Self::to_std).
+    pub fn into_std(self) -> std::process::Command {
+        self.to_std()
     }
 
     /// The std command this one would run: program, arguments, environment, working

@@ -110,6 +110,19 @@ fn the_getters_read_back_what_was_set() {
 }
 
 #[test]
+fn as_std_shows_the_command_as_tokios_does_and_follows_changes() {
+    let mut command = Command::new("rsync");
+    command.args(["-a", "src/"]);
+    let logged: Vec<_> = command.as_std().get_args().collect();
+    assert_eq!(logged, ["-a", "src/"]);
+    command.arg("dst/").env("RSYNC_RSH", "ssh");
+    assert_eq!(command.as_std().get_args().count(), 3);
+    assert_eq!(command.as_std().get_envs().count(), 1);
+    let std = command.clone().into_std();
+    assert_eq!(std.get_program(), "rsync");
+}
+
+#[test]
 fn debug_prints_what_tokios_prints() {
     let mut ours = Command::new("sh");
     ours.args(["-c", "echo hi"])

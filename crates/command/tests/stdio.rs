@@ -136,14 +136,22 @@ async fn a_childs_output_goes_into_another_childs_stdin() {
     .await;
 }
 
-#[tokio::test]
-async fn a_pipe_end_in_the_wrong_place_is_refused_by_name() -> io::Result<()> {
-    let reactor = Arc::new(twins());
+/// `hello` spawned on `reactor`, and its stdout as a `Stdio` for the next child.
+fn hello_with_its_stdout(
+    reactor: &Arc<MemoryProcessReactor>,
+) -> io::Result<(process_transport_command::Child, Stdio)> {
     let mut first = hello()
         .stdout(Stdio::piped())
         .spawner(reactor.clone())
         .spawn()?;
-    let pipe: Stdio = first.stdout.take().expect("piped").try_into()?;
+    let pipe = first.stdout.take().expect("piped").try_into()?;
+    Ok((first, pipe))
+}
+
+#[tokio::test]
+async fn a_pipe_end_in_the_wrong_place_is_refused_by_name() -> io::Result<()> {
+    let reactor = Arc::new(twins());
+    let (mut first, pipe) = hello_with_its_stdout(&reactor)?;
     let err = Command::new("cat")
         .stdout(pipe)
         .spawner(reactor.clone())
@@ -163,11 +171,7 @@ async fn a_pipe_end_in_the_wrong_place_is_refused_by_name() -> io::Result<()> {
 #[tokio::test]
 async fn a_pipe_end_serves_one_spawn() -> io::Result<()> {
     let reactor = Arc::new(twins());
-    let mut first = hello()
-        .stdout(Stdio::piped())
-        .spawner(reactor.clone())
-        .spawn()?;
-    let pipe: Stdio = first.stdout.take().expect("piped").try_into()?;
+    let (mut first, pipe) = hello_with_its_stdout(&reactor)?;
     let mut second = Command::new("cat");
     second
         .stdin(pipe)

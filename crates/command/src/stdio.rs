@@ -105,6 +105,20 @@ impl From<std::os::fd::OwnedFd> for Stdio {
     }
 }
 
+macro_rules! std_pipe_into_stdio {
+    ($($name:ident),*) => {$(
+        /// A pipe of a `std::process` child, as std's `Stdio::from`: the fd itself for a
+        /// real child, copied for a double.
+        #[cfg(unix)]
+        impl From<std::process::$name> for Stdio {
+            fn from(pipe: std::process::$name) -> Self {
+                Stdio::from(std::os::fd::OwnedFd::from(pipe))
+            }
+        }
+    )*};
+}
+std_pipe_into_stdio!(ChildStdin, ChildStdout, ChildStderr);
+
 /// The parent's stdout (fd 1), whichever child fd this is: `cmd.stderr(io::stdout())`.
 impl From<io::Stdout> for Stdio {
     fn from(_: io::Stdout) -> Self {

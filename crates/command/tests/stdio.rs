@@ -216,3 +216,20 @@ fn parent_fds_and_files_map_as_a_real_spawner_takes_them() {
     assert_eq!(fds[&ChildFd::STDOUT], ChildFdMapping::Inherit(2));
     assert_eq!(fds[&ChildFd::STDERR], ChildFdMapping::Inherit(1));
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_std_childs_stdout_is_this_childs_stdin() {
+    on_real_and_fake(|name| async move {
+        let mut first = std::process::Command::new("sh")
+            .args(["-c", HELLO])
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let pipe = first.stdout.take().expect("piped");
+        let out = Command::new("cat").stdin(pipe).output().await?;
+        assert!(first.wait()?.success(), "{name}");
+        assert_eq!(out.stdout, b"hello\nworld\n", "{name}");
+        Ok(())
+    })
+    .await;
+}

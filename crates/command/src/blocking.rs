@@ -1,25 +1,119 @@
-//! [`Command`] for synchronous code: `output` and `status` that block the calling thread.
+//! A mirror of `std::process` for synchronous code, over any spawner: [`Command`] with std's
+//! builder, [`Child`] with `std::io::Write` stdin and `std::io::Read` stdout and stderr,
+//! [`Stdio`], std's own [`ExitStatus`] and [`Output`], and `exit`, `abort` and `id`, so that
+//! `use process_transport_command::blocking as process;` keeps `process::exit(..)` compiling.
+//!
+//! ```
+//! use process_transport_command::blocking::{Command, Stdio};
+//! use process_transport_fakes::{MemoryProcessReactor, Script};
+//! use std::io::{BufRead, BufReader};
+//! use std::sync::Arc;
+//!
+//! /// The code under test, written as for `std::process`.
+//! fn first_words(spawner: Arc<dyn process_transport_api::ProcessSpawner>) -> std::io::Result<Vec<String>> {
+//!     let mut child = Command::new("ls").stdout(Stdio::piped()).spawner(spawner).spawn()?;
+//!     let lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+//!     let words = lines.collect::<Result<Vec<_>, _>>()?;
+//!     assert!(child.wait()?.success());
+//!     Ok(words)
+//! }
+//!
+//! let reactor = MemoryProcessReactor::strict();
+//! reactor.register(["ls"], Script::new().stdout("a\nb\n").exit(0));
+//! assert_eq!(first_words(Arc::new(reactor))?, ["a", "b"]);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # Where it runs
+//!
+//! Everywhere std's does: on a plain thread, with no runtime, inside a tokio runtime (from
+//! async code, where it blocks the worker as std's does, `spawn_blocking` or
+//! `block_in_place`), and from many threads at once. The calling thread waits on the child's
+//! events itself; the real transport's pumps (and the copies a [`Stdio`] may ask for) run on
+//! one small runtime of this module, started at the first spawn, so no runtime is ever
+//! driven from inside another. The spawner is chosen on the calling thread, so
+//! [`set_default`](crate::set_default), the global default and
+//! [`forbid_real_processes`](crate::forbid_real_processes) apply as to the async front door.
 
 use std::ffi::OsStr;
+use std::fmt;
 use std::future::Future;
-use std::io;
+use std::io::{self, Read, Write};
 use std::path::Path;
-use std::sync::Arc;
+use std::pin::pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Wake, Waker};
 
 use process_transport_api::{ProcessSpawner, SpawnSpec};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::command::Defaults;
-use crate::{ExitStatus, Output, Stdio};
+use crate::stdio::Kind;
 
-/// A [`crate::Command`] whose [`output`](Self::output) and [`status`](Self::status) block: for
-/// synchronous code, in the manner of `std::process::Command`.
-///
-/// Each run drives the command on a private current-thread tokio runtime. Called outside any
-/// runtime, it runs on the calling thread. Called inside one (from `spawn_blocking`, inside
-/// `block_in_place`, or even, against advice, straight from an async task, where it blocks
-/// that worker) it runs on a helper thread and the caller waits for it, because a runtime
-/// cannot be driven from inside another. The spawner is chosen on the calling thread, so
-/// [`set_default`](crate::set_default) applies.
+pub use crate::Stdio;
+pub use std::process::{abort, exit, id, ExitCode, ExitStatus, Output, Termination};
+
+/// The runtime the real transport's pumps of blocking children run on: a current-thread
+/// runtime driven by one thread of its own, started at the first spawn and kept for the life
+/// of the process.
+fn pumps() -> io::Result<&'static tokio::runtime::Runtime> {
+    static PUMPS: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    static DRIVER: OnceLock<io::Result<()>> = OnceLock::new();
+    let failed = |what: &str, err: io::Error| {
+        io::Error::new(
+            err.kind(),
+            format!("the {what} of blocking children did not start: {err}"),
+        )
+    };
+    let runtime = match PUMPS.get() {
+        Some(runtime) => runtime,
+        None => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|err| failed("runtime", err))?;
+            // A runtime made by a thread that lost the race is dropped here, unused.
+            PUMPS.get_or_init(|| runtime)
+        }
+    };
+    DRIVER
+        .get_or_init(|| {
+            std::thread::Builder::new()
+                .name("process-transport-blocking".into())
+                .spawn(move || runtime.block_on(std::future::pending::<()>()))
+                .map(drop)
+        })
+        .as_ref()
+        .map_err(|err| failed("thread", io::Error::new(err.kind(), err.to_string())))?;
+    Ok(runtime)
+}
+
+/// Drives `future` to its end on this thread, parking between wake-ups. It enters no
+/// runtime, so it works inside one too.
+fn wait_for<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::park();
+    }
+}
+
+/// A process to start, built as `std::process::Command` is, and run on any
+/// [`ProcessSpawner`]: the one given to [`spawner`](Self::spawner), else the scoped default,
+/// else real processes.
 ///
 /// ```
 /// use process_transport_command::blocking::Command;
@@ -32,8 +126,15 @@ use crate::{ExitStatus, Output, Stdio};
 /// assert_eq!(out.stdout, b"Linux\n");
 /// # Ok::<(), std::io::Error>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Command(crate::Command);
+
+/// As std's: `"sh" "-c" "echo hi"`, with the environment and directory changes std shows.
+impl fmt::Debug for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.0.as_std(), f)
+    }
+}
 
 macro_rules! delegate {
     ($($(#[doc = $doc:expr])* fn $name:ident[$($gen:tt)*]($($arg:ident: $ty:ty),*) $(where [$($bound:tt)*])?;)*) => {
@@ -48,7 +149,7 @@ macro_rules! delegate {
 }
 
 impl Command {
-    /// A command that runs `program`; see [`crate::Command::new`].
+    /// A command that runs `program`, as std's `Command::new`.
     pub fn new(program: impl AsRef<OsStr>) -> Self {
         Command(crate::Command::new(program))
     }
@@ -68,18 +169,37 @@ impl Command {
         fn env_clear[]();
         /// Sets the child's working directory.
         fn current_dir[](dir: impl AsRef<Path>);
-        /// Runs the child as this user id.
-        fn uid[](uid: u32);
-        /// Runs the child as this group id.
-        fn gid[](gid: u32);
-        /// Connects the child's stdin (default as [`crate::Command::stdin`]).
-        fn stdin[](stdio: Stdio);
-        /// Connects the child's stdout (default as [`crate::Command::stdout`]).
-        fn stdout[](stdio: Stdio);
-        /// Connects the child's stderr (default as [`crate::Command::stderr`]).
-        fn stderr[](stdio: Stdio);
+        /// Connects the child's stdin. Default: inherited for `spawn` and `status`, the null
+        /// device for `output`, as std's.
+        fn stdin[](stdio: impl Into<Stdio>);
+        /// Connects the child's stdout. Default: inherited for `spawn` and `status`, piped
+        /// for `output`.
+        fn stdout[](stdio: impl Into<Stdio>);
+        /// Connects the child's stderr. Default: inherited for `spawn` and `status`, piped
+        /// for `output`.
+        fn stderr[](stdio: impl Into<Stdio>);
         /// Runs this command on `spawner` whatever default is in scope.
         fn spawner[](spawner: Arc<dyn ProcessSpawner>);
+    }
+
+    /// The program, as std's `get_program`.
+    pub fn get_program(&self) -> &OsStr {
+        self.0.get_program()
+    }
+
+    /// The arguments, as std's `get_args`.
+    pub fn get_args(&self) -> impl ExactSizeIterator<Item = &OsStr> {
+        self.0.get_args()
+    }
+
+    /// The environment changes, as std's `get_envs`.
+    pub fn get_envs(&self) -> impl Iterator<Item = (&OsStr, Option<&OsStr>)> {
+        self.0.get_envs()
+    }
+
+    /// The working directory, if one was set, as std's `get_current_dir`.
+    pub fn get_current_dir(&self) -> Option<&Path> {
+        self.0.get_current_dir()
     }
 
     /// The spec the command is spawned with; see [`crate::Command::to_spec`].
@@ -87,68 +207,251 @@ impl Command {
         self.0.to_spec()
     }
 
+    /// Starts the child with std's `spawn` defaults (stdio inherited).
+    ///
+    /// # Errors
+    /// As [`crate::Command::spawn`]: the spawner's `SpawnError` inside an `io::Error` of kind
+    /// `NotFound`, `PermissionDenied` or `InvalidInput`, naming the program.
+    pub fn spawn(&mut self) -> io::Result<Child> {
+        self.spawn_with(Defaults::Inherit).map(Child::new)
+    }
+
+    fn spawn_with(&self, defaults: Defaults) -> io::Result<crate::Child> {
+        // Inside this module's runtime, so that the real transport's pumps (and any copies)
+        // go there, whichever runtime the caller is on, if any.
+        let _inside = pumps()?.enter();
+        self.0.spawn_now(defaults)
+    }
+
     /// Runs the child to its end and collects its output, with std's defaults: stdin null,
     /// stdout and stderr piped (explicit settings win).
     ///
     /// # Errors
-    /// As the async `output`; and an `io::Error` naming the program when the private runtime
-    /// or its helper thread cannot be started.
+    /// As [`spawn`](Self::spawn); and an `io::Error` when the transport gives up on the child
+    /// before reporting its end.
     pub fn output(&mut self) -> io::Result<Output> {
-        self.run(|command| command.output_with(Defaults::StdOutput))
+        let child = self.spawn_with(Defaults::StdOutput)?;
+        wait_for(child.wait_with_output())
     }
 
-    /// Runs the child to its end and returns how it ended; see [`crate::Command::status`].
+    /// Runs the child to its end with stdio inherited and returns how it ended.
     ///
     /// # Errors
     /// As [`output`](Self::output).
     pub fn status(&mut self) -> io::Result<ExitStatus> {
-        self.run(|mut command| async move { command.status().await })
-    }
-
-    fn run<T, F>(&self, job: impl FnOnce(crate::Command) -> F + Send) -> io::Result<T>
-    where
-        F: Future<Output = io::Result<T>>,
-        T: Send,
-    {
-        let program = self.0.get_program().to_string_lossy().into_owned();
-        let name = program.clone();
-        let mut command = self.0.clone();
-        command.spawner(self.0.resolve_spawner()?);
-        let drive = move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|err| {
-                    io::Error::new(
-                        err.kind(),
-                        format!("cannot run {program:?}: its private tokio runtime did not start: {err}"),
-                    )
-                })?;
-            runtime.block_on(job(command))
-        };
-        if tokio::runtime::Handle::try_current().is_err() {
-            return drive();
-        }
-        std::thread::scope(|scope| {
-            let helper = std::thread::Builder::new()
-                .name("process-transport-blocking".into())
-                .spawn_scoped(scope, drive)
-                .map_err(|err| {
-                    io::Error::new(
-                        err.kind(),
-                        format!("cannot run {name:?}: its helper thread did not start: {err}"),
-                    )
-                })?;
-            // A panic there is a fake's misuse check: it reaches the caller as it would have.
-            helper
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
+        let mut child = self.spawn_with(Defaults::Inherit)?;
+        drop((child.stdin.take(), child.stdout.take(), child.stderr.take()));
+        wait_for(child.wait())
     }
 }
 
 impl From<crate::Command> for Command {
     fn from(command: crate::Command) -> Self {
         Command(command)
+    }
+}
+
+/// What std's getters expose; see [`crate::Command`]'s `From<std::process::Command>`.
+impl From<std::process::Command> for Command {
+    fn from(std: std::process::Command) -> Self {
+        Command(crate::Command::from(std))
+    }
+}
+
+/// A started command, as `std::process::Child`.
+pub struct Child {
+    /// The writer to the child's stdin, when it was piped.
+    pub stdin: Option<ChildStdin>,
+    /// The reader of the child's stdout, when it was piped.
+    pub stdout: Option<ChildStdout>,
+    /// The reader of the child's stderr, when it was piped.
+    pub stderr: Option<ChildStderr>,
+    inner: crate::Child,
+    pid: u32,
+}
+
+impl fmt::Debug for Child {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Child")
+            .field("pid", &self.pid)
+            .field("stdin", &self.stdin)
+            .field("stdout", &self.stdout)
+            .field("stderr", &self.stderr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Child {
+    fn new(mut inner: crate::Child) -> Self {
+        Child {
+            stdin: inner.stdin.take().map(ChildStdin),
+            stdout: inner.stdout.take().map(ChildStdout),
+            stderr: inner.stderr.take().map(ChildStderr),
+            pid: inner.id().unwrap_or(0),
+            inner,
+        }
+    }
+
+    /// The child's process id, as std's: the same before and after the wait (0 for a
+    /// transport that gave none, a mock's say).
+    pub fn id(&self) -> u32 {
+        self.pid
+    }
+
+    /// Sends `SIGKILL`; `Ok(())` also once the child has exited or was waited for, as std's.
+    ///
+    /// # Errors
+    /// The transport's error if the operating system refused the signal.
+    pub fn kill(&mut self) -> io::Result<()> {
+        self.inner.start_kill()
+    }
+
+    /// Closes stdin (as std's `wait` does) and waits for the child to exit. Waiting again
+    /// returns the same status.
+    ///
+    /// # Errors
+    /// As [`crate::Child::wait`].
+    pub fn wait(&mut self) -> io::Result<ExitStatus> {
+        drop(self.stdin.take());
+        wait_for(self.inner.wait())
+    }
+
+    /// The status, if the child has exited; `Ok(None)` while it runs.
+    ///
+    /// # Errors
+    /// As [`crate::Child::try_wait`].
+    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        self.inner.try_wait()
+    }
+
+    /// Closes stdin, reads stdout and stderr (those piped and not taken) to their ends and
+    /// waits for the exit.
+    ///
+    /// # Errors
+    /// As [`wait`](Self::wait).
+    pub fn wait_with_output(mut self) -> io::Result<Output> {
+        drop(self.stdin.take());
+        self.inner.stdout = self.stdout.take().map(|pipe| pipe.0);
+        self.inner.stderr = self.stderr.take().map(|pipe| pipe.0);
+        wait_for(self.inner.wait_with_output())
+    }
+}
+
+/// The child's stdin, as std's `ChildStdin`: a `Write` that blocks while the transport's
+/// buffer is over its high-water mark. Dropping it closes stdin.
+#[derive(Debug)]
+pub struct ChildStdin(crate::ChildStdin);
+
+impl Write for ChildStdin {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        wait_for(self.0.write(buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        wait_for(self.0.flush())
+    }
+}
+
+macro_rules! blocking_reader {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $name(crate::$name);
+
+        impl Read for $name {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                wait_for(self.0.read(buf))
+            }
+        }
+
+        /// This child's output as the next child's stdin (`a | b`), as std's
+        /// `Stdio::from(child.stdout.take().unwrap())`; the bytes are copied.
+        impl From<$name> for Stdio {
+            fn from(pipe: $name) -> Self {
+                let reader: Box<dyn tokio::io::AsyncRead + Send + Unpin> = Box::new(pipe.0);
+                Stdio(Kind::Output(Arc::new(std::sync::Mutex::new(Some(reader)))))
+            }
+        }
+    };
+}
+
+blocking_reader!(
+    /// The child's stdout, as std's `ChildStdout`: a `Read` that blocks until data or end of
+    /// file. Dropping it closes the pipe.
+    ChildStdout
+);
+blocking_reader!(
+    /// The child's stderr, as std's `ChildStderr`; see [`ChildStdout`].
+    ChildStderr
+);
+
+/// This child's stdin as another child's stdout or stderr; the bytes are copied.
+impl From<ChildStdin> for Stdio {
+    fn from(stdin: ChildStdin) -> Self {
+        Stdio(Kind::Input(Arc::new(std::sync::Mutex::new(Some(stdin.0)))))
+    }
+}
+
+/// The unix settings std puts in `std::os::unix::process::CommandExt`, whose trait is sealed.
+#[cfg(unix)]
+pub mod unix {
+    use std::ffi::OsStr;
+    use std::io;
+
+    /// std's `CommandExt` for [`blocking::Command`](super::Command): import this one where
+    /// std code imports `std::os::unix::process::CommandExt`.
+    pub trait CommandExt: sealed::Sealed {
+        /// Runs the child as this user id.
+        fn uid(&mut self, id: u32) -> &mut super::Command;
+        /// Runs the child as this group id.
+        fn gid(&mut self, id: u32) -> &mut super::Command;
+        /// Puts the child in process group `pgroup` (0: a new group it leads).
+        fn process_group(&mut self, pgroup: i32) -> &mut super::Command;
+        /// Gives the child `arg` as its `argv[0]`.
+        fn arg0<S: AsRef<OsStr>>(&mut self, arg: S) -> &mut super::Command;
+        /// Adds a hook the child runs after fork and before exec; see
+        /// [`crate::Command::pre_exec`].
+        ///
+        /// # Safety
+        /// As std's `CommandExt::pre_exec`.
+        #[allow(unsafe_code)]
+        unsafe fn pre_exec<F>(&mut self, hook: F) -> &mut super::Command
+        where
+            F: FnMut() -> io::Result<()> + Send + Sync + 'static;
+    }
+
+    mod sealed {
+        pub trait Sealed {}
+        impl Sealed for super::super::Command {}
+    }
+
+    impl CommandExt for super::Command {
+        fn uid(&mut self, id: u32) -> &mut super::Command {
+            self.0.uid(id);
+            self
+        }
+        fn gid(&mut self, id: u32) -> &mut super::Command {
+            self.0.gid(id);
+            self
+        }
+        fn process_group(&mut self, pgroup: i32) -> &mut super::Command {
+            self.0.process_group(pgroup);
+            self
+        }
+        fn arg0<S: AsRef<OsStr>>(&mut self, arg: S) -> &mut super::Command {
+            self.0.arg0(arg);
+            self
+        }
+        #[allow(unsafe_code)]
+        unsafe fn pre_exec<F>(&mut self, hook: F) -> &mut super::Command
+        where
+            F: FnMut() -> io::Result<()> + Send + Sync + 'static,
+        {
+            // SAFETY: the caller promised what `crate::Command::pre_exec` asks, which is this.
+            unsafe {
+                self.0.pre_exec(hook);
+            }
+            self
+        }
     }
 }

@@ -427,7 +427,7 @@ impl Command {
         self.spawn_on(Defaults::Inherit).await
     }
 
-    fn spawn_now(&self, defaults: Defaults) -> io::Result<Child> {
+    pub(crate) fn spawn_now(&self, defaults: Defaults) -> io::Result<Child> {
         let start = self.start(defaults)?;
         let polled = {
             let spawning = start

@@ -5,7 +5,9 @@
 //!   `read_to_end`, `wait`);
 //! - 1 GiB through `cat` with `ChildStdin` / `ChildStdout` (`write_all` and a `read` loop,
 //!   64 KiB buffers) against the same code on `tokio::process`;
-//! - `output()` on a `MemoryProcessReactor` with a script (no process at all).
+//! - `output()` on a `MemoryProcessReactor` with a script (no process at all);
+//! - `blocking`: `output()` of `true` and 1 GiB through `cat` (a writer thread and a `Read`
+//!   loop) against `std::process`, and `output()` on the fake.
 //!
 //! `cargo bench -p process-transport-command --bench command`; results in docs/benchmarks.md.
 
@@ -183,6 +185,96 @@ fn a_gib_through_cat(c: &mut Criterion) {
     group.finish();
 }
 
+/// `blocking` against `std::process`, on the calling thread (no runtime of the caller's).
+fn blocking_against_std(c: &mut Criterion) {
+    use process_transport_command::blocking;
+    use std::io::{Read, Write};
+
+    let mut group = c.benchmark_group("blocking output of true");
+    group.bench_function("std::process (baseline)", |b| {
+        b.iter(|| std::process::Command::new("true").output().unwrap())
+    });
+    group.bench_function("blocking::Command on real processes", |b| {
+        b.iter(|| blocking::Command::new("true").output().unwrap())
+    });
+    group.finish();
+
+    /// 1 GiB into `stdin` from a writer thread, read back with a `Read` loop.
+    fn pump(mut stdin: impl Write + Send + 'static, mut stdout: impl Read) -> usize {
+        let writer = std::thread::spawn(move || {
+            let chunk = vec![b'x'; BUFFER];
+            let mut sent = 0;
+            while sent < TOTAL {
+                stdin.write_all(&chunk).expect("write");
+                sent += BUFFER;
+            }
+        });
+        let mut buffer = vec![0u8; BUFFER];
+        let mut received = 0;
+        loop {
+            match stdout.read(&mut buffer).expect("read") {
+                0 => break,
+                n => received += n,
+            }
+        }
+        writer.join().expect("the writer");
+        received
+    }
+    let mut group = c.benchmark_group("blocking 1 GiB through cat");
+    group
+        .sample_size(10)
+        .throughput(Throughput::Bytes(TOTAL as u64));
+    group.bench_function("std::process (baseline)", |b| {
+        b.iter(|| {
+            let mut child = std::process::Command::new("cat")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let (stdin, stdout) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+            assert_eq!(pump(stdin, stdout), TOTAL);
+            child.wait().unwrap();
+        })
+    });
+    group.bench_function("blocking::Command on real processes", |b| {
+        b.iter(|| {
+            let mut child = blocking::Command::new("cat")
+                .stdin(blocking::Stdio::piped())
+                .stdout(blocking::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let (stdin, stdout) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+            assert_eq!(pump(stdin, stdout), TOTAL);
+            child.wait().unwrap();
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("blocking output on the fake reactor");
+    group.bench_function(
+        "blocking::Command::output with a script, fresh reactor",
+        |b| {
+            b.iter_batched(
+                || {
+                    let reactor = MemoryProcessReactor::strict();
+                    reactor.register(["git", "status"], Script::new().stdout("clean\n").exit(0));
+                    Arc::new(reactor)
+                },
+                |spawner| {
+                    blocking::Command::new("git")
+                        .arg("status")
+                        .spawner(spawner.clone())
+                        .output()
+                        .unwrap();
+                    spawner
+                },
+                BatchSize::SmallInput,
+            )
+        },
+    );
+    group.finish();
+}
+
 fn output_on_the_fake(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -229,6 +321,7 @@ criterion_group!(
     status_of_true,
     many_cats,
     a_gib_through_cat,
+    blocking_against_std,
     output_on_the_fake
 );
 criterion_main!(benches);

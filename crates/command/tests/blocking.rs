@@ -217,3 +217,21 @@ fn the_module_stands_in_for_std_process() {
     send_sync::<Command>();
     send_sync::<process::Child>();
 }
+
+#[test]
+fn an_anonymous_pipe_carries_the_childs_output() {
+    on_real_and_fake(|name, spawner| {
+        let (mut reader, writer) = io::pipe()?;
+        let mut child = Command::new("sh")
+            .args(["-c", LINES])
+            .stdout(writer)
+            .spawner(spawner)
+            .spawn()?;
+        // The command above was a temporary: its copy of the write end is closed, as std's.
+        assert!(child.wait()?.success(), "{name}");
+        let mut text = String::new();
+        reader.read_to_string(&mut text)?;
+        assert_eq!(text, "one\ntwo\nthree\n", "{name}");
+        Ok(())
+    });
+}

@@ -24,7 +24,7 @@ fn writes(c: &mut Criterion) {
         b.iter(|| {
             transport.write(black_box(PAYLOAD)).unwrap();
             written += 1;
-            if written % (64 * 1024) == 0 {
+            if written.is_multiple_of(64 * 1024) {
                 transport.clear();
             }
         })
@@ -38,7 +38,7 @@ fn writes(c: &mut Criterion) {
         b.iter(|| {
             transport.write(black_box(PAYLOAD)).unwrap();
             written += 1;
-            if written % (64 * 1024) == 0 {
+            if written.is_multiple_of(64 * 1024) {
                 transport = MemoryProcessTransport::new();
             }
         })

@@ -825,6 +825,38 @@ async fn a_spawn_recorded_in_another_directory_is_named_as_such() -> io::Result<
     Ok(())
 }
 
+/// std-shaped code: a line to `cat` under `Write`, read back under `Read`.
+fn blocking_dialogue(spawner: Arc<dyn ProcessSpawner>) -> io::Result<String> {
+    use process_transport_command::blocking;
+    use std::io::{Read, Write};
+    let mut child = blocking::Command::new("cat")
+        .stdin(blocking::Stdio::piped())
+        .stdout(blocking::Stdio::piped())
+        .spawner(spawner)
+        .spawn()?;
+    let mut stdin = child.stdin.take().expect("piped");
+    stdin.write_all(b"ping\n")?;
+    drop(stdin);
+    let mut text = String::new();
+    child
+        .stdout
+        .take()
+        .expect("piped")
+        .read_to_string(&mut text)?;
+    assert!(child.wait()?.success());
+    Ok(text)
+}
+
+#[test]
+fn a_blocking_dialogue_is_recorded_and_replayed_under_write_and_read() -> io::Result<()> {
+    let recorder = recorder();
+    assert_eq!(blocking_dialogue(Arc::new(recorder.clone()))?, "ping\n");
+    let replay = ReplaySpawner::new(recorder.cassette());
+    assert_eq!(blocking_dialogue(Arc::new(replay.clone()))?, "ping\n");
+    replay.assert_all_used();
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_file_given_as_stdio_is_recorded_through_and_filled_again_at_replay() -> io::Result<()> {
     let file_of = |dir: &tempfile::TempDir, name: &str| dir.path().join(name);

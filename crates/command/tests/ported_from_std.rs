@@ -1,6 +1,8 @@
-//! The standard library's own process tests (`library/std/src/process/tests.rs`, the
-//! platform-neutral unix ones), ported to `blocking` by changing the imports, run on the
-//! default spawner (real processes) and, where a twin means something, on the fakes.
+//! The standard library's own process tests, ported to `blocking` by changing the imports:
+//! the platform-neutral unix ones of `library/std/src/process/tests.rs`, two of
+//! `library/std/src/sys/process/unix/unix/tests.rs`, and `library/std/tests/process_spawning.rs`.
+//! They run on the default spawner (real processes) and, where a twin means something, on the
+//! fakes.
 //!
 //! Left out: the Windows-only tests (`test_creation_flags`, `test_proc_thread_attributes`,
 //! `env_empty`, `run_bat_script`; no Windows transport yet) and `test_capture_env_at_spawn`,
@@ -301,4 +303,72 @@ fn test_interior_nul_in_env_value_is_error() {
 fn test_command_implements_send_sync() {
     fn take_send_sync_type<T: Send + Sync>(_: T) {}
     take_send_sync_type(Command::new(""))
+}
+
+// library/std/tests/process_spawning.rs: the program is found on the PATH the command gives
+// the child, not only on the parent's. The original copies its own test binary and runs it
+// with a filter; a copy of `true` does the same here without running a harness again.
+#[test]
+fn issue_15149() {
+    let temp = tempfile::tempdir().unwrap();
+    let child_dir = temp.path().join("issue-15140-child");
+    std::fs::create_dir_all(&child_dir).unwrap();
+    let child_path = child_dir.join(format!("mytest{}", std::env::consts::EXE_SUFFIX));
+    let true_path = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|dir| dir.join("true"))
+        .find(|path| path.is_file())
+        .expect("true on PATH");
+    std::fs::copy(&true_path, &child_path).unwrap();
+
+    let path = {
+        let mut paths: Vec<_> = std::env::split_paths(&std::env::var_os("PATH").unwrap()).collect();
+        paths.push(child_dir.to_path_buf());
+        std::env::join_paths(paths).unwrap()
+    };
+    let child_output = Command::new("mytest").env("PATH", &path).output().unwrap();
+    assert!(child_output.status.success(), "{child_output:?}");
+}
+
+// library/std/src/sys/process/unix/unix/tests.rs: the display of std's own ExitStatus, which
+// `blocking` returns. (Its fd tests use the unstable `CommandExt::fd`; `Stdio::from` a pipe
+// and `Command::child_fd` are what this crate has, tested in blocking.rs and builder.rs.)
+#[test]
+fn exitstatus_display_tests() {
+    use process_transport_command::blocking::ExitStatus;
+    use std::os::unix::process::ExitStatusExt;
+
+    let t = |v, s: &str| assert_eq!(s, format!("{}", <ExitStatus as ExitStatusExt>::from_raw(v)));
+    t(0x0000f, "signal: 15 (SIGTERM)");
+    t(0x0008b, "signal: 11 (SIGSEGV) (core dumped)");
+    t(0x00000, "exit status: 0");
+    t(0x0ff00, "exit status: 255");
+    if cfg!(target_os = "linux") {
+        t(0x0137f, "stopped (not terminated) by signal: 19 (SIGSTOP)");
+        t(0x0ffff, "continued (WIFCONTINUED)");
+    }
+}
+
+// The same file: a hook that panics in the forked child does not unwind into the parent;
+// the child dies by a signal.
+#[test]
+#[allow(unsafe_code)]
+fn test_command_fork_no_unwind() {
+    use process_transport_command::blocking::unix::CommandExt;
+    use std::os::unix::process::ExitStatusExt;
+
+    let got = std::panic::catch_unwind(|| {
+        let mut c = Command::new("echo");
+        c.arg("hi");
+        // SAFETY: the hook only panics, which is what the test is about.
+        unsafe {
+            c.pre_exec(|| panic!("{}", "crash now!"));
+        }
+        c.status().expect("failed to get command status")
+    });
+    let status = got.expect("panic unexpectedly propagated");
+    let signal = status
+        .signal()
+        .expect("expected child process to die of signal");
+    // SIGABRT, SIGILL, SIGTRAP or SIGSEGV.
+    assert!([6, 4, 5, 11].contains(&signal), "signal {signal}");
 }

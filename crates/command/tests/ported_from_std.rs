@@ -1,6 +1,8 @@
 //! The standard library's own process tests, ported to `blocking` by changing the imports:
 //! the platform-neutral unix ones of `library/std/src/process/tests.rs`, two of
-//! `library/std/src/sys/process/unix/unix/tests.rs`, and `library/std/tests/process_spawning.rs`.
+//! `library/std/src/sys/process/unix/unix/tests.rs`, `library/std/tests/process_spawning.rs`,
+//! and five run-pass programs of `tests/ui/process` (as `ui_*`; the others re-run their own
+//! binary as the child, print to a closed pipe, or are Windows only).
 //! They run on the default spawner (real processes) and, where a twin means something, on the
 //! fakes.
 //!
@@ -371,4 +373,100 @@ fn test_command_fork_no_unwind() {
         .expect("expected child process to die of signal");
     // SIGABRT, SIGILL, SIGTRAP or SIGSEGV.
     assert!([6, 4, 5, 11].contains(&signal), "signal {signal}");
+}
+
+// tests/ui/process/process-envs.rs: `env_clear` then `envs` of a filtered copy gives the child
+// only those. The original sets a variable in this process first; a variable the parent has
+// anyway (`HOME`, or `PATH`'s absence of others) shows the same without changing the
+// environment under the other tests.
+#[test]
+fn ui_process_envs() {
+    let filtered: std::collections::HashMap<String, String> =
+        std::env::vars().filter(|(k, _)| k == "PATH").collect();
+    let mut cmd = env_cmd();
+    cmd.env_clear()
+        .envs(&filtered)
+        .env("RUN_TEST_NEW_ENV", "123");
+    let result = cmd.output().unwrap();
+    let output = String::from_utf8_lossy(&result.stdout);
+    let names: Vec<&str> = output
+        .lines()
+        .filter_map(|line| line.split('=').next())
+        .collect();
+    assert_eq!(names, ["PATH", "RUN_TEST_NEW_ENV"], "{output}");
+}
+
+// tests/ui/process/process-remove-from-env.rs: `env_remove` keeps a variable from the child.
+// The original sets it in this process first; here it is set on the command, then removed.
+#[test]
+fn ui_process_remove_from_env() {
+    let result = Command::new("/bin/sh")
+        .args(["-c", "env"])
+        .env("RUN_TEST_NEW_ENV", "123")
+        .env_remove("RUN_TEST_NEW_ENV")
+        .output()
+        .unwrap();
+    let output = String::from_utf8_lossy(&result.stdout);
+    assert!(!output.contains("RUN_TEST_NEW_ENV"), "{output}");
+}
+
+// tests/ui/process/process-spawn-nonexistent.rs
+#[test]
+fn ui_process_spawn_nonexistent() {
+    let err = Command::new("nonexistent").spawn().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+}
+
+// tests/ui/process/try-wait.rs. The original re-runs its own binary as the child (`sleep`,
+// `return-quickly`); `sleep` and `true` are those children here, and the loop that waits for
+// the quick one yields instead of sleeping.
+#[test]
+fn ui_try_wait() {
+    let mut me = Command::new("sleep").arg("1000").spawn().unwrap();
+    assert!(me.try_wait().unwrap().is_none());
+    assert!(me.try_wait().unwrap().is_none());
+    me.kill().unwrap();
+    me.wait().unwrap();
+    assert!(!me.try_wait().unwrap().unwrap().success());
+    assert!(!me.try_wait().unwrap().unwrap().success());
+
+    let mut me = Command::new("true").spawn().unwrap();
+    let guard = std::time::Instant::now();
+    loop {
+        match me.try_wait() {
+            Ok(Some(res)) => {
+                assert!(res.success());
+                break;
+            }
+            Ok(None) => {
+                assert!(guard.elapsed().as_secs() < 60, "true did not end");
+                std::thread::yield_now();
+            }
+            Err(e) => panic!("error in try_wait: {e}"),
+        }
+    }
+    assert!(me.try_wait().unwrap().unwrap().success());
+}
+
+// tests/ui/process/process-spawn-with-unicode-params.rs: non-ASCII in the program's
+// directory, an argument and an environment value reach the child intact. The original
+// copies its own binary into the directory; `sh` prints what it was given here.
+#[test]
+fn ui_process_spawn_with_unicode_params() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("ünicödé");
+    std::fs::create_dir(&dir).unwrap();
+    let out = Command::new("/bin/sh")
+        .args([
+            "-c",
+            "printf '%s|%s|%s' \"$1\" \"$UNICODE_VALUE\" \"$(pwd)\"",
+            "sh",
+            "äƒ∂",
+        ])
+        .env("UNICODE_VALUE", "ŋ̈")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text, format!("äƒ∂|ŋ̈|{}", dir.display()));
 }

@@ -235,3 +235,35 @@ fn an_anonymous_pipe_carries_the_childs_output() {
         Ok(())
     });
 }
+
+#[test]
+fn a_strict_mock_serves_the_same_std_shaped_code() {
+    use process_transport_api::{ChildFd, ProcessEnd, ProcessTransport};
+    use process_transport_mocks::{MockProcessSpawner, MockProcessTransport};
+
+    let mut spawner = MockProcessSpawner::new();
+    spawner
+        .expect_spawn_process()
+        .withf(|_, spec| spec.command_line() == format!("sh -c {}", shell_quoted(LINES)))
+        .times(1)
+        .returning(|mut protocol, _| {
+            let mut mock = MockProcessTransport::new();
+            mock.expect_pid().times(1).return_const(Some(4242));
+            let transport: Arc<dyn ProcessTransport> = Arc::new(mock);
+            protocol.make_connection(transport.clone());
+            protocol.child_data_received(ChildFd::STDOUT, b"one\ntwo\nthree\n");
+            protocol.child_connection_lost(ChildFd::STDOUT);
+            protocol.process_exited(ProcessEnd::Done);
+            protocol.process_ended(ProcessEnd::Done);
+            Ok(transport)
+        });
+    assert_eq!(
+        lines(Arc::new(spawner)).expect("lines"),
+        ["one", "two", "three"]
+    );
+}
+
+/// `word` as `SpawnSpec::command_line` quotes it.
+fn shell_quoted(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}

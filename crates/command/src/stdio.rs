@@ -119,25 +119,20 @@ macro_rules! std_pipe_into_stdio {
 }
 std_pipe_into_stdio!(ChildStdin, ChildStdout, ChildStderr);
 
-/// The read end of an anonymous pipe (`std::io::pipe`), as std's `Stdio::from`.
-impl From<io::PipeReader> for Stdio {
-    fn from(pipe: io::PipeReader) -> Self {
-        #[cfg(unix)]
-        return Stdio::from(std::os::fd::OwnedFd::from(pipe));
-        #[cfg(windows)]
-        return Stdio::from(File::from(std::os::windows::io::OwnedHandle::from(pipe)));
-    }
+macro_rules! anonymous_pipe_into_stdio {
+    ($($name:ident: $end:literal),*) => {$(
+        #[doc = concat!("The ", $end, " end of an anonymous pipe (`std::io::pipe`), as std's `Stdio::from`.")]
+        impl From<io::$name> for Stdio {
+            fn from(pipe: io::$name) -> Self {
+                #[cfg(unix)]
+                return Stdio::from(std::os::fd::OwnedFd::from(pipe));
+                #[cfg(windows)]
+                return Stdio::from(File::from(std::os::windows::io::OwnedHandle::from(pipe)));
+            }
+        }
+    )*};
 }
-
-/// The write end of an anonymous pipe (`std::io::pipe`), as std's `Stdio::from`.
-impl From<io::PipeWriter> for Stdio {
-    fn from(pipe: io::PipeWriter) -> Self {
-        #[cfg(unix)]
-        return Stdio::from(std::os::fd::OwnedFd::from(pipe));
-        #[cfg(windows)]
-        return Stdio::from(File::from(std::os::windows::io::OwnedHandle::from(pipe)));
-    }
-}
+anonymous_pipe_into_stdio!(PipeReader: "read", PipeWriter: "write");
 
 /// The parent's stdout (fd 1), whichever child fd this is: `cmd.stderr(io::stdout())`.
 impl From<io::Stdout> for Stdio {

@@ -61,6 +61,7 @@ mod child;
 mod command;
 mod default;
 mod pipes;
+mod status;
 mod stdio;
 
 pub use child::Child;
@@ -71,7 +72,8 @@ pub use default::{
     FORBID_REAL_VARIABLE,
 };
 pub use pipes::{ChildOutput, ChildStderr, ChildStdin, ChildStdout, READ_BUFFER_LIMIT};
+pub use status::StatusExt;
 /// The types `output()` and `status()` return are std's own, as with `tokio::process`;
-/// `ProcessEnd` converts to and from [`ExitStatus`] with `From`.
+/// `ProcessEnd` converts to and from [`ExitStatus`] with `From`, or with [`StatusExt`].
 pub use std::process::{ExitStatus, Output};
 pub use stdio::Stdio;

@@ -362,12 +362,10 @@ impl Command {
     /// The spec with `defaults` applied, as a spawner that hands children the parent's fds
     /// takes it (files given as stdio are the child's own fds).
     pub(crate) fn spec_with(&self, defaults: Defaults) -> SpawnSpec {
-        match self.plan(defaults, true, false) {
-            Ok(plan) => plan.spec,
-            // Only a misplaced pipe of another child fails, and `spawn` reports it; the spec
-            // shows the fd as a pipe.
-            Err(_) => self.spec.clone(),
-        }
+        // Without taking pipes nothing fails: a misplaced pipe end shows as the pipe it would
+        // be, and `spawn` refuses it. The fallback is the spec without stdio applied.
+        self.plan(defaults, true, false)
+            .map_or_else(|_| self.spec.clone(), |plan| plan.spec)
     }
 
     /// The spec with `defaults` applied, and the copies a spawn on a spawner that does

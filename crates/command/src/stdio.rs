@@ -295,6 +295,8 @@ impl Plan {
                 }
                 spec.child_fd(fd, pipe)
             }
+            // Only a spawn refuses it: `to_spec` shows the fd as the pipe it would be.
+            Kind::Output(_) | Kind::Input(_) if !take_pipes => spec.child_fd(fd, pipe),
             Kind::Output(_) | Kind::Input(_) => {
                 self.spec = spec;
                 return Err(io::Error::new(

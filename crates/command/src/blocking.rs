@@ -57,25 +57,26 @@ pub use std::process::{abort, exit, id, ExitCode, ExitStatus, Output, Terminatio
 /// runtime driven by one thread of its own, started at the first spawn and kept for the life
 /// of the process.
 fn pumps() -> io::Result<&'static tokio::runtime::Runtime> {
-    static PUMPS: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    // Built inside the lock: a runtime made and then dropped by a thread that lost a race
+    // would panic when that thread is inside another runtime.
+    static PUMPS: OnceLock<Result<tokio::runtime::Runtime, (io::ErrorKind, String)>> =
+        OnceLock::new();
     static DRIVER: OnceLock<io::Result<()>> = OnceLock::new();
-    let failed = |what: &str, err: io::Error| {
+    let failed = |what: &str, kind: io::ErrorKind, err: &dyn std::fmt::Display| {
         io::Error::new(
-            err.kind(),
+            kind,
             format!("the {what} of blocking children did not start: {err}"),
         )
     };
-    let runtime = match PUMPS.get() {
-        Some(runtime) => runtime,
-        None => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = PUMPS
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|err| failed("runtime", err))?;
-            // A runtime made by a thread that lost the race is dropped here, unused.
-            PUMPS.get_or_init(|| runtime)
-        }
-    };
+                .map_err(|err| (err.kind(), err.to_string()))
+        })
+        .as_ref()
+        .map_err(|(kind, err)| failed("runtime", *kind, err))?;
     DRIVER
         .get_or_init(|| {
             std::thread::Builder::new()
@@ -84,7 +85,7 @@ fn pumps() -> io::Result<&'static tokio::runtime::Runtime> {
                 .map(drop)
         })
         .as_ref()
-        .map_err(|err| failed("thread", io::Error::new(err.kind(), err.to_string())))?;
+        .map_err(|err| failed("thread", err.kind(), err))?;
     Ok(runtime)
 }
 
@@ -230,8 +231,7 @@ impl Command {
     /// As [`spawn`](Self::spawn); and an `io::Error` when the transport gives up on the child
     /// before reporting its end.
     pub fn output(&mut self) -> io::Result<Output> {
-        let child = self.spawn_with(Defaults::StdOutput)?;
-        wait_for(child.wait_with_output())
+        self.run_to_end(Defaults::StdOutput, crate::Child::wait_with_output)
     }
 
     /// Runs the child to its end with stdio inherited and returns how it ended.
@@ -239,9 +239,46 @@ impl Command {
     /// # Errors
     /// As [`output`](Self::output).
     pub fn status(&mut self) -> io::Result<ExitStatus> {
-        let mut child = self.spawn_with(Defaults::Inherit)?;
-        drop((child.stdin.take(), child.stdout.take(), child.stderr.take()));
-        wait_for(child.wait())
+        self.run_to_end(Defaults::Inherit, |mut child| async move {
+            drop((child.stdin.take(), child.stdout.take(), child.stderr.take()));
+            child.wait().await
+        })
+    }
+
+    /// Spawns the child and runs `to_end` to its end. Outside any runtime the whole run is
+    /// driven by this thread, on a runtime of its own (one per thread, kept): the child's
+    /// pumps and events then need no other thread, as std's `output` needs none. Inside a
+    /// runtime, the child is spawned on the module's runtime and waited for by parking.
+    fn run_to_end<T, F>(
+        &self,
+        defaults: Defaults,
+        to_end: impl FnOnce(crate::Child) -> F,
+    ) -> io::Result<T>
+    where
+        F: Future<Output = io::Result<T>>,
+    {
+        thread_local! {
+            static OWN: Option<tokio::runtime::Runtime> =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().ok();
+        }
+        let mut to_end = Some(to_end);
+        if tokio::runtime::Handle::try_current().is_err() {
+            let driven = OWN.try_with(|own| {
+                let runtime = own.as_ref()?;
+                let to_end = to_end.take()?;
+                Some(runtime.block_on(async {
+                    let child = self.0.spawn_now(defaults)?;
+                    to_end(child).await
+                }))
+            });
+            // No runtime of its own (it did not start, or the thread is ending): the module's.
+            if let Ok(Some(result)) = driven {
+                return result;
+            }
+        }
+        let to_end = to_end.expect("not taken unless the run was driven here");
+        let child = self.spawn_with(defaults)?;
+        wait_for(to_end(child))
     }
 }
 

@@ -28,10 +28,11 @@
 //!
 //! Everywhere std's does: on a plain thread, with no runtime, inside a tokio runtime (from
 //! async code, where it blocks the worker as std's does, `spawn_blocking` or
-//! `block_in_place`), and from many threads at once. The calling thread waits on the child's
-//! events itself; the real transport's pumps (and the copies a [`Stdio`] may ask for) run on
-//! one small runtime of this module, started at the first spawn, so no runtime is ever
-//! driven from inside another. The spawner is chosen on the calling thread, so
+//! `block_in_place`), and from many threads at once. Outside any runtime, `output` and
+//! `status` run on a runtime of the calling thread, which it drives while it waits. A
+//! spawned [`Child`]'s pumps (and the copies a [`Stdio`] may ask for) run on one small
+//! runtime of this module, driven by a thread of its own, and the caller waits on the
+//! child's events by parking; so no runtime is ever driven from inside another. The spawner is chosen on the calling thread, so
 //! [`set_default`](crate::set_default), the global default and
 //! [`forbid_real_processes`](crate::forbid_real_processes) apply as to the async front door.
 
@@ -53,9 +54,9 @@ use crate::stdio::Kind;
 pub use crate::Stdio;
 pub use std::process::{abort, exit, id, ExitCode, ExitStatus, Output, Termination};
 
-/// The runtime the real transport's pumps of blocking children run on: a current-thread
-/// runtime driven by one thread of its own, started at the first spawn and kept for the life
-/// of the process.
+/// The runtime the real transport's pumps of spawned blocking children run on: a
+/// current-thread runtime driven by one thread of its own, started at the first spawn and
+/// kept for the life of the process.
 fn pumps() -> io::Result<&'static tokio::runtime::Runtime> {
     // Built inside the lock: a runtime made and then dropped by a thread that lost a race
     // would panic when that thread is inside another runtime.

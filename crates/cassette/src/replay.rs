@@ -398,7 +398,7 @@ impl Slot {
                 Aspect::User,
             ),
             (
-                asked.fds != recording.fds || asked.pty != recording.pty,
+                same_shape(&asked.fds) != same_shape(&recording.fds) || asked.pty != recording.pty,
                 Aspect::Fds,
             ),
             (asked.pty_size != recording.pty_size, Aspect::TerminalSize),
@@ -411,6 +411,18 @@ impl Slot {
         .filter_map(|(differs, aspect)| differs.then_some(aspect))
         .collect()
     }
+}
+
+/// The fd map as a replay compares it: a parent fd above 2 given to the child is "some parent
+/// fd", whatever its number, since the number a pipe or file gets changes from run to run (as
+/// a temporary path does). The standard fds 0, 1 and 2 are compared as they are.
+fn same_shape(fds: &std::collections::BTreeMap<u32, FdKind>) -> Vec<(u32, FdKind)> {
+    fds.iter()
+        .map(|(fd, kind)| match kind {
+            FdKind::Inherit(parent) if *parent > 2 => (*fd, FdKind::Inherit(3)),
+            other => (*fd, *other),
+        })
+        .collect()
 }
 
 /// A part of a spawn a recording is matched on, besides its command line.

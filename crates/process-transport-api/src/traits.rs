@@ -264,10 +264,13 @@ pub trait ProcessSpawner: Send + Sync {
         spec: SpawnSpec,
     ) -> Result<Arc<dyn ProcessTransport>, SpawnError>;
 
-    /// `true` when a child this spawner starts with [`ChildFdMapping::Inherit`]`(n)` gets
-    /// the parent's own fd `n`, as a real process does. `false` (the default) for doubles,
-    /// whose children live in memory: code that gives a child a file of its own then gets a
-    /// pipe and copies the bytes itself, so the file ends up the same on every spawner.
+    /// `true` when this spawner takes a file the caller gives a child as the child's own fd
+    /// ([`ChildFdMapping::Inherit`]`(n)`), as real processes do. `false` (the default) when it
+    /// wants such bytes to cross its transport instead: a double, whose children live in
+    /// memory, or a recorder, which must see them to record them. The command front door then
+    /// gives the child a pipe and copies the file through it, so the file ends up the same on
+    /// every spawner. A spawner that says `true` must hand every `Inherit(n)` over to the
+    /// child as the parent's fd `n`; the contract suite checks it.
     ///
     /// [`ChildFdMapping::Inherit`]: crate::ChildFdMapping::Inherit
     fn inherits_parent_fds(&self) -> bool {

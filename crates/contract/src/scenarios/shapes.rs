@@ -169,6 +169,27 @@ scenarios! {
         Ok(())
     }
 
+    a_spawner_that_takes_parent_fds_gives_the_child_that_fd => |ctx| {
+        // An OS pipe of this process as the child's stdout, `Inherit(n)`: a spawner that says
+        // it takes files as the child's own fds (`inherits_parent_fds`) must hand it over, so
+        // that the command front door can give a real child a file. Any spawner takes the
+        // spec and reports nothing on that fd: it is no pipe of the transport's.
+        let (mut reader, writer) = std::io::pipe().map_err(|e| e.to_string())?;
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&writer);
+        let spec = ctx.catalog.spec(Child::Talk).child_fd(ChildFd::STDOUT, ChildFdMapping::Inherit(raw));
+        let (transport, log) = ctx.spawn_spec(spec).await?;
+        drop(writer);
+        let end = end(&transport).await?;
+        ensure!(end == ProcessEnd::Done, "end: {end:?}");
+        ensure!(log.bytes(ChildFd::STDOUT).is_empty(), "an inherited fd reached the protocol: {:?}", joined(&log, ChildFd::STDOUT));
+        if ctx.spawner.inherits_parent_fds() {
+            let mut through_the_pipe = Vec::new();
+            std::io::Read::read_to_end(&mut reader, &mut through_the_pipe).map_err(|e| e.to_string())?;
+            ensure!(through_the_pipe == TALK_STDOUT.as_bytes(), "the pipe got {:?}, expected {TALK_STDOUT:?}", String::from_utf8_lossy(&through_the_pipe));
+        }
+        Ok(())
+    }
+
     abort_connection_closes_every_standard_pipe => |ctx| {
         let (transport, log) = ctx.spawn(Child::Echo).await?;
         transport.abort_connection();

@@ -49,7 +49,6 @@ use process_transport_api::{ProcessSpawner, SpawnSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::command::Defaults;
-use crate::stdio::Kind;
 
 pub use crate::Stdio;
 pub use std::process::{abort, exit, id, ExitCode, ExitStatus, Output, Termination};
@@ -259,25 +258,25 @@ impl Command {
         F: Future<Output = io::Result<T>>,
     {
         thread_local! {
-            static OWN: Option<tokio::runtime::Runtime> =
-                tokio::runtime::Builder::new_current_thread().enable_all().build().ok();
+            static OWN: Option<std::rc::Rc<tokio::runtime::Runtime>> =
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()
+                    .map(std::rc::Rc::new);
         }
-        let mut to_end = Some(to_end);
-        if tokio::runtime::Handle::try_current().is_err() {
-            let driven = OWN.try_with(|own| {
-                let runtime = own.as_ref()?;
-                let to_end = to_end.take()?;
-                Some(runtime.block_on(async {
-                    let child = self.0.spawn_now(defaults)?;
-                    to_end(child).await
-                }))
+        // Outside any runtime, this thread's own; inside one, or without one of its own (it
+        // did not start, or the thread is ending), the module's.
+        let own = match tokio::runtime::Handle::try_current() {
+            Err(_) => OWN.try_with(Option::clone).ok().flatten(),
+            Ok(_) => None,
+        };
+        if let Some(runtime) = own {
+            return runtime.block_on(async {
+                let child = self.0.spawn_now(defaults)?;
+                to_end(child).await
             });
-            // No runtime of its own (it did not start, or the thread is ending): the module's.
-            if let Ok(Some(result)) = driven {
-                return result;
-            }
         }
-        let to_end = to_end.expect("not taken unless the run was driven here");
         let child = self.spawn_with(defaults)?;
         wait_for(to_end(child))
     }
@@ -406,8 +405,7 @@ macro_rules! blocking_reader {
         /// `Stdio::from(child.stdout.take().unwrap())`; the bytes are copied.
         impl From<$name> for Stdio {
             fn from(pipe: $name) -> Self {
-                let reader: Box<dyn tokio::io::AsyncRead + Send + Unpin> = Box::new(pipe.0);
-                Stdio(Kind::Output(Arc::new(std::sync::Mutex::new(Some(reader)))))
+                Stdio::from_output(pipe.0)
             }
         }
     };
@@ -426,7 +424,7 @@ blocking_reader!(
 /// This child's stdin as another child's stdout or stderr; the bytes are copied.
 impl From<ChildStdin> for Stdio {
     fn from(stdin: ChildStdin) -> Self {
-        Stdio(Kind::Input(Arc::new(std::sync::Mutex::new(Some(stdin.0)))))
+        Stdio::from_input(stdin.0)
     }
 }
 

@@ -34,8 +34,6 @@ pub struct Child {
     shared: Arc<Shared>,
     /// The status [`wait`](Self::wait) or [`try_wait`](Self::try_wait) returned.
     status: Option<ExitStatus>,
-    /// The process id the transport gave at the spawn.
-    pid: Option<u32>,
     /// The copies the stdio asked for (a file on a double, another child's pipe).
     relays: Vec<Running>,
     /// The readers of the pipes on fds 3 and above, until taken.
@@ -43,7 +41,8 @@ pub struct Child {
     kill_on_drop: bool,
 }
 
-type Pipes = (Option<ChildStdin>, Option<ChildStdout>, Option<ChildStderr>);
+/// A child's standard pipes, those that are piped.
+pub(crate) type Pipes = (Option<ChildStdin>, Option<ChildStdout>, Option<ChildStderr>);
 
 impl fmt::Debug for Child {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -67,7 +66,6 @@ impl Child {
         relays: Vec<Running>,
         outputs: BTreeMap<ChildFd, ChildOutput>,
     ) -> Self {
-        let pid = shared.pid();
         Child {
             stdin,
             stdout,
@@ -75,7 +73,6 @@ impl Child {
             transport,
             shared,
             status: None,
-            pid,
             relays,
             outputs,
             kill_on_drop,
@@ -84,10 +81,10 @@ impl Child {
 
     /// The child's process id, as tokio's: `Some` until [`wait`](Self::wait) or
     /// [`try_wait`](Self::try_wait) has returned the exit (even when the child has exited
-    /// meanwhile), then `None`. The id is the one the transport gave at the spawn
-    /// (`ProcessTransport::pid`, asked once there).
+    /// meanwhile), then `None`. The id is the one the transport gave when it connected the
+    /// child (`ProcessTransport::pid`, asked once then).
     pub fn id(&self) -> Option<u32> {
-        self.status.is_none().then_some(self.pid).flatten()
+        self.status.is_none().then(|| self.shared.pid()).flatten()
     }
 
     /// Takes the reader of the pipe the child writes on `fd` (3 or above), mapped with

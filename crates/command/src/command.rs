@@ -12,7 +12,6 @@ use std::task::{Context, Poll, Waker};
 use process_transport_api::{
     ChildFd, ChildFdMapping, ProcessSpawner, ProcessTransport, PtySize, SpawnError, SpawnSpec,
 };
-use tokio::io::AsyncRead;
 
 use crate::pipes::{Bridge, ChildOutput, ChildStderr, ChildStdin, ChildStdout, Shared};
 use crate::stdio::{Plan, Relay, Running};
@@ -555,22 +554,15 @@ impl Start {
         shared.set_transport(&transport);
         let fds = spec.transport_fds();
         let mapped = |fd: ChildFd| fds.get(&fd).is_some_and(|m| m.is_pipe());
-        let mut stdin =
-            mapped(ChildFd::STDIN).then(|| ChildStdin::new(shared.clone(), transport.clone()));
-        let mut stdout =
-            mapped(ChildFd::STDOUT).then(|| ChildStdout::new(shared.clone(), transport.clone()));
-        let mut stderr =
-            mapped(ChildFd::STDERR).then(|| ChildStderr::new(shared.clone(), transport.clone()));
-        let mut running: Vec<Running> = Vec::new();
-        for copy in copies {
-            let output: Option<Box<dyn AsyncRead + Send + Unpin>> = match &copy {
-                Relay::Drain(ChildFd::STDOUT, _) => stdout.take().map(|r| Box::new(r) as _),
-                Relay::Drain(_, _) => stderr.take().map(|r| Box::new(r) as _),
-                Relay::Feed(_) => None,
-            };
-            let feeds = matches!(copy, Relay::Feed(_));
-            running.push(copy.start(feeds.then(|| stdin.take()).flatten(), output, &program));
-        }
+        let mut pipes = (
+            mapped(ChildFd::STDIN).then(|| ChildStdin::new(shared.clone(), transport.clone())),
+            mapped(ChildFd::STDOUT).then(|| ChildStdout::new(shared.clone(), transport.clone())),
+            mapped(ChildFd::STDERR).then(|| ChildStderr::new(shared.clone(), transport.clone())),
+        );
+        let running: Vec<Running> = copies
+            .into_iter()
+            .map(|copy| copy.start(&mut pipes, &program))
+            .collect();
         let outputs = read_fds(&spec)
             .filter(|fd| fd.0 > 2)
             .map(|fd| (fd, ChildOutput::on(fd, shared.clone(), transport.clone())))
@@ -578,7 +570,7 @@ impl Start {
         Ok(Child::new(
             transport,
             shared,
-            (stdin, stdout, stderr),
+            pipes,
             kill_on_drop,
             running,
             outputs,

@@ -10,6 +10,7 @@ use process_transport_api::{ChildFd, ChildFdMapping, SpawnSpec};
 use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
+use crate::child::Pipes;
 use crate::pipes::{ChildStderr, ChildStdin, ChildStdout};
 
 /// What one of the child's standard fds is connected to, as `tokio::process`'s and
@@ -33,10 +34,10 @@ use crate::pipes::{ChildStderr, ChildStdin, ChildStdout};
 /// assert_eq!(spec.get_child_fds()[&ChildFd::STDIN], ChildFdMapping::Null);
 /// ```
 #[derive(Clone)]
-pub struct Stdio(pub(crate) Kind);
+pub struct Stdio(Kind);
 
 #[derive(Clone)]
-pub(crate) enum Kind {
+enum Kind {
     Piped,
     Null,
     Inherit,
@@ -84,8 +85,15 @@ impl Stdio {
         Stdio(Kind::Inherit)
     }
 
-    fn shared<T>(value: T) -> Shared<T> {
-        Arc::new(Mutex::new(Some(value)))
+    /// Another child's output pipe, to be copied into the stdin of the child given this.
+    pub(crate) fn from_output(reader: impl AsyncRead + Send + Unpin + 'static) -> Self {
+        let reader: Box<dyn AsyncRead + Send + Unpin> = Box::new(reader);
+        Stdio(Kind::Output(Arc::new(Mutex::new(Some(reader)))))
+    }
+
+    /// Another child's stdin, which the output of the child given this is copied into.
+    pub(crate) fn from_input(stdin: ChildStdin) -> Self {
+        Stdio(Kind::Input(Arc::new(Mutex::new(Some(stdin)))))
     }
 }
 
@@ -156,8 +164,7 @@ macro_rules! child_output_into_stdio {
             type Error = io::Error;
 
             fn try_from(pipe: $name) -> io::Result<Self> {
-                let reader: Box<dyn AsyncRead + Send + Unpin> = Box::new(pipe);
-                Ok(Stdio(Kind::Output(Stdio::shared(reader))))
+                Ok(Stdio::from_output(pipe))
             }
         }
     )*};
@@ -170,7 +177,7 @@ impl TryFrom<ChildStdin> for Stdio {
     type Error = io::Error;
 
     fn try_from(stdin: ChildStdin) -> io::Result<Self> {
-        Ok(Stdio(Kind::Input(Stdio::shared(stdin))))
+        Ok(Stdio::from_input(stdin))
     }
 }
 
@@ -369,29 +376,31 @@ impl Running {
 }
 
 impl Relay {
-    /// Starts the copy between `stdin` (for a feed) or the child's output reader (for a
-    /// drain) and the other end, on the runtime of this thread (the command checked that
-    /// there is one before it spawned).
-    pub(crate) fn start(
-        self,
-        stdin: Option<ChildStdin>,
-        output: Option<Box<dyn AsyncRead + Send + Unpin>>,
-        program: &str,
-    ) -> Running {
-        let drains = matches!(self, Relay::Drain(..));
-        let handle = match self {
+    /// Starts the copy between the child's pipe it needs, taken from `pipes`, and the other
+    /// end, on the runtime of this thread (the command checked that there is one before it
+    /// spawned).
+    pub(crate) fn start(self, pipes: &mut Pipes, program: &str) -> Running {
+        const PIPED: &str = "the plan maps a copied fd as a pipe";
+        match self {
             Relay::Feed(source) => {
-                let stdin = stdin.expect("a feed's stdin is piped");
-                tokio::spawn(feed(source, stdin))
+                let stdin = pipes.0.take().expect(PIPED);
+                Running {
+                    handle: tokio::spawn(feed(source, stdin)),
+                    drain: false,
+                }
             }
             Relay::Drain(fd, sink) => {
-                let output = output.expect("a drain's output is piped");
+                let output: Box<dyn AsyncRead + Send + Unpin> = if fd == ChildFd::STDOUT {
+                    Box::new(pipes.1.take().expect(PIPED))
+                } else {
+                    Box::new(pipes.2.take().expect(PIPED))
+                };
                 let what = match sink {
                     Sink::File(_) => "file",
                     Sink::Child(_) => "other child's stdin",
                 };
                 let program = program.to_owned();
-                tokio::spawn(async move {
+                let handle = tokio::spawn(async move {
                     drain(output, sink).await.map_err(|err| {
                         io::Error::new(
                             err.kind(),
@@ -402,27 +411,28 @@ impl Relay {
                             ),
                         )
                     })
-                })
+                });
+                Running {
+                    handle,
+                    drain: true,
+                }
             }
-        };
-        Running {
-            handle,
-            drain: drains,
         }
     }
 }
 
-/// Copies `source` into the child's stdin and closes it. A child that stops reading ends the
+/// Copies `source` into the child's stdin and closes it.
+async fn feed(source: Source, stdin: ChildStdin) -> io::Result<()> {
+    match source {
+        Source::File(file) => into_stdin(tokio::fs::File::from_std(file), stdin).await,
+        Source::Child(reader) => into_stdin(reader, stdin).await,
+    }
+}
+
+/// Copies `from` to its end into `stdin` and closes it. A child that stops reading ends the
 /// copy, as a real writer gets `EPIPE`: that is not an error.
-async fn feed(source: Source, mut stdin: ChildStdin) -> io::Result<()> {
-    let copied = match source {
-        Source::File(file) => {
-            let mut file = tokio::fs::File::from_std(file);
-            tokio::io::copy(&mut file, &mut stdin).await
-        }
-        Source::Child(mut reader) => tokio::io::copy(&mut reader, &mut stdin).await,
-    };
-    match copied {
+async fn into_stdin(mut from: impl AsyncRead + Unpin, mut stdin: ChildStdin) -> io::Result<()> {
+    match tokio::io::copy(&mut from, &mut stdin).await {
         Ok(_) => stdin.shutdown().await.or_else(broken_pipe_is_fine),
         Err(err) => broken_pipe_is_fine(err),
     }
@@ -444,9 +454,6 @@ async fn drain(mut output: Box<dyn AsyncRead + Send + Unpin>, sink: Sink) -> io:
             tokio::io::copy(&mut output, &mut file).await?;
             file.flush().await
         }
-        Sink::Child(mut stdin) => match tokio::io::copy(&mut output, &mut stdin).await {
-            Ok(_) => stdin.shutdown().await.or_else(broken_pipe_is_fine),
-            Err(err) => broken_pipe_is_fine(err),
-        },
+        Sink::Child(stdin) => into_stdin(output, stdin).await,
     }
 }

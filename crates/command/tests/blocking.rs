@@ -268,48 +268,49 @@ fn shell_quoted(word: &str) -> String {
     format!("'{}'", word.replace('\'', r"'\''"))
 }
 
+/// A fake `outer` whose script runs `inner`, blocking code, and prints what it printed.
+fn outer_running(
+    inner: impl Fn() -> process::Output + Send + Sync + 'static,
+) -> MemoryProcessReactor {
+    let outer = MemoryProcessReactor::strict();
+    outer.register(
+        ["outer"],
+        Script::new()
+            .start_with(move |child| {
+                let _ = child.write(process_transport_api::ChildFd::STDOUT, inner().stdout);
+            })
+            .exit(0),
+    );
+    outer
+}
+
 #[test]
 fn a_blocking_call_made_inside_another_ones_run_finishes() {
     // A fake's script that itself runs blocking code (as a fake standing in for a program
     // that runs another one might): the inner call runs while the outer one drives its run.
     let inner = Arc::new(MemoryProcessReactor::strict());
     inner.register(["inner"], Script::new().stdout("from inside\n").exit(0));
-    let outer = MemoryProcessReactor::strict();
-    let seen = inner.clone();
-    outer.register(
-        ["outer"],
-        Script::new()
-            .start_with(move |child| {
-                let out = Command::new("inner")
-                    .spawner(seen.clone())
-                    .output()
-                    .expect("the inner run");
-                let _ = child.write(process_transport_api::ChildFd::STDOUT, out.stdout);
-            })
-            .exit(0),
-    );
+    let on_a_fake = outer_running(move || {
+        Command::new("inner")
+            .spawner(inner.clone())
+            .output()
+            .expect("the inner run")
+    });
     let out = Command::new("outer")
-        .spawner(Arc::new(outer))
+        .spawner(Arc::new(on_a_fake))
         .output()
         .unwrap();
     assert_eq!(out.stdout, b"from inside\n");
     // And with a real child inside.
-    let real_inside = MemoryProcessReactor::strict();
-    real_inside.register(
-        ["outer"],
-        Script::new()
-            .start_with(|child| {
-                let out = Command::new("sh")
-                    .args(["-c", LINES])
-                    .spawner(Arc::new(RealSpawner::new()))
-                    .output()
-                    .expect("the inner run");
-                let _ = child.write(process_transport_api::ChildFd::STDOUT, out.stdout);
-            })
-            .exit(0),
-    );
+    let on_real = outer_running(|| {
+        Command::new("sh")
+            .args(["-c", LINES])
+            .spawner(Arc::new(RealSpawner::new()))
+            .output()
+            .expect("the inner run")
+    });
     let out = Command::new("outer")
-        .spawner(Arc::new(real_inside))
+        .spawner(Arc::new(on_real))
         .output()
         .unwrap();
     assert_eq!(out.stdout, b"one\ntwo\nthree\n");

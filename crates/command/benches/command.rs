@@ -67,6 +67,13 @@ fn output_of_true(c: &mut Criterion) {
     group.bench_function("Command on real processes", |b| {
         b.iter(|| rt.block_on(async { Command::new("true").output().await.unwrap() }))
     });
+    // The baseline once more, measured after ours: the spread between the two baseline rows
+    // is the noise floor a ratio in this group can be read to.
+    group.bench_function("tokio::process (baseline, again)", |b| {
+        b.iter(|| {
+            rt.block_on(async { tokio::process::Command::new("true").output().await.unwrap() })
+        })
+    });
     group.finish();
 }
 

@@ -11,6 +11,8 @@ use process_transport_api::{ChildFdMapping, ProcessEnd, SpawnError, SpawnSpec};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::Placeholder;
+
 /// The format version this crate writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -208,6 +210,12 @@ pub struct Recording {
     /// redacted; a replay matches them too.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env_values: BTreeMap<String, String>,
+    /// Digests (`sha256:` and the hex of the value's SHA-256) of the variables whose values
+    /// are secret but must match
+    /// ([`RecordingSpawner::keep_env_digests`](crate::RecordingSpawner::keep_env_digests)); a
+    /// replay matches the digest of the live value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env_digests: BTreeMap<String, String>,
     /// Whether the spec cleared the environment (`env_clear`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub env_cleared: bool,
@@ -346,6 +354,7 @@ impl Recording {
             cwd: spec.get_cwd().map(|cwd| lossy(cwd.as_os_str())),
             env: names(true),
             env_values: BTreeMap::new(),
+            env_digests: BTreeMap::new(),
             env_cleared: !spec.get_env().inherits(),
             env_removed: names(false),
             uid: spec.get_uid(),
@@ -390,6 +399,10 @@ impl Recording {
 pub struct Cassette {
     /// The format version ([`FORMAT_VERSION`]).
     pub version: u32,
+    /// The placeholders of volatile values ([`Redactions::pattern`](crate::Redactions::pattern))
+    /// the recordings hold, by name, each with its pattern.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub placeholders: BTreeMap<String, Placeholder>,
     /// The spawns, in the order they started.
     pub spawns: Vec<Recording>,
 }
@@ -468,6 +481,15 @@ pub enum CassetteError {
         /// What each spawn still waited for.
         waits: Vec<String>,
     },
+    /// A pattern of volatile values, given to a [`Session`](crate::Session) or stored in the
+    /// file, cannot be used.
+    #[error("cassette {path}: {error}")]
+    BadPattern {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with the pattern.
+        error: crate::PatternError,
+    },
     /// The path is a directory (or another thing that is not a regular file).
     #[error("cassette {path}: is a directory, not a file")]
     NotAFile {
@@ -487,6 +509,7 @@ impl Cassette {
     pub fn new(spawns: Vec<Recording>) -> Self {
         Cassette {
             version: FORMAT_VERSION,
+            placeholders: BTreeMap::new(),
             spawns,
         }
     }
@@ -561,7 +584,17 @@ impl Cassette {
             }
             _ => {}
         }
-        serde_json::from_str(text).map_err(|err| malformed(&path, &err))
+        let cassette: Cassette =
+            serde_json::from_str(text).map_err(|err| malformed(&path, &err))?;
+        for (name, placeholder) in &cassette.placeholders {
+            crate::volatile::Pattern::new(&placeholder.pattern, name).map_err(|err| {
+                CassetteError::BadPattern {
+                    path: path.clone(),
+                    error: err,
+                }
+            })?;
+        }
+        Ok(cassette)
     }
 
     /// Loads the cassette at `path`.

@@ -33,6 +33,7 @@ mod recorder;
 mod redact;
 mod replay;
 mod session;
+mod volatile;
 
 pub use cassette::{
     Bytes, Cassette, CassetteError, Event, FdKind, Recording, Refusal, SaveTarget, TerminalSize,
@@ -40,5 +41,6 @@ pub use cassette::{
 };
 pub use recorder::RecordingSpawner;
 pub use redact::Redactions;
-pub use replay::ReplaySpawner;
+pub use replay::{MatchRules, ReplaySpawner};
 pub use session::{Mode, Session, MODE_VARIABLE};
+pub use volatile::{PatternError, Placeholder};

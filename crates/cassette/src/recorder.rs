@@ -16,8 +16,10 @@ use process_transport_api::{
 use serde::Serialize;
 
 use crate::cassette::write_json;
+use crate::redact::Found;
 use crate::{
-    Cassette, CassetteError, Event, Recording, Redactions, Refusal, SaveTarget, FORMAT_VERSION,
+    Cassette, CassetteError, Event, Placeholder, Recording, Redactions, Refusal, SaveTarget,
+    FORMAT_VERSION,
 };
 
 type Spawns = Arc<Mutex<Vec<Arc<Mutex<Live>>>>>;
@@ -121,6 +123,8 @@ pub struct RecordingSpawner {
     redactions: Redactions,
     /// The variables whose values are kept, not only their names.
     kept_values: Arc<BTreeSet<String>>,
+    /// The variables whose values are kept as digests.
+    kept_digests: Arc<BTreeSet<String>>,
 }
 
 impl fmt::Debug for RecordingSpawner {
@@ -140,6 +144,7 @@ impl RecordingSpawner {
             spawns: Arc::default(),
             redactions: Redactions::new(),
             kept_values: Arc::default(),
+            kept_digests: Arc::default(),
         }
     }
 
@@ -172,6 +177,35 @@ impl RecordingSpawner {
         self
     }
 
+    /// Keeps a digest (SHA-256) of the values of the environment variables `names` when a
+    /// spec sets them: a replay then matches the value without the cassette holding it (a
+    /// token, say, whose value decides what the program does).
+    ///
+    /// ```
+    /// use process_transport_api::{ProcessSpawner, SpawnSpec};
+    /// use process_transport_cassette::RecordingSpawner;
+    /// use process_transport_fakes::{MemoryProcessReactor, Script};
+    /// use std::sync::Arc;
+    /// # struct Quiet; impl process_transport_api::ProcessProtocol for Quiet { fn make_connection(&mut self, _: Arc<dyn process_transport_api::ProcessTransport>) {} }
+    ///
+    /// let reactor = MemoryProcessReactor::new();
+    /// reactor.register(["deploy"], Script::new().exit(0));
+    /// let recorder = RecordingSpawner::new(Arc::new(reactor)).keep_env_digests(["API_TOKEN"]);
+    /// let spec = SpawnSpec::new("deploy").env("API_TOKEN", "s3cr3t");
+    /// futures_executor::block_on(recorder.spawn_process(Box::new(Quiet), spec)).unwrap();
+    /// let json = recorder.cassette().to_json();
+    /// assert!(!json.contains("s3cr3t"));
+    /// assert!(json.contains("\"API_TOKEN\": \"sha256:"));
+    /// ```
+    pub fn keep_env_digests<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.kept_digests = Arc::new(names.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// What was recorded so far, as a cassette, redacted.
     pub fn cassette(&self) -> Cassette {
         Cassette::new(
@@ -201,13 +235,14 @@ impl RecordingSpawner {
         // holds a value to redact is copied.
         let spawns = lock(&self.spawns).clone();
         let guards: Vec<MutexGuard<'_, Live>> = spawns.iter().map(|r| lock(r)).collect();
+        let mut found = Found::default();
         let redacted: Vec<Cow<'_, Recording>> = guards
             .iter()
             .map(|live| {
                 let recording = live.settled();
                 if self.redactions.occur_in(&recording) {
                     let mut copy = recording.into_owned();
-                    self.redactions.redact_recording(&mut copy);
+                    self.redactions.redact_recording(&mut copy, &mut found);
                     Cow::Owned(copy)
                 } else {
                     recording
@@ -216,6 +251,7 @@ impl RecordingSpawner {
             .collect();
         let view = CassetteView {
             version: FORMAT_VERSION,
+            placeholders: found.placeholders,
             spawns: redacted.iter().map(|recording| &**recording).collect(),
         };
         target.save_with(|file| write_json(file, &view))
@@ -231,6 +267,17 @@ impl ProcessSpawner for RecordingSpawner {
     ) -> Result<Arc<dyn ProcessTransport>, SpawnError> {
         let mut recording = Recording::of(&spec);
         recording.env_values = env_values(&spec, &self.kept_values);
+        recording.env_digests = spec
+            .get_env()
+            .vars()
+            .filter_map(|(name, value)| {
+                let name = name.to_string_lossy();
+                let value = value?;
+                self.kept_digests
+                    .contains(name.as_ref())
+                    .then(|| (name.into_owned(), env_digest(value.as_encoded_bytes())))
+            })
+            .collect();
         let recording = Arc::new(Mutex::new(Live::new(recording)));
         let wrapper: Arc<Mutex<Option<Arc<dyn ProcessTransport>>>> = Arc::default();
         let tap = Tap {
@@ -257,6 +304,8 @@ impl ProcessSpawner for RecordingSpawner {
 #[derive(Serialize)]
 struct CassetteView<'a> {
     version: u32,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    placeholders: BTreeMap<String, Placeholder>,
     spawns: Vec<&'a Recording>,
 }
 
@@ -271,6 +320,14 @@ pub(crate) fn env_values(spec: &SpawnSpec, kept: &BTreeSet<String>) -> BTreeMap<
                 .then(|| (name.into_owned(), value.into_owned()))
         })
         .collect()
+}
+
+/// How a cassette stores a secret value that must match: `sha256:` and the digest in hex.
+pub(crate) fn env_digest(value: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(value);
+    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("sha256:{hex}")
 }
 
 /// The protocol handed to the inner spawner: records the events, then passes them on.

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use memchr::memmem;
 
-use crate::{Cassette, Event, Recording};
+use crate::volatile::{numbered, Pattern, PatternError};
+use crate::{Cassette, Event, Placeholder, Recording};
 
 /// What a cassette must not store, each with the placeholder it stores instead.
 ///
@@ -34,6 +35,47 @@ use crate::{Cassette, Event, Recording};
 pub struct Redactions {
     /// Value, placeholder; longest value first.
     pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Patterns of volatile values, each with its placeholder, in the order given.
+    patterns: Vec<(Pattern, String)>,
+}
+
+/// The distinct values the patterns found in one cassette, in the order they were first
+/// found, each with its numbered placeholder.
+#[derive(Debug, Default)]
+pub(crate) struct Found {
+    /// Per pattern: value, placeholder.
+    values: Vec<Vec<(Vec<u8>, String)>>,
+    /// The placeholders handed out, with their patterns, for the cassette to store.
+    pub(crate) placeholders: BTreeMap<String, Placeholder>,
+}
+
+impl Found {
+    /// The placeholder of `value`, found by pattern `index` of `patterns`: the one it had
+    /// before, or the next number.
+    fn placeholder(
+        &mut self,
+        patterns: &[(Pattern, String)],
+        index: usize,
+        value: &[u8],
+    ) -> Vec<u8> {
+        if self.values.len() < patterns.len() {
+            self.values.resize_with(patterns.len(), Vec::new);
+        }
+        let known = &mut self.values[index];
+        if let Some((_, name)) = known.iter().find(|(seen, _)| seen == value) {
+            return name.clone().into_bytes();
+        }
+        let (pattern, base) = &patterns[index];
+        let name = numbered(base, known.len() + 1);
+        known.push((value.to_vec(), name.clone()));
+        self.placeholders.insert(
+            name.clone(),
+            Placeholder {
+                pattern: pattern.source().to_owned(),
+            },
+        );
+        name.into_bytes()
+    }
 }
 
 impl Default for Redactions {
@@ -55,7 +97,66 @@ impl Redactions {
 
     /// Nothing redacted.
     pub fn none() -> Self {
-        Redactions { pairs: Vec::new() }
+        Redactions {
+            pairs: Vec::new(),
+            patterns: Vec::new(),
+        }
+    }
+
+    /// Replaces every match of `pattern` (a regular expression in the syntax of the `regex`
+    /// crate, matched against bytes) with a placeholder: a volatile value, such as a
+    /// temporary directory or a pid the code makes while it runs, which no fixed value can
+    /// name before the run.
+    ///
+    /// Each distinct value found in a cassette gets a placeholder of its own, numbered in
+    /// the order they were found: `placeholder`, then `placeholder` with `-2`, `-3`... before
+    /// its closing `>` (`<PID>`, `<PID-2>`). The cassette stores the pattern of each, not the
+    /// value. A replay matches the placeholder against whatever the live spawn has in its
+    /// place (in the arguments, the cwd, a kept env value or the bytes written to the child)
+    /// provided it matches the pattern, binds that value to the placeholder for the rest of
+    /// the replay, and puts the bound value where the placeholder stands in the output it
+    /// delivers. A placeholder in the output that nothing bound yet is delivered as it is
+    /// stored.
+    ///
+    /// Patterns run on the bytes as they were, before fixed values are replaced; where a
+    /// fixed value and a match start at one place, the longer one is taken.
+    ///
+    /// ```
+    /// use process_transport_cassette::Redactions;
+    ///
+    /// let redactions = Redactions::none().pattern(r#""processId": *[0-9]+"#, "<PID>")?;
+    /// assert_eq!(
+    ///     redactions.redact(br#"{"processId": 4711, "parent": {"processId": 1}}"#),
+    ///     br#"{<PID>, "parent": {<PID-2>}}"#
+    /// );
+    /// # Ok::<(), process_transport_cassette::PatternError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// A [`PatternError`] naming the pattern when it does not parse, matches the empty string,
+    /// or the placeholder is empty.
+    pub fn pattern(
+        mut self,
+        pattern: &str,
+        placeholder: impl Into<String>,
+    ) -> Result<Self, PatternError> {
+        let placeholder = placeholder.into();
+        if placeholder.is_empty() {
+            return Err(PatternError {
+                pattern: pattern.to_owned(),
+                placeholder,
+                message: "the placeholder is empty, so a replay could never find it".into(),
+            });
+        }
+        let compiled = Pattern::new(pattern, &placeholder)?;
+        self.patterns.retain(|(_, known)| *known != placeholder);
+        self.patterns.push((compiled, placeholder));
+        Ok(self)
+    }
+
+    /// Whether any pattern was given.
+    pub(crate) fn has_patterns(&self) -> bool {
+        !self.patterns.is_empty()
     }
 
     /// Replaces `value` with `placeholder`. A value shorter than two bytes, or `/`, is
@@ -106,7 +207,9 @@ impl Redactions {
 
     /// `data` with every value replaced by its placeholder.
     pub fn redact(&self, data: &[u8]) -> Vec<u8> {
-        self.redact_stream(&mut [data.to_vec()]).concat()
+        let mut chunks = [data.to_vec()];
+        self.redact_stream(&mut chunks, &mut Found::default());
+        chunks.concat()
     }
 
     /// `data` with every placeholder replaced by its value.
@@ -114,16 +217,15 @@ impl Redactions {
         self.restore_stream(&mut [data.to_vec()]).concat()
     }
 
-    fn redact_stream<'a>(&self, chunks: &'a mut [Vec<u8>]) -> &'a mut [Vec<u8>] {
+    fn redact_stream(&self, chunks: &mut [Vec<u8>], found: &mut Found) {
         let pairs: Vec<_> = self.pairs.iter().map(|(v, p)| (&v[..], &p[..])).collect();
-        replace_in_stream(chunks, &pairs);
-        chunks
+        replace_in_stream(chunks, &pairs, Some((&self.patterns, found)));
     }
 
     fn restore_stream<'a>(&self, chunks: &'a mut [Vec<u8>]) -> &'a mut [Vec<u8>] {
         let mut pairs: Vec<_> = self.pairs.iter().map(|(v, p)| (&p[..], &v[..])).collect();
         pairs.sort_by(|(a, _), (b, _)| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        replace_in_stream(chunks, &pairs);
+        replace_in_stream(chunks, &pairs, None);
         chunks
     }
 
@@ -131,14 +233,18 @@ impl Redactions {
     /// nothing, and it can be written as it is. Each stream is scanned piece by piece, with
     /// the bytes around each boundary scanned too, and nothing is copied but those.
     pub(crate) fn occur_in(&self, recording: &Recording) -> bool {
+        if self.has_patterns() {
+            return true;
+        }
         let values: Vec<&[u8]> = self.pairs.iter().map(|(value, _)| &value[..]).collect();
         any_in(&values, recording)
     }
 
-    /// `recording` with every value replaced by its placeholder.
-    pub(crate) fn redact_recording(&self, recording: &mut Recording) {
+    /// `recording` with every value replaced by its placeholder; the values the patterns
+    /// find are numbered in `found`, which one cassette's recordings share.
+    pub(crate) fn redact_recording(&self, recording: &mut Recording, found: &mut Found) {
         if self.occur_in(recording) {
-            self.apply(recording, Self::redact_stream);
+            self.apply(recording, |chunks| self.redact_stream(chunks, found));
         }
     }
 
@@ -146,26 +252,28 @@ impl Redactions {
     pub(crate) fn restore_recording(&self, recording: &mut Recording) {
         let placeholders: Vec<&[u8]> = self.pairs.iter().map(|(_, p)| &p[..]).collect();
         if any_in(&placeholders, recording) {
-            self.apply(recording, Self::restore_stream);
+            self.apply(recording, |chunks| {
+                self.restore_stream(chunks);
+            });
         }
     }
 
-    fn apply(&self, recording: &mut Recording, stream: StreamFn) {
-        let text = |value: &mut String| {
+    fn apply(&self, recording: &mut Recording, mut stream: impl FnMut(&mut [Vec<u8>])) {
+        let mut text = |value: &mut String| {
             let mut chunk = [std::mem::take(value).into_bytes()];
-            stream(self, &mut chunk);
+            stream(&mut chunk);
             let [bytes] = chunk;
             *value = String::from_utf8_lossy(&bytes).into_owned();
         };
-        recording.command.iter_mut().for_each(text);
+        recording.command.iter_mut().for_each(&mut text);
+        recording.cwd.iter_mut().for_each(&mut text);
+        recording.env_values.values_mut().for_each(&mut text);
         for word in recording.command_bytes.iter_mut().flatten() {
             let mut chunk = [std::mem::take(&mut word.0)];
-            stream(self, &mut chunk);
+            stream(&mut chunk);
             let [bytes] = chunk;
             word.0 = bytes;
         }
-        recording.cwd.iter_mut().for_each(text);
-        recording.env_values.values_mut().for_each(text);
         // Each direction of each fd is one stream, so that a value split across pieces is
         // found.
         let mut streams: BTreeMap<(bool, u32), Vec<usize>> = BTreeMap::new();
@@ -182,7 +290,7 @@ impl Redactions {
                 .iter()
                 .map(|&index| std::mem::take(data_of(&mut recording.events[index])))
                 .collect();
-            stream(self, &mut chunks);
+            stream(&mut chunks);
             for (&index, chunk) in indices.iter().zip(chunks) {
                 if chunk.is_empty() {
                     emptied.push(index);
@@ -199,15 +307,14 @@ impl Redactions {
     }
 }
 
-/// [`Redactions::redact_stream`] or [`Redactions::restore_stream`].
-type StreamFn = for<'a> fn(&Redactions, &'a mut [Vec<u8>]) -> &'a mut [Vec<u8>];
-
 impl Cassette {
     /// This cassette with every value of `redactions` replaced by its placeholder.
     pub fn redacted(mut self, redactions: &Redactions) -> Cassette {
-        self.spawns
-            .iter_mut()
-            .for_each(|recording| redactions.redact_recording(recording));
+        let mut found = Found::default();
+        for recording in &mut self.spawns {
+            redactions.redact_recording(recording, &mut found);
+        }
+        self.placeholders.append(&mut found.placeholders);
         self
     }
 
@@ -289,8 +396,16 @@ fn trimmed(path: &[u8]) -> &[u8] {
 /// Replaces, in the stream `chunks` make up, each occurrence of a `from` with its `to`
 /// (leftmost first; at one place, the first pair in `pairs`). A replacement goes into the
 /// chunk its occurrence starts in; later chunks lose the bytes it covered.
-fn replace_in_stream(chunks: &mut [Vec<u8>], pairs: &[(&[u8], &[u8])]) {
-    if pairs.is_empty() {
+fn replace_in_stream(
+    chunks: &mut [Vec<u8>],
+    pairs: &[(&[u8], &[u8])],
+    patterns: Option<(&[(Pattern, String)], &mut Found)>,
+) {
+    let (patterns, mut found) = match patterns {
+        Some((patterns, found)) => (patterns, Some(found)),
+        None => (&[][..], None),
+    };
+    if pairs.is_empty() && patterns.is_empty() {
         return;
     }
     let lengths: Vec<usize> = chunks.iter().map(Vec::len).collect();
@@ -299,18 +414,31 @@ fn replace_in_stream(chunks: &mut [Vec<u8>], pairs: &[(&[u8], &[u8])]) {
     } else {
         chunks.iter_mut().flat_map(std::mem::take).collect()
     };
-    // Every occurrence of every value, then the leftmost ones that do not overlap.
-    let mut found: Vec<(usize, usize)> = pairs
+    // Every occurrence of every value and every match of every pattern, then the leftmost
+    // ones that do not overlap (at one place, the longest; then the first given).
+    let mut spans: Vec<(usize, std::cmp::Reverse<usize>, Replacement)> = pairs
         .iter()
         .enumerate()
         .filter(|(_, (from, _))| !from.is_empty())
-        .flat_map(|(pair, (from, _))| memmem::find_iter(&whole, from).map(move |at| (at, pair)))
+        .flat_map(|(pair, (from, _))| {
+            memmem::find_iter(&whole, from)
+                .map(move |at| (at, std::cmp::Reverse(from.len()), Replacement::Pair(pair)))
+        })
         .collect();
-    if found.is_empty() {
+    for (index, (pattern, _)) in patterns.iter().enumerate() {
+        spans.extend(pattern.find_iter(&whole).map(|range| {
+            (
+                range.start,
+                std::cmp::Reverse(range.len()),
+                Replacement::Pattern(index),
+            )
+        }));
+    }
+    if spans.is_empty() {
         restore_chunks(chunks, &lengths, whole);
         return;
     }
-    found.sort_unstable();
+    spans.sort_unstable();
     let mut out: Vec<Vec<u8>> = lengths.iter().map(|&len| Vec::with_capacity(len)).collect();
     let (mut chunk, mut chunk_end, mut at) = (0, lengths[0], 0);
     let copy_to = |out: &mut Vec<Vec<u8>>,
@@ -329,7 +457,7 @@ fn replace_in_stream(chunks: &mut [Vec<u8>], pairs: &[(&[u8], &[u8])]) {
             from = end;
         }
     };
-    for (start, pair) in found {
+    for (start, std::cmp::Reverse(len), replacement) in spans {
         if start < at {
             continue;
         }
@@ -338,14 +466,30 @@ fn replace_in_stream(chunks: &mut [Vec<u8>], pairs: &[(&[u8], &[u8])]) {
             chunk += 1;
             chunk_end += lengths[chunk];
         }
-        let (from, to) = pairs[pair];
-        out[chunk].extend_from_slice(to);
-        at = start + from.len();
+        match replacement {
+            Replacement::Pair(pair) => out[chunk].extend_from_slice(pairs[pair].1),
+            Replacement::Pattern(index) => {
+                let found = found
+                    .as_deref_mut()
+                    .expect("patterns come with their table");
+                let name = found.placeholder(patterns, index, &whole[start..start + len]);
+                out[chunk].extend_from_slice(&name);
+            }
+        }
+        at = start + len;
     }
     copy_to(&mut out, at, whole.len(), &mut chunk, &mut chunk_end);
     for (slot, new) in chunks.iter_mut().zip(out) {
         *slot = new;
     }
+}
+
+/// What an occurrence is replaced with: the `to` of a pair, or the placeholder of a
+/// pattern's value.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Replacement {
+    Pair(usize),
+    Pattern(usize),
 }
 
 /// Puts `whole` back into chunks of `lengths`.

@@ -15,8 +15,107 @@ use process_transport_fakes::{
     Explorer, FakeChild, MemoryProcessReactor, Script, SignalAction, TerminalModes,
 };
 
-use crate::recorder::{env_values, lock};
-use crate::{Cassette, CassetteError, Event, FdKind, Recording, Redactions, Refusal};
+use crate::recorder::{env_digest, env_values, lock};
+use crate::volatile::{render, Bindings, Extent, Pattern, Segment, Volatiles};
+use crate::{Cassette, CassetteError, Event, FdKind, PatternError, Recording, Redactions, Refusal};
+
+/// How a [`ReplaySpawner`] matches a spawn and its input against a recording, besides the
+/// command line: the rules of one cassette. The default is exact: stdin bytes compared, the
+/// cwd compared where recorded, every argument compared.
+#[derive(Clone, Default)]
+pub struct MatchRules {
+    lenient_stdin: bool,
+    ignore_cwd: bool,
+    args: Option<ArgsRule>,
+}
+
+impl fmt::Debug for MatchRules {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MatchRules")
+            .field("lenient_stdin", &self.lenient_stdin)
+            .field("ignore_cwd", &self.ignore_cwd)
+            .field("args", &self.args.as_ref().map(ArgsRule::describe))
+            .finish()
+    }
+}
+
+/// A test's predicate on the recorded and the asked arguments.
+type ArgsPredicate = dyn Fn(&[String], &[String]) -> bool + Send + Sync;
+
+/// How arguments are matched, when not word for word.
+#[derive(Clone)]
+enum ArgsRule {
+    /// The recorded and the asked arguments (not the executable) are given to the predicate.
+    Predicate(Arc<ArgsPredicate>),
+    /// A recorded argument that is a value of the pattern matches any asked argument that is.
+    Pattern(Arc<Pattern>),
+}
+
+impl ArgsRule {
+    fn describe(&self) -> String {
+        match self {
+            ArgsRule::Predicate(_) => "arguments matched by the test's predicate".into(),
+            ArgsRule::Pattern(pattern) => format!(
+                "an argument matching `{}` matches any other that does",
+                pattern.source()
+            ),
+        }
+    }
+}
+
+impl MatchRules {
+    /// Exact: the default.
+    pub fn exact() -> Self {
+        Self::default()
+    }
+
+    /// Stdin bytes are counted, not compared: output that answered N bytes comes after N
+    /// bytes, whatever they are.
+    pub fn lenient_stdin(mut self) -> Self {
+        self.lenient_stdin = true;
+        self
+    }
+
+    /// The working directory is not compared, even where it was recorded.
+    pub fn ignore_cwd(mut self) -> Self {
+        self.ignore_cwd = true;
+        self
+    }
+
+    /// The arguments (after the executable) match when `predicate(recorded, asked)` says so,
+    /// in place of word for word; the executable is still compared.
+    pub fn args_with(
+        mut self,
+        predicate: impl Fn(&[String], &[String]) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.args = Some(ArgsRule::Predicate(Arc::new(predicate)));
+        self
+    }
+
+    /// A recorded argument that, as a whole, matches `pattern` matches any asked argument in
+    /// its place that does too (say `--seed=[0-9]+`); every other argument is compared.
+    ///
+    /// # Errors
+    /// A [`PatternError`] when the pattern does not parse or matches the empty string.
+    pub fn args_matching(mut self, pattern: &str) -> Result<Self, PatternError> {
+        self.args = Some(ArgsRule::Pattern(Arc::new(Pattern::new(
+            pattern,
+            "(argument rule)",
+        )?)));
+        Ok(self)
+    }
+
+    /// The rule that refused a spawn in `aspect`, as a mismatch message names it.
+    fn refusing(&self, aspect: &Aspect) -> &'static str {
+        match aspect {
+            Aspect::Cwd => {
+                "rule: the cwd is compared where recorded (MatchRules::ignore_cwd turns it off)"
+            }
+            Aspect::Env => "rule: the names set, kept values and digests are compared",
+            _ => "rule: compared exactly",
+        }
+    }
+}
 
 /// A [`ProcessSpawner`] that serves spawns from a [`Cassette`]: no process starts.
 ///
@@ -59,11 +158,17 @@ use crate::{Cassette, CassetteError, Event, FdKind, Recording, Redactions, Refus
 pub struct ReplaySpawner {
     /// Each recording and how it is served, in cassette order.
     slots: Arc<Vec<Slot>>,
-    /// The slots of each command, in cassette order: a spawn looks at these only.
-    by_command: Arc<HashMap<Vec<String>, Vec<usize>>>,
-    /// The cassette as given, to rebuild with other redactions.
+    /// The slots of each executable, in cassette order: a spawn looks at these, and at
+    /// those of an executable that holds a placeholder (under `None`).
+    by_executable: Arc<HashMap<Option<String>, Vec<usize>>>,
+    /// The cassette as given, to rebuild with other redactions or rules.
     cassette: Arc<Cassette>,
-    strict: bool,
+    redactions: Redactions,
+    rules: MatchRules,
+    /// The placeholders of the cassette's volatile values, and what this replay bound them
+    /// to: matched, claimed and bound under this lock, so concurrent spawns agree.
+    volatiles: Arc<Volatiles>,
+    bindings: Arc<Mutex<Bindings>>,
     /// Where the cassette came from, for messages.
     origin: String,
     /// Mismatches found on any thread, kept for the test's.
@@ -93,12 +198,43 @@ impl ReplaySpawner {
     /// Serves the spawns of `cassette`, comparing stdin bytes with the recording, with this
     /// machine's paths restored ([`Redactions::new`]).
     pub fn new(cassette: Cassette) -> Self {
-        Self::build(cassette, true, &Redactions::new())
+        Self::build(cassette, MatchRules::exact(), Redactions::new())
     }
 
-    /// Serves the spawns of `cassette`, counting stdin bytes without comparing them.
+    /// Serves the spawns of `cassette`, counting stdin bytes without comparing them
+    /// ([`MatchRules::lenient_stdin`]).
     pub fn lenient(cassette: Cassette) -> Self {
-        Self::build(cassette, false, &Redactions::new())
+        Self::build(
+            cassette,
+            MatchRules::exact().lenient_stdin(),
+            Redactions::new(),
+        )
+    }
+
+    /// Matches spawns and their input by `rules` in place of the current ones.
+    ///
+    /// ```
+    /// use process_transport_cassette::{Cassette, MatchRules, Recording, ReplaySpawner};
+    /// use process_transport_api::{ProcessSpawner, SpawnSpec};
+    /// # struct Quiet; impl process_transport_api::ProcessProtocol for Quiet { fn make_connection(&mut self, _: std::sync::Arc<dyn process_transport_api::ProcessTransport>) {} }
+    ///
+    /// let recording = Recording::of(&SpawnSpec::new("fuzz").arg("--seed=17"));
+    /// let replay = ReplaySpawner::new(Cassette::new(vec![recording]))
+    ///     .with_rules(MatchRules::exact().args_matching("--seed=[0-9]+")?);
+    /// let spawned = futures_executor::block_on(
+    ///     replay.spawn_process(Box::new(Quiet), SpawnSpec::new("fuzz").arg("--seed=99")),
+    /// );
+    /// assert!(spawned.is_ok());
+    /// # Ok::<(), process_transport_cassette::PatternError>(())
+    /// ```
+    pub fn with_rules(self, rules: MatchRules) -> Self {
+        let origin = self.origin.clone();
+        Self::build((*self.cassette).clone(), rules, self.redactions.clone()).named(origin)
+    }
+
+    /// The rules this replay matches by.
+    pub fn rules(&self) -> &MatchRules {
+        &self.rules
     }
 
     /// Restores the placeholders of `redactions` (in place of the default, this machine's
@@ -116,7 +252,30 @@ impl ReplaySpawner {
     /// ```
     pub fn restoring(self, redactions: &Redactions) -> Self {
         let origin = self.origin.clone();
-        Self::build((*self.cassette).clone(), self.strict, redactions).named(origin)
+        Self::build(
+            (*self.cassette).clone(),
+            self.rules.clone(),
+            redactions.clone(),
+        )
+        .named(origin)
+    }
+
+    /// What this replay bound each placeholder of a volatile value to so far, by name.
+    ///
+    /// ```
+    /// use process_transport_cassette::{Cassette, Placeholder, Recording, ReplaySpawner};
+    /// use process_transport_api::{ProcessSpawner, SpawnSpec};
+    /// # struct Quiet; impl process_transport_api::ProcessProtocol for Quiet { fn make_connection(&mut self, _: std::sync::Arc<dyn process_transport_api::ProcessTransport>) {} }
+    ///
+    /// let mut cassette = Cassette::new(vec![Recording::of(&SpawnSpec::new("rm").arg("-r").arg("<DIR>"))]);
+    /// cassette.placeholders.insert("<DIR>".into(), Placeholder { pattern: "/tmp/run[0-9]+".into() });
+    /// let replay = ReplaySpawner::new(cassette);
+    /// let spec = SpawnSpec::new("rm").arg("-r").arg("/tmp/run42");
+    /// futures_executor::block_on(replay.spawn_process(Box::new(Quiet), spec)).unwrap();
+    /// assert_eq!(replay.bindings()["<DIR>"], b"/tmp/run42");
+    /// ```
+    pub fn bindings(&self) -> BTreeMap<String, Vec<u8>> {
+        lock(&self.bindings).clone()
     }
 
     /// Loads the cassette at `path` and serves it strictly.
@@ -148,29 +307,41 @@ impl ReplaySpawner {
         self
     }
 
-    fn build(cassette: Cassette, strict: bool, redactions: &Redactions) -> Self {
+    fn build(cassette: Cassette, rules: MatchRules, redactions: Redactions) -> Self {
         let failures = Arc::new(FailureSink::new());
         let given = Arc::new(cassette.clone());
-        let cassette = cassette.restored(redactions);
-        let mut by_command: HashMap<Vec<String>, Vec<usize>> = HashMap::new();
+        let cassette = cassette.restored(&redactions);
+        let volatiles = Arc::new(Volatiles::of(&cassette.placeholders));
+        let bindings: Arc<Mutex<Bindings>> = Arc::default();
+        let mut by_executable: HashMap<Option<String>, Vec<usize>> = HashMap::new();
         let slots = cassette
             .spawns
             .into_iter()
             .enumerate()
             .map(|(index, recording)| {
-                by_command
-                    .entry(recording.command.clone())
-                    .or_default()
-                    .push(index);
+                let executable = recording.command.first().cloned().unwrap_or_default();
+                let key = volatiles
+                    .segments(executable.as_bytes())
+                    .is_none()
+                    .then_some(executable);
+                by_executable.entry(key).or_default().push(index);
                 let serve = match &recording.refused {
                     Some(refusal) => Serve::Refuse(refusal.clone()),
                     None => {
                         // A reactor of its own per recording: a spawn finds its recording
-                        // through `by_command`, not by asking every registration.
+                        // through `by_executable`, not by asking every registration.
                         let reactor = MemoryProcessReactor::strict();
                         let label = format!("spawn {index} (`{}`)", recording.command_line());
-                        let (script, player) =
-                            Player::script(recording.clone(), label, strict, failures.clone());
+                        let (script, player) = Player::script(
+                            recording.clone(),
+                            label,
+                            Shared {
+                                strict: !rules.lenient_stdin,
+                                failures: failures.clone(),
+                                volatiles: volatiles.clone(),
+                                bindings: bindings.clone(),
+                            },
+                        );
                         reactor.register_matching(recording.command_line(), |_| true, script);
                         Serve::Play(reactor, player)
                     }
@@ -184,23 +355,57 @@ impl ReplaySpawner {
             .collect();
         ReplaySpawner {
             slots: Arc::new(slots),
-            by_command: Arc::new(by_command),
+            by_executable: Arc::new(by_executable),
             cassette: given,
-            strict,
+            redactions,
+            rules,
+            volatiles,
+            bindings,
             origin: "(in memory)".into(),
             failures,
         }
+    }
+
+    /// The slots a spawn of `executable` may be served from, in cassette order.
+    fn candidates(&self, executable: &str) -> Vec<&Slot> {
+        let mut indices: Vec<usize> = [Some(executable.to_owned()), None]
+            .iter()
+            .filter_map(|key| self.by_executable.get(key))
+            .flatten()
+            .copied()
+            .collect();
+        indices.sort_unstable();
+        indices
+            .into_iter()
+            .map(|index| &self.slots[index])
+            .collect()
+    }
+
+    /// What of a spawn of `spec` (`asked`) differs from `slot`'s recording, by this replay's
+    /// rules; `bindings` takes the values a match binds.
+    fn differences(
+        &self,
+        slot: &Slot,
+        asked: &Recording,
+        spec: &SpawnSpec,
+        bindings: &mut Bindings,
+    ) -> Vec<Aspect> {
+        slot.differences(asked, spec, &self.rules, &self.volatiles, bindings)
     }
 
     /// Why no recording serves `spec`, naming the closest one.
     fn not_found(&self, spec: &SpawnSpec) -> SpawnError {
         let asked = Recording::of(spec);
         let line = asked.command_line();
+        let executable = asked.command.first().cloned().unwrap_or_default();
+        let bound = lock(&self.bindings).clone();
         let same: Vec<&Slot> = self
-            .by_command
-            .get(&asked.command)
-            .map(|indices| indices.iter().map(|&index| &self.slots[index]).collect())
-            .unwrap_or_default();
+            .candidates(&executable)
+            .into_iter()
+            .filter(|slot| {
+                slot.command_matches(&asked, &self.rules, &self.volatiles, &mut bound.clone())
+            })
+            .collect();
         let closest = self
             .slots
             .iter()
@@ -209,13 +414,18 @@ impl ReplaySpawner {
             (_, None) => "; it holds no recordings".to_owned(),
             (Some(slot), _) => {
                 let recording = &slot.recording;
-                let differs: Vec<String> = slot
-                    .differences(&asked, spec)
+                let aspects = self.differences(slot, &asked, spec, &mut bound.clone());
+                let rule = aspects
+                    .first()
+                    .map(|aspect| self.rules.refusing(aspect))
+                    .unwrap_or("rule: compared exactly");
+                let differs: Vec<String> = aspects
                     .into_iter()
                     .map(|aspect| match aspect {
                         Aspect::Cwd => {
                             format!("cwd `{}`", recording.cwd.as_deref().unwrap_or(""))
                         }
+                        Aspect::Command => "another command line".to_owned(),
                         Aspect::Args => "other argument bytes (not UTF-8)".to_owned(),
                         Aspect::Env => format!(
                             "env `{}`{}{}",
@@ -246,17 +456,31 @@ impl ReplaySpawner {
                     })
                     .collect();
                 format!(
-                    "; `{line}` is recorded, but it was recorded with {}",
+                    "; `{line}` is recorded, but it was recorded with {} ({rule})",
                     differs.join(", ")
                 )
             }
             (None, _) if !same.is_empty() => {
                 format!("; `{line}` is recorded, but each recording of it was served already")
             }
-            (None, Some(slot)) => format!(
-                "; the closest recorded command is `{}`",
-                slot.recording.command_line()
-            ),
+            (None, Some(slot)) => {
+                let placeholders = slot
+                    .recording
+                    .command
+                    .iter()
+                    .map(|word| self.volatiles.describe(word.as_bytes(), &bound))
+                    .filter(|text| !text.is_empty())
+                    .collect::<Vec<_>>();
+                let rule = match &self.rules.args {
+                    Some(rule) => format!(" (rule: {})", rule.describe()),
+                    None if placeholders.is_empty() => String::new(),
+                    None => format!(" (with {})", placeholders.join(", ")),
+                };
+                format!(
+                    "; the closest recorded command is `{}`{rule}",
+                    slot.recording.command_line()
+                )
+            }
         };
         SpawnError::NotFound(format!(
             "`{line}`: no recording in cassette {} matches{hint}",
@@ -365,34 +589,117 @@ impl Slot {
             .is_ok()
     }
 
-    /// Whether a spawn of `spec` (`asked`, as a recording would hold it) matches this
-    /// recording, whose command line is the same.
-    fn matches(&self, asked: &Recording, spec: &SpawnSpec) -> bool {
-        self.differences(asked, spec).is_empty()
+    /// Whether the command line of a spawn (`asked`, as a recording would hold it) matches
+    /// this recording's as text: word for word, but where the recording holds a placeholder
+    /// of a volatile value, which matches (and binds, in `bindings`) a value of its pattern,
+    /// and where the rules match arguments otherwise.
+    fn command_matches(
+        &self,
+        asked: &Recording,
+        rules: &MatchRules,
+        volatiles: &Volatiles,
+        bindings: &mut Bindings,
+    ) -> bool {
+        let recorded = &self.recording.command;
+        let Some(((executable, args), (asked_executable, asked_args))) =
+            recorded.split_first().zip(asked.command.split_first())
+        else {
+            return recorded == &asked.command;
+        };
+        if !volatiles.match_word(executable.as_bytes(), asked_executable.as_bytes(), bindings) {
+            return false;
+        }
+        match &rules.args {
+            Some(ArgsRule::Predicate(predicate)) => predicate(args, asked_args),
+            rule => {
+                args.len() == asked_args.len()
+                    && args.iter().zip(asked_args).all(|(recorded, asked)| {
+                        let by_rule = matches!(rule, Some(ArgsRule::Pattern(pattern))
+                            if pattern.is_value(recorded.as_bytes()) && pattern.is_value(asked.as_bytes()));
+                        by_rule || volatiles.match_word(recorded.as_bytes(), asked.as_bytes(), bindings)
+                    })
+            }
+        }
     }
 
-    /// What of a spawn of `spec` (`asked`) differs from this recording, whose command line is
-    /// the same as text: the exact bytes of words that are not UTF-8, the cwd (when recorded),
-    /// the environment (names set, kept values, a clear, names removed), uid and gid, the fd
-    /// map, the terminal size, the process group and `argv[0]`.
-    fn differences(&self, asked: &Recording, spec: &SpawnSpec) -> Vec<Aspect> {
+    /// What of a spawn of `spec` (`asked`) differs from this recording, by `rules`: the
+    /// command line as text ([`command_matches`](Self::command_matches)), the exact bytes of
+    /// words that are not UTF-8, the cwd (when recorded and not ignored), the environment
+    /// (names set, kept values and digests, a clear, names removed), uid and gid, the fd map,
+    /// the terminal size, the process group and `argv[0]`. The values a match binds are in
+    /// `bindings` when nothing differs.
+    fn differences(
+        &self,
+        asked: &Recording,
+        spec: &SpawnSpec,
+        rules: &MatchRules,
+        volatiles: &Volatiles,
+        bindings: &mut Bindings,
+    ) -> Vec<Aspect> {
         let recording = &self.recording;
-        let values_differ = !recording.env_values.is_empty()
-            && env_values(spec, &recording.env_values.keys().cloned().collect())
-                != recording.env_values;
-        [
-            (
-                recording.cwd.is_some() && asked.cwd != recording.cwd,
-                Aspect::Cwd,
-            ),
-            (asked.command_bytes != recording.command_bytes, Aspect::Args),
-            (
-                asked.env != recording.env
-                    || values_differ
-                    || asked.env_cleared != recording.env_cleared
-                    || asked.env_removed != recording.env_removed,
-                Aspect::Env,
-            ),
+        let mut tentative = bindings.clone();
+        let mut differs = Vec::new();
+        if !self.command_matches(asked, rules, volatiles, &mut tentative) {
+            differs.push(Aspect::Command);
+        }
+        let bytes_differ = match (&recording.command_bytes, &asked.command_bytes) {
+            (None, None) => false,
+            _ if rules.args.is_some() => false,
+            (recorded, asked_bytes) => {
+                let words = |exact: &Option<Vec<crate::Bytes>>, text: &[String]| -> Vec<Vec<u8>> {
+                    match exact {
+                        Some(words) => words.iter().map(|word| word.0.clone()).collect(),
+                        None => text.iter().map(|word| word.as_bytes().to_vec()).collect(),
+                    }
+                };
+                let (recorded, asked_words) = (
+                    words(recorded, &recording.command),
+                    words(asked_bytes, &asked.command),
+                );
+                recorded.len() != asked_words.len()
+                    || !recorded
+                        .iter()
+                        .zip(&asked_words)
+                        .all(|(r, a)| volatiles.match_word(r, a, &mut tentative))
+            }
+        };
+        if bytes_differ {
+            differs.push(Aspect::Args);
+        }
+        let cwd_differs = match (&recording.cwd, &asked.cwd) {
+            _ if rules.ignore_cwd => false,
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(recorded), Some(asked)) => {
+                !volatiles.match_word(recorded.as_bytes(), asked.as_bytes(), &mut tentative)
+            }
+        };
+        if cwd_differs {
+            differs.push(Aspect::Cwd);
+        }
+        let live_values = env_values(spec, &recording.env_values.keys().cloned().collect());
+        let values_differ = recording.env_values.iter().any(|(name, recorded)| {
+            live_values.get(name).is_none_or(|live| {
+                !volatiles.match_word(recorded.as_bytes(), live.as_bytes(), &mut tentative)
+            })
+        });
+        let digests_differ = recording.env_digests.iter().any(|(name, digest)| {
+            let live = spec
+                .get_env()
+                .vars()
+                .find(|(set, _)| set.to_string_lossy() == name.as_str())
+                .and_then(|(_, value)| value.map(|value| env_digest(value.as_encoded_bytes())));
+            live.as_ref() != Some(digest)
+        });
+        if asked.env != recording.env
+            || values_differ
+            || digests_differ
+            || asked.env_cleared != recording.env_cleared
+            || asked.env_removed != recording.env_removed
+        {
+            differs.push(Aspect::Env);
+        }
+        for (differ, aspect) in [
             (
                 (asked.uid, asked.gid) != (recording.uid, recording.gid),
                 Aspect::User,
@@ -406,10 +713,15 @@ impl Slot {
                 (&asked.process_group, &asked.arg0) != (&recording.process_group, &recording.arg0),
                 Aspect::Process,
             ),
-        ]
-        .into_iter()
-        .filter_map(|(differs, aspect)| differs.then_some(aspect))
-        .collect()
+        ] {
+            if differ {
+                differs.push(aspect);
+            }
+        }
+        if differs.is_empty() {
+            *bindings = tentative;
+        }
+        differs
     }
 }
 
@@ -425,8 +737,11 @@ fn same_shape(fds: &std::collections::BTreeMap<u32, FdKind>) -> Vec<(u32, FdKind
         .collect()
 }
 
-/// A part of a spawn a recording is matched on, besides its command line.
+/// A part of a spawn a recording is matched on.
 enum Aspect {
+    /// The command line as text.
+    Command,
+    /// The exact bytes of words that are not UTF-8.
     Args,
     Cwd,
     Env,
@@ -445,12 +760,22 @@ impl ProcessSpawner for ReplaySpawner {
     ) -> Result<Arc<dyn ProcessTransport>, SpawnError> {
         spec.validate()?;
         let asked = Recording::of(&spec);
-        let slot = self.by_command.get(&asked.command).and_then(|indices| {
-            indices
-                .iter()
-                .map(|&index| &self.slots[index])
-                .find(|slot| !slot.used() && slot.matches(&asked, &spec) && slot.claim())
-        });
+        let executable = asked.command.first().cloned().unwrap_or_default();
+        let slot = {
+            let mut bindings = lock(&self.bindings);
+            self.candidates(&executable).into_iter().find(|slot| {
+                let mut tentative = bindings.clone();
+                let found = !slot.used()
+                    && self
+                        .differences(slot, &asked, &spec, &mut tentative)
+                        .is_empty()
+                    && slot.claim();
+                if found {
+                    *bindings = tentative;
+                }
+                found
+            })
+        };
         match slot.map(|slot| &slot.serve) {
             Some(Serve::Play(reactor, _)) => reactor.spawn_process(protocol, spec).await,
             Some(Serve::Refuse(refusal)) => Err(refusal.error()),
@@ -480,24 +805,57 @@ struct Progress {
     /// A mismatch was reported: the child plays nothing more (a second panic while the first
     /// unwinds, from a drop that closes stdin, would abort the test).
     failed: bool,
+    /// Where in the current recorded write that holds placeholders the input has got to:
+    /// the segment, and the bytes of it matched.
+    within: (usize, usize),
+}
+
+/// What every player of one replay shares.
+struct Shared {
+    /// Whether stdin bytes are compared ([`MatchRules::lenient_stdin`] turns it off).
+    strict: bool,
+    failures: Arc<FailureSink>,
+    volatiles: Arc<Volatiles>,
+    bindings: Arc<Mutex<Bindings>>,
 }
 
 /// Plays one recording as a fake child.
 struct Player {
     recording: Recording,
+    /// Per event: the write or output cut at its placeholders, when it holds any.
+    templates: Vec<Option<Vec<Segment>>>,
     label: String,
-    strict: bool,
+    shared: Shared,
     progress: Mutex<Progress>,
-    failures: Arc<FailureSink>,
+}
+
+/// How far a recorded write that holds placeholders got.
+enum Step {
+    /// The input matched all of it.
+    Done,
+    /// The input matched as far as it goes; more must come.
+    Wait,
+    /// The input differs: the bytes got, the bytes expected (bound placeholders put in),
+    /// and whether the input was closed short of it.
+    Differs {
+        got: Vec<u8>,
+        expected: Vec<u8>,
+        short: bool,
+    },
 }
 
 impl Player {
-    fn script(
-        recording: Recording,
-        label: String,
-        strict: bool,
-        failures: Arc<FailureSink>,
-    ) -> (Script, Arc<Player>) {
+    fn script(recording: Recording, label: String, shared: Shared) -> (Script, Arc<Player>) {
+        let templates = recording
+            .events
+            .iter()
+            .map(|event| match event {
+                Event::Write { data, .. } | Event::Output { data, .. } => {
+                    shared.volatiles.segments(&data.0)
+                }
+                _ => None,
+            })
+            .collect();
         let signals: BTreeSet<String> = recording
             .events
             .iter()
@@ -514,10 +872,10 @@ impl Player {
             .collect();
         let player = Arc::new(Player {
             recording,
+            templates,
             label,
-            strict,
+            shared,
             progress: Mutex::default(),
-            failures,
         });
         // A pipe the protocol closed is lost where the recording says, not at the close.
         let held: Vec<u32> = inputs
@@ -610,6 +968,25 @@ impl Player {
                 return;
             };
             match event {
+                Event::Write { fd, .. } if self.templates[progress.cursor].is_some() => {
+                    let segments = self.templates[progress.cursor]
+                        .as_deref()
+                        .expect("checked above");
+                    match self.match_template(&mut progress, *fd, segments) {
+                        Step::Done => progress.within = (0, 0),
+                        Step::Wait => return,
+                        Step::Differs {
+                            got,
+                            expected,
+                            short,
+                        } => {
+                            let offset = progress.matched.get(fd).copied().unwrap_or(0);
+                            progress.failed = true;
+                            drop(progress);
+                            self.fail(*fd, offset, &got, &expected, short);
+                        }
+                    }
+                }
                 Event::Write { fd, data } => {
                     let len = data.0.len();
                     let closed = progress.closed_by_protocol.contains(fd);
@@ -620,32 +997,12 @@ impl Player {
                     if short && !closed {
                         return;
                     }
-                    if short || (self.strict && written[..len] != data.0[..]) {
+                    if short || (self.shared.strict && written[..len] != data.0[..]) {
                         let got = written[..len.min(written.len())].to_vec();
                         let offset = progress.matched.get(fd).copied().unwrap_or(0);
                         progress.failed = true;
                         drop(progress);
-                        let name = if *fd == 0 {
-                            "stdin (fd 0)".into()
-                        } else {
-                            format!("fd {fd}")
-                        };
-                        let how = if short {
-                            format!("was closed {} byte(s) short of", len - got.len())
-                        } else {
-                            "differs from".to_owned()
-                        };
-                        let text = process_transport_fakes::assert::bytes_difference(
-                            &got,
-                            &data.0,
-                            Some(format_args!(
-                                "{}: {name} at offset {offset} {how} the recording",
-                                self.label
-                            )),
-                        )
-                        .expect("short or different input differs");
-                        self.failures.keep(text.clone());
-                        panic!("{text}");
+                        self.fail(*fd, offset, &got, &data.0, short);
                     }
                     written.drain(..len);
                     *progress.matched.entry(*fd).or_default() += len;
@@ -660,9 +1017,18 @@ impl Player {
                 Event::Signal { .. } => progress.signals_played += 1,
                 Event::Pause | Event::Resume | Event::Resize { .. } => {}
                 Event::Output { fd, data } => {
+                    let template = self.templates[progress.cursor].as_deref();
                     progress.cursor += 1;
                     drop(progress);
-                    let _ = child.write(ChildFd(*fd), &data.0);
+                    match template {
+                        Some(segments) => {
+                            let bytes = render(segments, &lock(&self.shared.bindings));
+                            let _ = child.write(ChildFd(*fd), &bytes);
+                        }
+                        None => {
+                            let _ = child.write(ChildFd(*fd), &data.0);
+                        }
+                    }
                     continue;
                 }
                 Event::Lost { fd } => {
@@ -690,6 +1056,160 @@ impl Player {
                 }
             }
             progress.cursor += 1;
+        }
+    }
+
+    /// Reports input on `fd` that differs from (or was closed short of) the recording, at
+    /// `offset`, naming the rule that compared it and the placeholders it held; the panic is
+    /// a fake's misuse check, kept for the test's thread too.
+    fn fail(&self, fd: u32, offset: usize, got: &[u8], expected: &[u8], short: bool) -> ! {
+        let name = if fd == 0 {
+            "stdin (fd 0)".into()
+        } else {
+            format!("fd {fd}")
+        };
+        let how = if short {
+            format!(
+                "was closed {} byte(s) short of",
+                expected.len().saturating_sub(got.len())
+            )
+        } else {
+            "differs from".to_owned()
+        };
+        let rule = if self.shared.strict {
+            "rule: stdin compared exactly; MatchRules::lenient_stdin counts it instead"
+        } else {
+            "rule: stdin counted, placeholders matched by their patterns"
+        };
+        let cursor = lock(&self.progress).cursor;
+        let placeholders = match self.recording.events.get(cursor) {
+            Some(Event::Write { data, .. }) => self
+                .shared
+                .volatiles
+                .describe(&data.0, &lock(&self.shared.bindings)),
+            _ => String::new(),
+        };
+        let placeholders = if placeholders.is_empty() {
+            String::new()
+        } else {
+            format!("; placeholders: {placeholders}")
+        };
+        let text = process_transport_fakes::assert::bytes_difference(
+            got,
+            expected,
+            Some(format_args!(
+                "{}: {name} at offset {offset} {how} the recording ({rule}{placeholders})",
+                self.label
+            )),
+        )
+        .unwrap_or_else(|| {
+            format!(
+                "{}: {name} at offset {offset} {how} the recording ({rule}{placeholders}): \
+                 got {}, a value of the placeholder's pattern was expected",
+                self.label,
+                crate::cassette::escaped(got)
+            )
+        });
+        self.shared.failures.keep(text.clone());
+        panic!("{text}");
+    }
+
+    /// Matches the input written on `fd` so far against a recorded write that holds
+    /// placeholders, from where the last call stopped: literals byte for byte (counted only,
+    /// when stdin is lenient), a bound placeholder as its value, an unbound one as the
+    /// longest value of its pattern the input holds, which it then binds. A value is taken
+    /// once the pattern can take no further byte, once the input is closed, or when the
+    /// input so far ends in a value and the recorded write ended with the placeholder too.
+    fn match_template(&self, progress: &mut Progress, fd: u32, segments: &[Segment]) -> Step {
+        let closed = progress.closed_by_protocol.contains(&fd);
+        let Progress {
+            input,
+            matched,
+            within,
+            ..
+        } = progress;
+        let written = input.entry(fd).or_default();
+        let matched = matched.entry(fd).or_default();
+        let volatiles = &self.shared.volatiles;
+        loop {
+            let (segment, done) = *within;
+            let Some(current) = segments.get(segment) else {
+                return Step::Done;
+            };
+            let bound = match current {
+                Segment::Slot(name) => lock(&self.shared.bindings).get(name).cloned(),
+                Segment::Literal(_) => None,
+            };
+            let rest = || {
+                let bindings = lock(&self.shared.bindings);
+                let mut expected = match (current, &bound) {
+                    (Segment::Literal(bytes), _) => bytes[done..].to_vec(),
+                    (Segment::Slot(_), Some(value)) => value[done..].to_vec(),
+                    (Segment::Slot(name), None) => name.as_bytes().to_vec(),
+                };
+                expected.extend(render(&segments[segment + 1..], &bindings));
+                expected
+            };
+            let literal = match (current, &bound) {
+                (Segment::Literal(bytes), _) => Some(&bytes[done..]),
+                (Segment::Slot(_), Some(value)) => Some(&value[done..]),
+                (Segment::Slot(_), None) => None,
+            };
+            if let Some(literal) = literal {
+                let take = literal.len().min(written.len());
+                if self.shared.strict && written[..take] != literal[..take] {
+                    return Step::Differs {
+                        got: written[..rest().len().min(written.len())].to_vec(),
+                        expected: rest(),
+                        short: false,
+                    };
+                }
+                written.drain(..take);
+                *matched += take;
+                if take < literal.len() {
+                    if closed {
+                        return Step::Differs {
+                            got: Vec::new(),
+                            expected: rest(),
+                            short: true,
+                        };
+                    }
+                    *within = (segment, done + take);
+                    return Step::Wait;
+                }
+                *within = (segment + 1, 0);
+                continue;
+            }
+            let Segment::Slot(name) = current else {
+                unreachable!("a literal was taken above")
+            };
+            let pattern = match volatiles.pattern(name) {
+                Ok(pattern) => pattern,
+                Err(_) => {
+                    return Step::Differs {
+                        got: written.clone(),
+                        expected: rest(),
+                        short: false,
+                    }
+                }
+            };
+            let ends_piece = segment + 1 == segments.len();
+            match pattern.extent(written, closed, ends_piece) {
+                Extent::Value(len) => {
+                    let value: Vec<u8> = written.drain(..len).collect();
+                    *matched += len;
+                    lock(&self.shared.bindings).insert(name.clone(), value);
+                    *within = (segment + 1, 0);
+                }
+                Extent::More => return Step::Wait,
+                Extent::Never => {
+                    return Step::Differs {
+                        got: written.clone(),
+                        expected: rest(),
+                        short: closed && written.is_empty(),
+                    }
+                }
+            }
         }
     }
 

@@ -447,9 +447,9 @@ pub enum CassetteError {
         /// The version in the file.
         found: u64,
     },
-    /// The mode variable has a value that is not `record`, `replay` or `auto`.
+    /// The mode variable has a value that is not `record`, `replay`, `verify` or `auto`.
     #[error(
-        "cassette {path}: PROCESS_CASSETTE={value:?} is not a mode; use record, replay or auto"
+        "cassette {path}: PROCESS_CASSETTE={value:?} is not a mode; use record, replay, verify or auto"
     )]
     BadMode {
         /// The file.
@@ -480,6 +480,14 @@ pub enum CassetteError {
         path: PathBuf,
         /// What each spawn still waited for.
         waits: Vec<String>,
+    },
+    /// A verified cassette no longer holds what the programs do: the report, a diff per spawn.
+    #[error("cassette {path}: the recording no longer holds what the programs do:\n{report}")]
+    Stale {
+        /// The file.
+        path: PathBuf,
+        /// The verifier's report ([`Verification`](crate::Verification)'s `Display`).
+        report: String,
     },
     /// A pattern of volatile values, given to a [`Session`](crate::Session) or stored in the
     /// file, cannot be used.

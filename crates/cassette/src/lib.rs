@@ -33,6 +33,7 @@ mod recorder;
 mod redact;
 mod replay;
 mod session;
+mod verify;
 mod volatile;
 
 pub use cassette::{
@@ -42,5 +43,6 @@ pub use cassette::{
 pub use recorder::RecordingSpawner;
 pub use redact::Redactions;
 pub use replay::{MatchRules, ReplaySpawner};
-pub use session::{Mode, Session, MODE_VARIABLE};
+pub use session::{Mode, Session, SessionBuilder, MODE_VARIABLE};
+pub use verify::{SpawnVerdict, Verification, Verifier};
 pub use volatile::{PatternError, Placeholder};

@@ -1,7 +1,7 @@
 //! [`Redactions`]: secrets and machine paths replaced by placeholders before a cassette is
 //! stored, and put back when it is replayed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use memchr::memmem;
 
@@ -47,11 +47,41 @@ pub(crate) struct Found {
     values: Vec<Vec<(Vec<u8>, String)>>,
     /// The placeholders handed out, with their patterns, for the cassette to store.
     pub(crate) placeholders: BTreeMap<String, Placeholder>,
+    /// Every name handed out or known already.
+    taken: BTreeSet<String>,
 }
 
 impl Found {
+    /// A table that already knows the placeholders of a cassette (`placeholders`, whose names
+    /// a new value never takes) and the values `bindings` gave some of them (which keep
+    /// their names): for recording again into that cassette.
+    pub(crate) fn seeded(
+        redactions: &Redactions,
+        placeholders: &BTreeMap<String, Placeholder>,
+        bindings: &BTreeMap<String, Vec<u8>>,
+    ) -> Self {
+        let mut found = Found {
+            values: vec![Vec::new(); redactions.patterns.len()],
+            placeholders: BTreeMap::new(),
+            taken: placeholders.keys().cloned().collect(),
+        };
+        for (name, value) in bindings {
+            let Some(placeholder) = placeholders.get(name) else {
+                continue;
+            };
+            if let Some(index) = redactions
+                .patterns
+                .iter()
+                .position(|(pattern, _)| pattern.source() == placeholder.pattern)
+            {
+                found.values[index].push((value.clone(), name.clone()));
+            }
+        }
+        found
+    }
+
     /// The placeholder of `value`, found by pattern `index` of `patterns`: the one it had
-    /// before, or the next number.
+    /// before, or the next number no placeholder has.
     fn placeholder(
         &mut self,
         patterns: &[(Pattern, String)],
@@ -66,7 +96,11 @@ impl Found {
             return name.clone().into_bytes();
         }
         let (pattern, base) = &patterns[index];
-        let name = numbered(base, known.len() + 1);
+        let name = (1..)
+            .map(|n| numbered(base, n))
+            .find(|name| !self.taken.contains(name))
+            .expect("some number is free");
+        self.taken.insert(name.clone());
         known.push((value.to_vec(), name.clone()));
         self.placeholders.insert(
             name.clone(),
@@ -152,6 +186,32 @@ impl Redactions {
         self.patterns.retain(|(_, known)| *known != placeholder);
         self.patterns.push((compiled, placeholder));
         Ok(self)
+    }
+
+    /// These redactions with a pattern for each pattern `cassette`'s placeholders hold that
+    /// they do not hold yet, under the placeholder's name without its number: what a tool
+    /// that knows only the file (`process-cassette verify --update`) records again with.
+    pub fn with_patterns_of(mut self, cassette: &Cassette) -> Self {
+        let mut by_pattern: BTreeMap<&str, &str> = BTreeMap::new();
+        for (name, placeholder) in &cassette.placeholders {
+            let shortest = by_pattern.entry(&placeholder.pattern).or_insert(name);
+            if name.len() < shortest.len() {
+                *shortest = name;
+            }
+        }
+        for (source, name) in by_pattern {
+            if self
+                .patterns
+                .iter()
+                .any(|(pattern, _)| pattern.source() == source)
+            {
+                continue;
+            }
+            if let Ok(pattern) = Pattern::new(source, name) {
+                self.patterns.push((pattern, name.to_owned()));
+            }
+        }
+        self
     }
 
     /// Whether any pattern was given.

@@ -668,7 +668,7 @@ mod sessions {
         let err = Session::open_with("x.json", "sometimes").unwrap_err();
         assert_eq!(
             err.to_string(),
-            r#"cassette x.json: PROCESS_CASSETTE="sometimes" is not a mode; use record, replay or auto"#
+            r#"cassette x.json: PROCESS_CASSETTE="sometimes" is not a mode; use record, replay, verify or auto"#
         );
     }
 

@@ -564,7 +564,7 @@ fn match_output(
 }
 
 /// A line diff of two outputs, for reading: the lines both share at the start and the end
-/// are left out (their count said), the lines between shown as `- recorded` and `+ now`,
+/// are left out (their count said, in parentheses), the lines between shown as `- recorded` and `+ now`,
 /// each escaped as in a Rust byte string without its quotes.
 fn line_diff(recorded: &[u8], now: &[u8]) -> String {
     let lines = |data: &[u8]| -> Vec<Vec<u8>> {
@@ -594,7 +594,7 @@ fn line_diff(recorded: &[u8], now: &[u8]) -> String {
     };
     let mut text = String::new();
     if head > 0 {
-        text.push_str(&format!("  ({head} line(s) the same)\n"));
+        text.push_str(&format!("({head} line(s) the same)\n"));
     }
     for line in &old[head..old.len() - tail] {
         text.push_str(&format!("- {}\n", show(line)));
@@ -603,7 +603,7 @@ fn line_diff(recorded: &[u8], now: &[u8]) -> String {
         text.push_str(&format!("+ {}\n", show(line)));
     }
     if tail > 0 {
-        text.push_str(&format!("  ({tail} line(s) the same)\n"));
+        text.push_str(&format!("({tail} line(s) the same)\n"));
     }
     text
 }
@@ -683,7 +683,7 @@ mod tests {
     fn a_line_diff_shows_the_lines_between_what_both_share() {
         assert_eq!(
             line_diff(b"a\nb\nc\n", b"a\nB\nc\n"),
-            "  (1 line(s) the same)\n- b\n+ B\n  (1 line(s) the same)\n"
+            "(1 line(s) the same)\n- b\n+ B\n(1 line(s) the same)\n"
         );
         assert_eq!(line_diff(b"x", b""), "- x (no newline at the end)\n");
     }

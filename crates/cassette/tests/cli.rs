@@ -349,3 +349,113 @@ fn replay_of_a_hostile_signal_number_exits_1_without_overflowing() {
         );
     }
 }
+
+/// A script that answers a question, whose answer a test edits between record and verify.
+fn answering_script(dir: &std::path::Path, answer: &str) -> std::path::PathBuf {
+    let script = dir.join("answer.sh");
+    std::fs::write(
+        &script,
+        format!("read question\necho \"asked: $question\"\necho \"answer: {answer}\"\n"),
+    )
+    .expect("the script is written");
+    script
+}
+
+fn verify(file: &std::path::Path, extra: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(BIN)
+        .arg("verify")
+        .arg(file)
+        .args(extra)
+        .output()
+        .expect("verify runs");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).expect("text"),
+    )
+}
+
+#[test]
+fn verify_passes_on_an_unchanged_program_and_shows_a_diff_for_a_changed_one() {
+    let dir = scratch("verify");
+    let file = dir.join("answer.json");
+    let script = answering_script(&dir, "42");
+    let mut record = Command::new(BIN)
+        .arg("record")
+        .arg(&file)
+        .arg("--")
+        .arg("sh")
+        .arg(&script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    record
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(b"what is it?\n")
+        .expect("stdin");
+    let recorded = record.wait_with_output().expect("the recording ends");
+    assert_eq!(recorded.stdout, b"asked: what is it?\nanswer: 42\n");
+
+    assert_eq!(
+        verify(&file, &[]),
+        (
+            Some(0),
+            "all 1 recorded spawn(s) do what they did\n".to_owned()
+        )
+    );
+
+    answering_script(&dir, "43");
+    let line = Cassette::load(&file).expect("a cassette").spawns[0].command_line();
+    assert_eq!(
+        verify(&file, &[]),
+        (
+            Some(1),
+            format!(
+                "spawn 0: {line}\n  fd 1: the output differs (- recorded, + now):\n  \
+                 (1 line(s) the same)\n  - answer: 42\n  + answer: 43\n\
+                 1 of 1 recorded spawn(s) differ from the recording\n"
+            )
+        )
+    );
+
+    let (code, text) = verify(&file, &["--update"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.ends_with(&format!(
+            "recorded 1 spawn(s) again into {}\n",
+            file.display()
+        )),
+        "{text}"
+    );
+    assert_eq!(verify(&file, &[]).0, Some(0));
+    let shown = Command::new(BIN)
+        .arg("show")
+        .arg(&file)
+        .output()
+        .expect("show runs");
+    let text = String::from_utf8(shown.stdout).expect("text");
+    assert!(text.contains("  -> fd 0: b\"what is it?\\n\"\n"), "{text}");
+    assert!(text.contains("answer: 43"), "{text}");
+}
+
+#[test]
+fn verify_names_a_bad_binding_and_a_missing_cassette() {
+    let out = Command::new(BIN)
+        .args(["verify", "absent.json", "--bind", "novalue"])
+        .output()
+        .expect("verify runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`novalue` is not NAME=VALUE"));
+    let out = Command::new(BIN)
+        .args(["verify", "absent.json"])
+        .output()
+        .expect("verify runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "process-cassette: cassette absent.json: no such file\n"
+    );
+}

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use process_transport_api::Signal;
-use process_transport_cassette::{Cassette, Event, RecordingSpawner, Redactions, SaveTarget};
+use process_transport_cassette::{
+    Cassette, Event, RecordingSpawner, Redactions, SaveTarget, Verifier,
+};
 use process_transport_command::{Child, Command, ExitStatus, Stdio};
 use process_transport_real::RealSpawner;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -51,6 +53,29 @@ enum Action {
         /// The cassette to read.
         file: PathBuf,
     },
+    /// Run every recorded spawn again on real processes, feeding it the recorded input, and
+    /// print a diff per spawn that now does something else; exit with 1 when one does.
+    Verify {
+        /// The cassette to check.
+        file: PathBuf,
+        /// Record again the spawns that differ, write the cassette, and exit with 0.
+        #[arg(long)]
+        update: bool,
+        /// A value for a placeholder in the recorded input, as NAME=VALUE (`<DIR>=/tmp/x`).
+        #[arg(long = "bind", value_name = "NAME=VALUE", value_parser = binding)]
+        bind: Vec<(String, String)>,
+        /// Seconds to wait for the output an input answered, and for the exit.
+        #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+        timeout: u64,
+    },
+}
+
+/// A `--bind` value: NAME=VALUE.
+fn binding(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("`{text}` is not NAME=VALUE")),
+    }
 }
 
 /// When `record` shows its progress line.
@@ -85,6 +110,12 @@ fn main() -> ExitCode {
         Action::Replay { file } => Cassette::load(&file)
             .map_err(|err| err.to_string())
             .and_then(|cassette| replay(&cassette.restored(&Redactions::new()))),
+        Action::Verify {
+            file,
+            update,
+            bind,
+            timeout,
+        } => verify(&file, update, bind, Duration::from_secs(timeout)),
     };
     result.unwrap_or_else(|message| {
         eprintln!("process-cassette: {message}");
@@ -346,6 +377,74 @@ fn record(file: &PathBuf, command: &[String], progress: bool) -> Result<ExitCode
     recorder.save_to(target).map_err(|err| err.to_string())?;
     runtime.shutdown_background();
     Ok(exit_code(status))
+}
+
+/// Runs the cassette's recordings again and prints the report; with `update`, writes the
+/// cassette with the spawns that differ recorded again.
+fn verify(
+    file: &PathBuf,
+    update: bool,
+    bind: Vec<(String, String)>,
+    timeout: Duration,
+) -> Result<ExitCode, String> {
+    use std::io::Write;
+    let cassette = Cassette::load(file).map_err(|err| err.to_string())?;
+    // Checked before anything runs, as `record` does.
+    let target = update
+        .then(|| SaveTarget::open(file))
+        .transpose()
+        .map_err(|err| err.to_string())?;
+    let runtime = tokio::runtime::Runtime::new().map_err(|err| err.to_string())?;
+    let verifier = bind.into_iter().fold(
+        Verifier::new(Arc::new(RealSpawner::new())).timeout(timeout),
+        |verifier, (name, value)| verifier.bind(name, value),
+    );
+    let verification = runtime.block_on(verifier.verify(&cassette));
+    runtime.shutdown_background();
+    let mut stdout = std::io::stdout().lock();
+    let shown = written(
+        stdout
+            .write_all(verification.to_string().as_bytes())
+            .and_then(|()| stdout.flush()),
+    );
+    if let Err(stop) = shown {
+        return stop.into_exit();
+    }
+    if verification.is_unchanged() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(target) = target else {
+        return Ok(ExitCode::from(1));
+    };
+    let changed = verification
+        .changed()
+        .filter(|spawn| spawn.now.is_some())
+        .count();
+    verification
+        .updated(&cassette, &Redactions::new())
+        .save_to(target)
+        .map_err(|err| err.to_string())?;
+    let kept = verification.changed().count() - changed;
+    let mut note = format!(
+        "recorded {changed} spawn(s) again into {}\n",
+        file.display()
+    );
+    if kept > 0 {
+        note.push_str(&format!(
+            "{kept} spawn(s) could not run and were kept as they were\n"
+        ));
+    }
+    let code = if kept > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    };
+    written(
+        stdout
+            .write_all(note.as_bytes())
+            .and_then(|()| stdout.flush()),
+    )
+    .map_or_else(Stop::into_exit, |()| Ok(code))
 }
 
 /// Plays every recorded output in the order it was recorded, each write flushed before the

@@ -95,3 +95,34 @@ async fn the_contract_recorded_through_a_recording_spawner_replays_with_the_same
         .collect();
     assert_eq!(failed, NOT_REPLAYABLE, "replay verdicts:\n{replayed}");
 }
+
+/// The same, with a normaliser in place: a pattern whose matches (words the scenarios write,
+/// and their echoes) the cassette stores as placeholders. The replay binds each placeholder
+/// to the word the scenario writes and delivers it where the echo stands, so every verdict
+/// is the same again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_contract_recorded_with_a_normaliser_replays_with_the_same_verdicts() {
+    use process_transport_cassette::{Cassette, RecordingSpawner, Redactions, ReplaySpawner};
+    use std::sync::Arc;
+
+    let normaliser = Redactions::new()
+        .pattern("ping|hello|line|alive", "<WORD>")
+        .unwrap();
+    let recorder = RecordingSpawner::new(Arc::new(RealSpawner::new())).redacting(normaliser);
+    let recorded = run_contract(&recorder, &ShellCatalog).await;
+    recorded.assert_passed();
+
+    let json = recorder.cassette().to_json();
+    let cassette = Cassette::from_json(&json, "contract").unwrap();
+    assert!(
+        cassette.placeholders.contains_key("<WORD>") && json.contains("<WORD>"),
+        "the normaliser found nothing to stand for"
+    );
+    let replayed = run_contract(&ReplaySpawner::new(cassette), &ShellCatalog).await;
+    let failed: Vec<&str> = replayed
+        .failures()
+        .iter()
+        .map(|outcome| outcome.name)
+        .collect();
+    assert_eq!(failed, NOT_REPLAYABLE, "replay verdicts:\n{replayed}");
+}

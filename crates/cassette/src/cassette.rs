@@ -11,7 +11,7 @@ use process_transport_api::{ChildFdMapping, ProcessEnd, SpawnError, SpawnSpec};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::Placeholder;
+use crate::{Framing, Placeholder};
 
 /// The format version this crate writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -403,6 +403,10 @@ pub struct Cassette {
     /// the recordings hold, by name, each with its pattern.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub placeholders: BTreeMap<String, Placeholder>,
+    /// How the streams' messages are framed, when the recording kept their length headers
+    /// true ([`Redactions::framed_by_content_length`](crate::Redactions::framed_by_content_length)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub framing: Option<Framing>,
     /// The spawns, in the order they started.
     pub spawns: Vec<Recording>,
 }
@@ -518,6 +522,7 @@ impl Cassette {
         Cassette {
             version: FORMAT_VERSION,
             placeholders: BTreeMap::new(),
+            framing: None,
             spawns,
         }
     }

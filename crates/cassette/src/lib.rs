@@ -29,6 +29,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod cassette;
+mod framing;
 mod recorder;
 mod redact;
 mod replay;
@@ -40,6 +41,7 @@ pub use cassette::{
     Bytes, Cassette, CassetteError, Event, FdKind, Recording, Refusal, SaveTarget, TerminalSize,
     FORMAT_VERSION,
 };
+pub use framing::Framing;
 pub use recorder::RecordingSpawner;
 pub use redact::Redactions;
 pub use replay::{MatchRules, ReplaySpawner};

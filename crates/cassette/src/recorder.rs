@@ -252,6 +252,10 @@ impl RecordingSpawner {
         let view = CassetteView {
             version: FORMAT_VERSION,
             placeholders: found.placeholders,
+            framing: self
+                .redactions
+                .is_framed()
+                .then_some(crate::Framing::ContentLength),
             spawns: redacted.iter().map(|recording| &**recording).collect(),
         };
         target.save_with(|file| write_json(file, &view))
@@ -306,6 +310,8 @@ struct CassetteView<'a> {
     version: u32,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     placeholders: BTreeMap<String, Placeholder>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    framing: Option<crate::Framing>,
     spawns: Vec<&'a Recording>,
 }
 

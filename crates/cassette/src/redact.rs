@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use memchr::memmem;
 
+use crate::framing;
 use crate::volatile::{numbered, Pattern, PatternError};
-use crate::{Cassette, Event, Placeholder, Recording};
+use crate::{Cassette, Event, Framing, Placeholder, Recording};
 
 /// What a cassette must not store, each with the placeholder it stores instead.
 ///
@@ -37,6 +38,8 @@ pub struct Redactions {
     pairs: Vec<(Vec<u8>, Vec<u8>)>,
     /// Patterns of volatile values, each with its placeholder, in the order given.
     patterns: Vec<(Pattern, String)>,
+    /// Whether `Content-Length` headers are kept true ([`Framing::ContentLength`]).
+    framed: bool,
 }
 
 /// The distinct values the patterns found in one cassette, in the order they were first
@@ -134,6 +137,7 @@ impl Redactions {
         Redactions {
             pairs: Vec::new(),
             patterns: Vec::new(),
+            framed: false,
         }
     }
 
@@ -214,9 +218,28 @@ impl Redactions {
         self
     }
 
+    /// Keeps each `Content-Length: N` header true ([`Framing::ContentLength`]): where a
+    /// placeholder or a restored value changes the length of the body a header frames, the
+    /// header is given the body's new length; when recording, when restoring, and in what a
+    /// replay delivers once it has put bound values in. A replay matches the digits of such a
+    /// header in the input as any digits (the body is still compared), and a cassette
+    /// recorded with it says so, so that a replay keeps it without being asked.
+    ///
+    /// Without it, bytes inside a length-framed message must not be redacted: a placeholder
+    /// of another length than its value leaves the header naming the wrong length.
+    pub fn framed_by_content_length(mut self) -> Self {
+        self.framed = true;
+        self
+    }
+
     /// Whether any pattern was given.
     pub(crate) fn has_patterns(&self) -> bool {
         !self.patterns.is_empty()
+    }
+
+    /// Whether length headers are kept true.
+    pub(crate) fn is_framed(&self) -> bool {
+        self.framed
     }
 
     /// Replaces `value` with `placeholder`. A value shorter than two bytes, or `/`, is
@@ -279,13 +302,13 @@ impl Redactions {
 
     fn redact_stream(&self, chunks: &mut [Vec<u8>], found: &mut Found) {
         let pairs: Vec<_> = self.pairs.iter().map(|(v, p)| (&v[..], &p[..])).collect();
-        replace_in_stream(chunks, &pairs, Some((&self.patterns, found)));
+        replace_in_stream(chunks, &pairs, Some((&self.patterns, found)), self.framed);
     }
 
     fn restore_stream<'a>(&self, chunks: &'a mut [Vec<u8>]) -> &'a mut [Vec<u8>] {
         let mut pairs: Vec<_> = self.pairs.iter().map(|(v, p)| (&p[..], &v[..])).collect();
         pairs.sort_by(|(a, _), (b, _)| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        replace_in_stream(chunks, &pairs, None);
+        replace_in_stream(chunks, &pairs, None, self.framed);
         chunks
     }
 
@@ -370,6 +393,9 @@ impl Redactions {
 impl Cassette {
     /// This cassette with every value of `redactions` replaced by its placeholder.
     pub fn redacted(mut self, redactions: &Redactions) -> Cassette {
+        if redactions.framed {
+            self.framing = Some(Framing::ContentLength);
+        }
         let mut found = Found::default();
         for recording in &mut self.spawns {
             redactions.redact_recording(recording, &mut found);
@@ -378,8 +404,12 @@ impl Cassette {
         self
     }
 
-    /// This cassette with every placeholder of `redactions` replaced by its value.
+    /// This cassette with every placeholder of `redactions` replaced by its value (length
+    /// headers kept true when the cassette or the redactions say the streams are framed).
     pub fn restored(mut self, redactions: &Redactions) -> Cassette {
+        let mut framed = redactions.clone();
+        framed.framed |= self.framing.is_some();
+        let redactions = &framed;
         self.spawns
             .iter_mut()
             .for_each(|recording| redactions.restore_recording(recording));
@@ -460,6 +490,7 @@ fn replace_in_stream(
     chunks: &mut [Vec<u8>],
     pairs: &[(&[u8], &[u8])],
     patterns: Option<(&[(Pattern, String)], &mut Found)>,
+    framed: bool,
 ) {
     let (patterns, mut found) = match patterns {
         Some((patterns, found)) => (patterns, Some(found)),
@@ -476,7 +507,7 @@ fn replace_in_stream(
     };
     // Every occurrence of every value and every match of every pattern, then the leftmost
     // ones that do not overlap (at one place, the longest; then the first given).
-    let mut spans: Vec<(usize, std::cmp::Reverse<usize>, Replacement)> = pairs
+    let mut candidates: Vec<(usize, std::cmp::Reverse<usize>, Replacement)> = pairs
         .iter()
         .enumerate()
         .filter(|(_, (from, _))| !from.is_empty())
@@ -486,7 +517,7 @@ fn replace_in_stream(
         })
         .collect();
     for (index, (pattern, _)) in patterns.iter().enumerate() {
-        spans.extend(pattern.find_iter(&whole).map(|range| {
+        candidates.extend(pattern.find_iter(&whole).map(|range| {
             (
                 range.start,
                 std::cmp::Reverse(range.len()),
@@ -494,11 +525,33 @@ fn replace_in_stream(
             )
         }));
     }
-    if spans.is_empty() {
+    if candidates.is_empty() {
         restore_chunks(chunks, &lengths, whole);
         return;
     }
-    spans.sort_unstable();
+    candidates.sort_unstable();
+    // The spans taken, each with what it becomes; placeholders numbered in stream order.
+    let mut spans: Vec<(usize, usize, Vec<u8>)> = Vec::new();
+    let mut at = 0;
+    for (start, std::cmp::Reverse(len), replacement) in candidates {
+        if start < at {
+            continue;
+        }
+        let to = match replacement {
+            Replacement::Pair(pair) => pairs[pair].1.to_vec(),
+            Replacement::Pattern(index) => found
+                .as_deref_mut()
+                .expect("patterns come with their table")
+                .placeholder(patterns, index, &whole[start..start + len]),
+        };
+        spans.push((start, len, to));
+        at = start + len;
+    }
+    if framed {
+        let lengths = framing::rewritten_lengths(&whole, &spans);
+        spans.extend(lengths);
+        spans.sort_by_key(|(start, _, _)| *start);
+    }
     let mut out: Vec<Vec<u8>> = lengths.iter().map(|&len| Vec::with_capacity(len)).collect();
     let (mut chunk, mut chunk_end, mut at) = (0, lengths[0], 0);
     let copy_to = |out: &mut Vec<Vec<u8>>,
@@ -517,25 +570,13 @@ fn replace_in_stream(
             from = end;
         }
     };
-    for (start, std::cmp::Reverse(len), replacement) in spans {
-        if start < at {
-            continue;
-        }
+    for (start, len, to) in spans {
         copy_to(&mut out, at, start, &mut chunk, &mut chunk_end);
         while start >= chunk_end {
             chunk += 1;
             chunk_end += lengths[chunk];
         }
-        match replacement {
-            Replacement::Pair(pair) => out[chunk].extend_from_slice(pairs[pair].1),
-            Replacement::Pattern(index) => {
-                let found = found
-                    .as_deref_mut()
-                    .expect("patterns come with their table");
-                let name = found.placeholder(patterns, index, &whole[start..start + len]);
-                out[chunk].extend_from_slice(&name);
-            }
-        }
+        out[chunk].extend_from_slice(&to);
         at = start + len;
     }
     copy_to(&mut out, at, whole.len(), &mut chunk, &mut chunk_end);

@@ -311,7 +311,10 @@ impl ReplaySpawner {
         let failures = Arc::new(FailureSink::new());
         let given = Arc::new(cassette.clone());
         let cassette = cassette.restored(&redactions);
-        let volatiles = Arc::new(Volatiles::of(&cassette.placeholders));
+        let volatiles = Arc::new(Volatiles::of(
+            &cassette.placeholders,
+            cassette.framing.is_some(),
+        ));
         let bindings: Arc<Mutex<Bindings>> = Arc::default();
         let mut by_executable: HashMap<Option<String>, Vec<usize>> = HashMap::new();
         let slots = cassette
@@ -1017,17 +1020,18 @@ impl Player {
                 Event::Signal { .. } => progress.signals_played += 1,
                 Event::Pause | Event::Resume | Event::Resize { .. } => {}
                 Event::Output { fd, data } => {
-                    let template = self.templates[progress.cursor].as_deref();
+                    let index = progress.cursor;
                     progress.cursor += 1;
                     drop(progress);
-                    match template {
-                        Some(segments) => {
-                            let bytes = render(segments, &lock(&self.shared.bindings));
-                            let _ = child.write(ChildFd(*fd), &bytes);
-                        }
-                        None => {
-                            let _ = child.write(ChildFd(*fd), &data.0);
-                        }
+                    if self.templates[index].is_some() {
+                        let bytes = self.shared.volatiles.render_event(
+                            events,
+                            index,
+                            &lock(&self.shared.bindings),
+                        );
+                        let _ = child.write(ChildFd(*fd), &bytes);
+                    } else {
+                        let _ = child.write(ChildFd(*fd), &data.0);
                     }
                     continue;
                 }
@@ -1138,7 +1142,7 @@ impl Player {
             };
             let bound = match current {
                 Segment::Slot(name) => lock(&self.shared.bindings).get(name).cloned(),
-                Segment::Literal(_) => None,
+                Segment::Literal(_) | Segment::Length(..) => None,
             };
             let rest = || {
                 let bindings = lock(&self.shared.bindings);
@@ -1146,6 +1150,7 @@ impl Player {
                     (Segment::Literal(bytes), _) => bytes[done..].to_vec(),
                     (Segment::Slot(_), Some(value)) => value[done..].to_vec(),
                     (Segment::Slot(name), None) => name.as_bytes().to_vec(),
+                    (Segment::Length(digits, _), _) => digits.clone(),
                 };
                 expected.extend(render(&segments[segment + 1..], &bindings));
                 expected
@@ -1153,7 +1158,7 @@ impl Player {
             let literal = match (current, &bound) {
                 (Segment::Literal(bytes), _) => Some(&bytes[done..]),
                 (Segment::Slot(_), Some(value)) => Some(&value[done..]),
-                (Segment::Slot(_), None) => None,
+                (Segment::Slot(_), None) | (Segment::Length(..), _) => None,
             };
             if let Some(literal) = literal {
                 let take = literal.len().min(written.len());
@@ -1180,25 +1185,29 @@ impl Player {
                 *within = (segment + 1, 0);
                 continue;
             }
-            let Segment::Slot(name) = current else {
-                unreachable!("a literal was taken above")
-            };
-            let pattern = match volatiles.pattern(name) {
-                Ok(pattern) => pattern,
-                Err(_) => {
-                    return Step::Differs {
-                        got: written.clone(),
-                        expected: rest(),
-                        short: false,
+            // An unbound placeholder binds; a length header's digits are any digits.
+            let (pattern, name) = match current {
+                Segment::Slot(name) => match volatiles.pattern(name) {
+                    Ok(pattern) => (pattern, Some(name)),
+                    Err(_) => {
+                        return Step::Differs {
+                            got: written.clone(),
+                            expected: rest(),
+                            short: false,
+                        }
                     }
-                }
+                },
+                Segment::Length(..) => (volatiles.digits(), None),
+                Segment::Literal(_) => unreachable!("a literal was taken above"),
             };
             let ends_piece = segment + 1 == segments.len();
             match pattern.extent(written, closed, ends_piece) {
                 Extent::Value(len) => {
                     let value: Vec<u8> = written.drain(..len).collect();
                     *matched += len;
-                    lock(&self.shared.bindings).insert(name.clone(), value);
+                    if let Some(name) = name {
+                        lock(&self.shared.bindings).insert(name.clone(), value);
+                    }
                     *within = (segment + 1, 0);
                 }
                 Extent::More => return Step::Wait,

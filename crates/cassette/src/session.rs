@@ -114,6 +114,13 @@ impl SessionBuilder {
         self
     }
 
+    /// Keeps `Content-Length` headers true where placeholders change the length of the
+    /// bodies they frame ([`Redactions::framed_by_content_length`]).
+    pub fn framed_by_content_length(mut self) -> Self {
+        self.redactions = self.redactions.framed_by_content_length();
+        self
+    }
+
     /// Replaces `value` with `placeholder` ([`Redactions::secret`]).
     pub fn secret(mut self, value: impl AsRef<[u8]>, placeholder: impl Into<String>) -> Self {
         self.redactions = self.redactions.secret(value, placeholder);

@@ -203,7 +203,7 @@ impl Verifier {
     /// Runs every recording of `cassette` again, one after another, and compares.
     pub async fn verify(&self, cassette: &Cassette) -> Verification {
         let restored = cassette.clone().restored(&self.redactions);
-        let volatiles = Volatiles::of(&restored.placeholders);
+        let volatiles = Volatiles::of(&restored.placeholders, restored.framing.is_some());
         let mut bindings = self.bindings.clone();
         let mut spawns = Vec::new();
         for (index, recording) in restored.spawns.iter().enumerate() {
@@ -298,7 +298,7 @@ impl Verifier {
         bindings: &mut Bindings,
     ) -> Result<(), String> {
         let mut printed: BTreeMap<u32, usize> = BTreeMap::new();
-        for event in &recording.events {
+        for (index, event) in recording.events.iter().enumerate() {
             if let Event::Output { fd, data } = event {
                 let len = match volatiles.segments(&data.0) {
                     Some(segments) => render(&segments, bindings).len(),
@@ -313,11 +313,12 @@ impl Verifier {
             watch.wait_for(&printed, self.timeout).await;
             match event {
                 Event::Write { fd, data } => {
-                    let bytes = input_bytes(&data.0, volatiles, bindings).map_err(|name| {
+                    input_bytes(&data.0, volatiles, bindings).map_err(|name| {
                         format!(
                             "input: fd {fd} holds {name}, which has no value; bind one to verify"
                         )
                     })?;
+                    let bytes = volatiles.render_event(&recording.events, index, bindings);
                     let _ = transport.write_to_child(ChildFd(*fd), &bytes);
                 }
                 Event::Close { fd } => transport.close_child_fd(ChildFd(*fd)),
@@ -533,6 +534,7 @@ fn match_output(
         let literal = match segment {
             Segment::Literal(bytes) => Some(bytes.clone()),
             Segment::Slot(name) => tentative.get(name).cloned(),
+            Segment::Length(..) => None,
         };
         if let Some(literal) = literal {
             if !rest.starts_with(&literal) {
@@ -541,15 +543,17 @@ fn match_output(
             at += literal.len();
             continue;
         }
-        let Segment::Slot(name) = segment else {
-            unreachable!("a literal was taken above")
+        let (pattern, name) = match segment {
+            Segment::Slot(name) => (volatiles.pattern(name).ok(), Some(name)),
+            // A length header's digits: any digits.
+            Segment::Length(..) => (Some(volatiles.digits()), None),
+            Segment::Literal(_) => unreachable!("a literal was taken above"),
         };
-        match volatiles
-            .pattern(name)
-            .map(|pattern| pattern.extent(rest, true, false))
-        {
-            Ok(Extent::Value(len)) => {
-                tentative.insert(name.clone(), rest[..len].to_vec());
+        match pattern.map(|pattern| pattern.extent(rest, true, false)) {
+            Some(Extent::Value(len)) => {
+                if let Some(name) = name {
+                    tentative.insert(name.clone(), rest[..len].to_vec());
+                }
                 at += len;
             }
             _ => return Err(render(&segments, &tentative)),

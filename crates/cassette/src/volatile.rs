@@ -9,6 +9,8 @@ use regex_automata::{hybrid, meta, Anchored, Input};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::Event;
+
 /// A placeholder of a volatile value, as a cassette stores it: the pattern the value matched
 /// when it was recorded, which a replay matches the live value against.
 ///
@@ -203,6 +205,9 @@ pub(crate) enum Segment {
     Literal(Vec<u8>),
     /// A placeholder, by name.
     Slot(String),
+    /// The digits of a length header ([`Framing`](crate::Framing)), as stored, and their
+    /// value: any digits in the input; the body's length now in the output.
+    Length(Vec<u8>, usize),
 }
 
 /// The placeholders of a cassette, compiled: what a replay matches live values against.
@@ -214,10 +219,14 @@ pub(crate) struct Volatiles {
     names: Vec<(Vec<u8>, String)>,
     /// The bytes a name starts with.
     firsts: [bool; 256],
+    /// Whether length headers are cut out too.
+    framed: bool,
+    /// What the digits of a length header match.
+    digits: Pattern,
 }
 
 impl Volatiles {
-    pub(crate) fn of(placeholders: &BTreeMap<String, Placeholder>) -> Self {
+    pub(crate) fn of(placeholders: &BTreeMap<String, Placeholder>, framed: bool) -> Self {
         let patterns: BTreeMap<String, Result<Pattern, PatternError>> = placeholders
             .iter()
             .map(|(name, placeholder)| (name.clone(), Pattern::new(&placeholder.pattern, name)))
@@ -233,11 +242,22 @@ impl Volatiles {
                 firsts[usize::from(first)] = true;
             }
         }
+        if framed {
+            firsts[usize::from(b'c')] = true;
+            firsts[usize::from(b'C')] = true;
+        }
         Volatiles {
             patterns,
             names,
             firsts,
+            framed,
+            digits: Pattern::new("[0-9]+", "(length)").expect("a fixed pattern"),
         }
+    }
+
+    /// What a length header's digits match.
+    pub(crate) fn digits(&self) -> &Pattern {
+        &self.digits
     }
 
     pub(crate) fn pattern(&self, name: &str) -> Result<&Pattern, &PatternError> {
@@ -249,7 +269,7 @@ impl Volatiles {
 
     /// `data` cut into literals and placeholders; `None` when it holds no placeholder.
     pub(crate) fn segments(&self, data: &[u8]) -> Option<Vec<Segment>> {
-        if self.names.is_empty() {
+        if self.names.is_empty() && !self.framed {
             return None;
         }
         let mut segments = Vec::new();
@@ -262,6 +282,20 @@ impl Volatiles {
                         .find(|(name, _)| data[at..].starts_with(name))
                 })
                 .flatten();
+            if let Some((digits, declared)) = self
+                .framed
+                .then(|| crate::framing::header_at(data, at))
+                .flatten()
+                .filter(|(digits, _)| !digits.is_empty())
+            {
+                if literal_from < digits.start {
+                    segments.push(Segment::Literal(data[literal_from..digits.start].to_vec()));
+                }
+                segments.push(Segment::Length(data[digits.clone()].to_vec(), declared));
+                at = digits.end;
+                literal_from = at;
+                continue;
+            }
             match found {
                 Some((name, text)) => {
                     if literal_from < at {
@@ -281,6 +315,55 @@ impl Volatiles {
             segments.push(Segment::Literal(data[literal_from..].to_vec()));
         }
         Some(segments)
+    }
+
+    /// Event `index` of `events` (a write or an output), its placeholders given their bound
+    /// values and its length headers the length their bodies have then: a body read on into
+    /// the later pieces of the same stream (the same fd, the same way).
+    pub(crate) fn render_event(
+        &self,
+        events: &[Event],
+        index: usize,
+        bindings: &Bindings,
+    ) -> Vec<u8> {
+        let (fd, data, output) = match &events[index] {
+            Event::Output { fd, data } => (*fd, data, true),
+            Event::Write { fd, data } => (*fd, data, false),
+            _ => return Vec::new(),
+        };
+        let Some(segments) = self.segments(&data.0) else {
+            return data.0.clone();
+        };
+        let need = segments
+            .iter()
+            .filter_map(|segment| match segment {
+                Segment::Length(_, declared) => Some(*declared),
+                _ => None,
+            })
+            .max();
+        let Some(need) = need else {
+            return render(&segments, bindings);
+        };
+        // The header block's end is looked for this far past the body's length.
+        let reach = need.saturating_add(64 * 1024);
+        let mut following = Vec::new();
+        let mut have = 0usize;
+        for event in &events[index + 1..] {
+            if have > reach {
+                break;
+            }
+            let data = match event {
+                Event::Output { fd: other, data } if output && *other == fd => data,
+                Event::Write { fd: other, data } if !output && *other == fd => data,
+                _ => continue,
+            };
+            have += data.0.len();
+            following.push(
+                self.segments(&data.0)
+                    .unwrap_or_else(|| vec![Segment::Literal(data.0.clone())]),
+            );
+        }
+        render_followed(&segments, &following, bindings)
     }
 
     /// Whether `word` matches the recorded `template` (a whole word: an argument, the cwd, an
@@ -308,6 +391,10 @@ impl Volatiles {
             Segment::Literal(literal) => word
                 .strip_prefix(&literal[..])
                 .is_some_and(|rest_of_word| self.match_segments(rest, rest_of_word, bindings)),
+            Segment::Length(..) => {
+                let digits = word.iter().take_while(|byte| byte.is_ascii_digit()).count();
+                digits > 0 && self.match_segments(rest, &word[digits..], bindings)
+            }
             Segment::Slot(name) => {
                 if let Some(value) = bindings.get(name) {
                     let value = value.clone();
@@ -318,13 +405,16 @@ impl Volatiles {
                 let Ok(pattern) = self.pattern(name) else {
                     return false;
                 };
+                let name = Some(name);
                 // Longest value first, as the recording's leftmost-first match took it.
                 (1..=word.len()).rev().any(|len| {
                     if !pattern.is_value(&word[..len]) {
                         return false;
                     }
                     let mut tried = bindings.clone();
-                    tried.insert(name.clone(), word[..len].to_vec());
+                    if let Some(name) = name {
+                        tried.insert(name.clone(), word[..len].to_vec());
+                    }
                     let matched = self.match_segments(rest, &word[len..], &mut tried);
                     if matched {
                         *bindings = tried;
@@ -371,16 +461,34 @@ impl Volatiles {
 /// The values bound to placeholders in one replay, by name.
 pub(crate) type Bindings = BTreeMap<String, Vec<u8>>;
 
-/// `segments` with each bound placeholder replaced by its value.
+/// `segments` with each bound placeholder replaced by its value, and each length header
+/// given the length its body has then.
 pub(crate) fn render(segments: &[Segment], bindings: &Bindings) -> Vec<u8> {
+    render_followed(segments, &[], bindings)
+}
+
+/// As [`render`], for a piece of a stream that `following` (the later pieces, in order)
+/// continues: a body a header of this piece frames may go on in them.
+pub(crate) fn render_followed(
+    segments: &[Segment],
+    following: &[Vec<Segment>],
+    bindings: &Bindings,
+) -> Vec<u8> {
     let mut out = Vec::new();
-    for segment in segments {
+    for (index, segment) in segments.iter().enumerate() {
         match segment {
             Segment::Literal(bytes) => out.extend_from_slice(bytes),
             Segment::Slot(name) => match bindings.get(name) {
                 Some(value) => out.extend_from_slice(value),
                 None => out.extend_from_slice(name.as_bytes()),
             },
+            Segment::Length(_, declared) => {
+                let after = segments[index + 1..]
+                    .iter()
+                    .chain(following.iter().flatten());
+                let length = crate::framing::framed_length(*declared, after, bindings);
+                out.extend_from_slice(length.to_string().as_bytes());
+            }
         }
     }
     out
@@ -433,7 +541,7 @@ mod tests {
                 pattern: "/tmp/sccache[A-Za-z0-9]+".into(),
             },
         )]);
-        let volatiles = Volatiles::of(&placeholders);
+        let volatiles = Volatiles::of(&placeholders, false);
         let mut bindings = Bindings::new();
         assert!(volatiles.match_word(
             b"<DIR>/testfile.c",

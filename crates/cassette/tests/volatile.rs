@@ -401,3 +401,141 @@ async fn a_verification_feeds_the_program_the_values_the_replay_bound(
     session.finish()?;
     Ok(())
 }
+
+/// A language server in `sh`: one request framed by `Content-Length`, one framed answer that
+/// echoes it.
+const FRAMED_SERVER: &str = r#"IFS= read -r header
+IFS= read -r blank
+len=${header#Content-Length: }
+len=${len%?}
+body=$(head -c "$len")
+reply="{\"echo\": $body}"
+printf 'Content-Length: %d\r\n\r\n%s' "${#reply}" "$reply""#;
+
+/// The client: the header and the body in two writes, as clients write them, then the
+/// answer, checked to be framed true.
+async fn framed_request(
+    spawner: Arc<dyn ProcessSpawner>,
+    dir: &Path,
+    pid: u32,
+) -> io::Result<String> {
+    let mut child = Command::new("sh")
+        .args(["-c", FRAMED_SERVER])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawner(spawner)
+        .spawn()?;
+    let body = format!(
+        "{{\"processId\": {pid}, \"rootUri\": \"file://{}\"}}",
+        dir.display()
+    );
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes())
+        .await?;
+    stdin.write_all(body.as_bytes()).await?;
+    let out = child.wait_with_output().await?;
+    let text = String::from_utf8(out.stdout).expect("text");
+    let (header, answer) = text.split_once("\r\n\r\n").expect("a header block");
+    let declared: usize = header
+        .strip_prefix("Content-Length: ")
+        .and_then(|digits| digits.parse().ok())
+        .expect("a length header");
+    assert_eq!(
+        declared,
+        answer.len(),
+        "the answer is framed true: {text:?}"
+    );
+    Ok(answer.to_owned())
+}
+
+#[tokio::test]
+async fn content_length_framing_stays_true_when_a_placeholder_changes_a_bodys_length(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let path = scratch("framed").join("lsp.json");
+    let dir = probe_dir();
+    let framed = |mode: &str| probe_session(&path, mode).framed_by_content_length();
+    let session = framed("record").open()?;
+    assert_eq!(
+        framed_request(session.spawner(), dir.path(), 12345).await?,
+        format!(
+            "{{\"echo\": {{\"processId\": 12345, \"rootUri\": \"file://{}\"}}}}",
+            dir.path().display()
+        )
+    );
+    session.finish()?;
+    // The stored headers name the stored bodies' lengths.
+    let cassette = Cassette::load(&path)?;
+    assert_eq!(
+        cassette.framing,
+        Some(process_transport_cassette::Framing::ContentLength)
+    );
+    let transcript = cassette.transcript();
+    assert!(
+        transcript.contains(r#"-> fd 0: b"Content-Length: 40\r\n\r\n""#)
+            && transcript.contains(r#"-> fd 0: b"{<PID>, \"rootUri\": \"file://<PROBE_DIR>\"}""#)
+            && transcript.contains(r#"<- fd 1: b"Content-Length: 50\r\n\r\n{\"echo\": {<PID>, "#),
+        "{transcript}"
+    );
+
+    let other = probe_dir();
+    let session = framed("replay").open()?;
+    assert_eq!(
+        framed_request(session.spawner(), other.path(), 7).await?,
+        format!(
+            "{{\"echo\": {{\"processId\": 7, \"rootUri\": \"file://{}\"}}}}",
+            other.path().display()
+        )
+    );
+    session.finish()?;
+
+    // The same cassette, verified: the verifier writes the bound values with their lengths.
+    let session = framed("verify").open()?;
+    framed_request(session.spawner(), other.path(), 7).await?;
+    session.finish()?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_secret_env_value_is_stored_as_a_digest_and_matched_by_it(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let path = scratch("digest").join("deploy.json");
+    let deploy = |spawner: Arc<dyn ProcessSpawner>, token: &'static str| async move {
+        Command::new("sh")
+            .args(["-c", "echo deployed"])
+            .env("API_TOKEN", token)
+            .spawner(spawner)
+            .output()
+            .await
+    };
+    let session = Session::builder(&path)
+        .mode("record")
+        .match_env_digests(["API_TOKEN"])
+        .open()?;
+    deploy(session.spawner(), "s3cr3t").await?;
+    session.finish()?;
+    let json = std::fs::read_to_string(&path)?;
+    assert!(!json.contains("s3cr3t"), "{json}");
+    assert!(
+        json.contains(
+            "\"API_TOKEN\": \"sha256:4e738ca5563c06cfd0018299933d58db1dd8bf97f6973dc99bf6cdc64b5550bd\""
+        ),
+        "{json}"
+    );
+
+    let session = Session::builder(&path).mode("replay").open()?;
+    assert_eq!(
+        deploy(session.spawner(), "s3cr3t").await?.stdout,
+        b"deployed\n"
+    );
+    session.finish()?;
+
+    let session = Session::builder(&path).mode("replay").open()?;
+    let text = not_found(deploy(session.spawner(), "other").await.unwrap_err());
+    assert!(
+        text.contains("is recorded, but it was recorded with env `API_TOKEN`")
+            && text.contains("rule: the names set, kept values and digests are compared"),
+        "{text}"
+    );
+    Ok(())
+}

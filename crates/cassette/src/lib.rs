@@ -24,6 +24,20 @@
 //! assert_eq!(replayed.stdout, b"recorded\n");
 //! # });
 //! ```
+//!
+//! For real programs:
+//!
+//! - **Values that change between runs** (a temporary directory, a pid in a request): a
+//!   pattern with a placeholder ([`Redactions::pattern`], [`SessionBuilder::pattern`]). The
+//!   cassette stores the placeholder and the pattern ([`Cassette::placeholders`]); a replay
+//!   binds the placeholder to the live value in its place and delivers the bound value in the
+//!   output. [`Redactions::framed_by_content_length`] keeps `Content-Length` headers true.
+//! - **Match rules** per cassette ([`MatchRules`]): exact by default; lenient stdin, the cwd
+//!   ignored, arguments by a pattern or a predicate; env values or their digests
+//!   ([`RecordingSpawner::keep_env_digests`]).
+//! - **Is the fixture still true?** [`Verifier`] runs every recording again on real
+//!   processes and reports a diff per spawn; a [`Session`] does so at `finish` under
+//!   `PROCESS_CASSETTE=verify`, and `process-cassette verify FILE [--update]` from a shell.
 
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]

@@ -319,7 +319,12 @@ impl Verifier {
                         )
                     })?;
                     let bytes = volatiles.render_event(&recording.events, index, bindings);
-                    let _ = transport.write_to_child(ChildFd(*fd), &bytes);
+                    if let Err(err) = transport.write_to_child(ChildFd(*fd), &bytes) {
+                        return Err(format!(
+                            "input: the recorded write of {} byte(s) on fd {fd} was refused: {err}",
+                            bytes.len()
+                        ));
+                    }
                 }
                 Event::Close { fd } => transport.close_child_fd(ChildFd(*fd)),
                 Event::Signal { signal } => {
@@ -439,7 +444,7 @@ fn spec_of(
 }
 
 /// What `recording` and `now` (what the program did again) differ in: the output on each
-/// fd (placeholders matching values of their patterns), the fds lost, the exit.
+/// fd (placeholders matching values of their patterns), the output fds lost, the exit.
 fn compare(
     recording: &Recording,
     now: &Recording,
@@ -455,12 +460,16 @@ fn compare(
         }
         streams
     };
+    // Only the fds the parent reads: whether a pipe to the child is reported lost depends on
+    // whether the child exits before the protocol closes it, which no run repeats.
     let lost = |recording: &Recording| -> BTreeSet<u32> {
         recording
             .events
             .iter()
             .filter_map(|event| match event {
-                Event::Lost { fd } => Some(*fd),
+                Event::Lost { fd } if recording.fds.get(fd) != Some(&FdKind::ParentWrites) => {
+                    Some(*fd)
+                }
                 _ => None,
             })
             .collect()

@@ -404,7 +404,9 @@ fn verify_passes_on_an_unchanged_program_and_shows_a_diff_for_a_changed_one() {
         (
             Some(0),
             "all 1 recorded spawn(s) do what they did\n".to_owned()
-        )
+        ),
+        "the recording:\n{}",
+        Cassette::load(&file).expect("a cassette").transcript()
     );
 
     answering_script(&dir, "43");

@@ -319,15 +319,15 @@ fn record(file: &PathBuf, command: &[String], progress: bool) -> Result<ExitCode
             .map_err(|err| err.to_string())?;
         let (stdin, stdout, stderr) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take());
-        if let Some(stdin) = stdin {
-            // Not awaited: a child may end before this process's stdin does.
+        // Not awaited to its end: a child may end before this process's stdin does.
+        let input = stdin.map(|stdin| {
             tokio::spawn(copy(
                 tokio::io::stdin(),
                 stdin,
                 counters.clone(),
                 Direction::ToChild,
-            ));
-        }
+            ))
+        });
         let out = stdout.map(|from| {
             tokio::spawn(copy(
                 from,
@@ -366,6 +366,13 @@ fn record(file: &PathBuf, command: &[String], progress: bool) -> Result<ExitCode
         let status = wait_passing_signals_on(&mut child, caught).await?;
         for copier in [out, err].into_iter().flatten() {
             let _ = copier.await;
+        }
+        if let Some(input) = input {
+            // A write the copier has made may not have returned yet (a thread preempted
+            // inside it, under load), and a recording leaves out calls in flight: stop the
+            // copier at its next await, after that write, so the write is in the cassette.
+            input.abort();
+            let _ = input.await;
         }
         if let Some(ticker) = ticker {
             ticker.abort();

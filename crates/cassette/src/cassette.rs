@@ -535,8 +535,9 @@ impl Cassette {
         String::from_utf8(json).expect("JSON is UTF-8")
     }
 
-    /// The transcript: one line per spawn and per event, bytes escaped as in a Rust byte
-    /// string.
+    /// The transcript: a line per placeholder of a volatile value (with its pattern) and for
+    /// the framing, if any; then one line per spawn and per event, bytes escaped as in a Rust
+    /// byte string.
     ///
     /// ```
     /// use process_transport_cassette::{Cassette, Event, Recording};
@@ -555,6 +556,15 @@ impl Cassette {
     /// ```
     pub fn transcript(&self) -> String {
         let mut text = String::new();
+        for (name, placeholder) in &self.placeholders {
+            text.push_str(&format!(
+                "placeholder {name}: pattern `{}`\n",
+                placeholder.pattern
+            ));
+        }
+        if let Some(Framing::ContentLength) = self.framing {
+            text.push_str("framing: content-length\n");
+        }
         for (index, recording) in self.spawns.iter().enumerate() {
             text.push_str(&format!("spawn {index}: {}\n", recording.command_line()));
             if let Some(refusal) = &recording.refused {

@@ -461,3 +461,59 @@ fn verify_names_a_bad_binding_and_a_missing_cassette() {
         "process-cassette: cassette absent.json: no such file\n"
     );
 }
+
+#[test]
+fn record_stores_a_pattern_as_a_placeholder_and_verify_accepts_a_new_value() {
+    let file = scratch("pattern").join("pid.json");
+    let recorded = Command::new(BIN)
+        .arg("record")
+        .arg(&file)
+        .args([
+            "--pattern",
+            "<PID>=pid [0-9]+",
+            "--",
+            "sh",
+            "-c",
+            "echo pid $$",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("the binary runs");
+    assert!(recorded.status.success());
+    assert!(recorded.stdout.starts_with(b"pid "));
+
+    let shown = Command::new(BIN)
+        .arg("show")
+        .arg(&file)
+        .output()
+        .expect("show runs");
+    let text = String::from_utf8(shown.stdout).expect("text");
+    assert!(
+        text.starts_with("placeholder <PID>: pattern `pid [0-9]+`\nspawn 0: sh -c echo pid $$\n"),
+        "{text}"
+    );
+    assert!(text.contains("  <- fd 1: b\"<PID>\\n\"\n"), "{text}");
+    // Each run has another pid: the placeholder matches it.
+    assert_eq!(
+        verify(&file, &[]),
+        (
+            Some(0),
+            "all 1 recorded spawn(s) do what they did\n".to_owned()
+        )
+    );
+
+    let out = Command::new(BIN)
+        .arg("record")
+        .arg(&file)
+        .args(["--pattern", "<N>=[0-9]*", "--", "true"])
+        .output()
+        .expect("the binary runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with(
+            "process-cassette: pattern `[0-9]*` for placeholder <N>: it matches the empty string"
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

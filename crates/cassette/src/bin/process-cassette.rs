@@ -39,6 +39,16 @@ enum Action {
         /// longer than a second: `auto` when stderr is a terminal.
         #[arg(long, value_enum, default_value_t = Progress::Auto)]
         progress: Progress,
+        /// Store each match of a pattern as a placeholder a replay binds:
+        /// PLACEHOLDER=REGEX (`<PID>="processId": *[0-9]+`); may be given again.
+        #[arg(long = "pattern", value_name = "PLACEHOLDER=REGEX", value_parser = placeholder_pattern)]
+        patterns: Vec<(String, String)>,
+        /// Replace the value of this environment variable with `<NAME>`; may be given again.
+        #[arg(long = "secret-env", value_name = "NAME")]
+        secret_env: Vec<String>,
+        /// Keep `Content-Length` headers true where a placeholder changes a body's length.
+        #[arg(long)]
+        framed_by_content_length: bool,
         /// The command and its arguments, after `--`.
         #[arg(last = true, required = true)]
         command: Vec<String>,
@@ -70,6 +80,16 @@ enum Action {
     },
 }
 
+/// A `--pattern` value: PLACEHOLDER=REGEX (split at the first `=`).
+fn placeholder_pattern(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, pattern)) if !name.is_empty() && !pattern.is_empty() => {
+            Ok((name.to_owned(), pattern.to_owned()))
+        }
+        _ => Err(format!("`{text}` is not PLACEHOLDER=REGEX")),
+    }
+}
+
 /// A `--bind` value: NAME=VALUE.
 fn binding(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
@@ -95,6 +115,9 @@ fn main() -> ExitCode {
         Action::Record {
             file,
             progress,
+            patterns,
+            secret_env,
+            framed_by_content_length,
             command,
         } => {
             let shown = match progress {
@@ -102,7 +125,8 @@ fn main() -> ExitCode {
                 Progress::Always => true,
                 Progress::Never => false,
             };
-            record(&file, &command, shown)
+            redactions(&patterns, &secret_env, framed_by_content_length)
+                .and_then(|redactions| record(&file, &command, shown, redactions))
         }
         Action::Show { file } => Cassette::load(&file)
             .map_err(|err| err.to_string())
@@ -299,12 +323,41 @@ async fn wait_passing_signals_on(
     }
 }
 
-fn record(file: &PathBuf, command: &[String], progress: bool) -> Result<ExitCode, String> {
+/// The redactions `record` is asked for: this machine's paths, and the patterns, secret
+/// variables and framing given.
+fn redactions(
+    patterns: &[(String, String)],
+    secret_env: &[String],
+    framed: bool,
+) -> Result<Redactions, String> {
+    let mut redactions = secret_env
+        .iter()
+        .fold(Redactions::new(), |redactions, name| {
+            redactions.secret_env(name)
+        });
+    for (placeholder, pattern) in patterns {
+        redactions = redactions
+            .pattern(pattern, placeholder)
+            .map_err(|err| err.to_string())?;
+    }
+    Ok(if framed {
+        redactions.framed_by_content_length()
+    } else {
+        redactions
+    })
+}
+
+fn record(
+    file: &PathBuf,
+    command: &[String],
+    progress: bool,
+    redactions: Redactions,
+) -> Result<ExitCode, String> {
     // Checked and opened before the command runs: a cassette that cannot be written is
     // reported before the command's side effects, not after.
     let target = SaveTarget::open(file).map_err(|err| err.to_string())?;
     let runtime = tokio::runtime::Runtime::new().map_err(|err| err.to_string())?;
-    let recorder = RecordingSpawner::new(Arc::new(RealSpawner::new()));
+    let recorder = RecordingSpawner::new(Arc::new(RealSpawner::new())).redacting(redactions);
     let counters = Arc::new(Counters::default());
     let line = command.join(" ");
     let status = runtime.block_on(async {

@@ -200,7 +200,7 @@ impl SessionBuilder {
     /// # Errors
     /// `BadPattern` for a pattern that cannot be used; `BadMode` for an unknown mode;
     /// `Missing` when the mode is `replay` or `verify` and there is no cassette; any error
-    /// of [`Cassette::load`] for a cassette that exists.
+    /// of [`Cassette::load`](crate::Cassette::load) for a cassette that exists.
     pub fn open(self) -> Result<Session, CassetteError> {
         let path = self.path;
         if let Some(error) = self.error {

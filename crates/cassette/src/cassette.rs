@@ -246,6 +246,11 @@ pub struct Recording {
     /// The terminal size the spec asked for, if it set one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pty_size: Option<TerminalSize>,
+    /// The spawn (by its place in the cassette) whose program started this one, when shims
+    /// on `PATH` recorded both ([`Shims`](crate::Shims)): a replay serves it with that spawn,
+    /// since the program that started it is not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within: Option<usize>,
     /// What crossed the transport, in order.
     pub events: Vec<Event>,
     /// Why the spawn failed, when it did: a replay fails the same way.
@@ -372,6 +377,7 @@ impl Recording {
                 rows: size.rows,
                 cols: size.cols,
             }),
+            within: None,
             events: Vec::new(),
             refused: None,
         }
@@ -476,6 +482,14 @@ pub enum CassetteError {
         path: PathBuf,
         /// Each mismatch, as its panic said it.
         failures: Vec<String>,
+    },
+    /// Spawns through shims found no recording ([`Shims`](crate::Shims)).
+    #[error("cassette {path}: spawns no recording matched: {}", spawns.join("; "))]
+    Unmatched {
+        /// The file.
+        path: PathBuf,
+        /// What each shim said of its spawn.
+        spawns: Vec<String>,
     },
     /// A replay ended with served recordings that still waited for the protocol.
     #[error("cassette {path}: the replay ended before the recording did: {}", waits.join("; "))]

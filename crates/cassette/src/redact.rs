@@ -7,7 +7,7 @@ use memchr::memmem;
 
 use crate::framing;
 use crate::volatile::{numbered, Pattern, PatternError};
-use crate::{Cassette, Event, Framing, Placeholder, Recording};
+use crate::{Bytes, Cassette, Event, Framing, Placeholder, Recording};
 
 /// What a cassette must not store, each with the placeholder it stores instead.
 ///
@@ -39,6 +39,14 @@ pub struct Redactions {
     /// Patterns of volatile values, each with its placeholder, in the order given.
     patterns: Vec<(Pattern, String)>,
     /// Whether `Content-Length` headers are kept true ([`Framing::ContentLength`]).
+    framed: bool,
+}
+
+/// [`Redactions`] as plain data.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct RedactionParts {
+    pairs: Vec<(Bytes, Bytes)>,
+    patterns: Vec<(String, String)>,
     framed: bool,
 }
 
@@ -230,6 +238,39 @@ impl Redactions {
     pub fn framed_by_content_length(mut self) -> Self {
         self.framed = true;
         self
+    }
+
+    /// These redactions as plain data, to hand to another process (a shim).
+    pub(crate) fn parts(&self) -> RedactionParts {
+        RedactionParts {
+            pairs: self
+                .pairs
+                .iter()
+                .map(|(value, placeholder)| (Bytes(value.clone()), Bytes(placeholder.clone())))
+                .collect(),
+            patterns: self
+                .patterns
+                .iter()
+                .map(|(pattern, placeholder)| (pattern.source().to_owned(), placeholder.clone()))
+                .collect(),
+            framed: self.framed,
+        }
+    }
+
+    /// Redactions made again from [`parts`](Self::parts).
+    #[cfg(feature = "real")]
+    pub(crate) fn from_parts(parts: &RedactionParts) -> Result<Self, PatternError> {
+        let mut redactions = Redactions::none();
+        redactions.pairs = parts
+            .pairs
+            .iter()
+            .map(|(value, placeholder)| (value.0.clone(), placeholder.0.clone()))
+            .collect();
+        for (pattern, placeholder) in &parts.patterns {
+            redactions = redactions.pattern(pattern, placeholder.clone())?;
+        }
+        redactions.framed = parts.framed;
+        Ok(redactions)
     }
 
     /// Whether any pattern was given.

@@ -26,6 +26,7 @@ use crate::{Cassette, CassetteError, Event, FdKind, PatternError, Recording, Red
 pub struct MatchRules {
     lenient_stdin: bool,
     ignore_cwd: bool,
+    spawn_details: bool,
     args: Option<ArgsRule>,
 }
 
@@ -34,6 +35,7 @@ impl fmt::Debug for MatchRules {
         f.debug_struct("MatchRules")
             .field("lenient_stdin", &self.lenient_stdin)
             .field("ignore_cwd", &self.ignore_cwd)
+            .field("ignore_spawn_details", &self.spawn_details)
             .field("args", &self.args.as_ref().map(ArgsRule::describe))
             .finish()
     }
@@ -79,6 +81,14 @@ impl MatchRules {
     /// The working directory is not compared, even where it was recorded.
     pub fn ignore_cwd(mut self) -> Self {
         self.ignore_cwd = true;
+        self
+    }
+
+    /// Only the command line, the cwd and the kept env values and digests are compared, not
+    /// the env names set, the fd map, the user, the terminal or the process group: for a
+    /// process that cannot see how it was spawned (a shim on `PATH`, [`Shims`](crate::Shims)).
+    pub fn ignore_spawn_details(mut self) -> Self {
+        self.spawn_details = true;
         self
     }
 
@@ -491,6 +501,35 @@ impl ReplaySpawner {
         ))
     }
 
+    /// The places (in the cassette) of the recordings served so far, in cassette order.
+    pub fn served(&self) -> Vec<usize> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, slot)| slot.used())
+            .map(|(index, _)| index)
+            .collect()
+    }
+
+    /// Takes the recordings at `indices` as served already: for a replay that several
+    /// processes share ([`Shims`](crate::Shims)), each serving the recordings the others
+    /// have not. An index past the cassette's end is ignored.
+    pub fn already_served(self, indices: impl IntoIterator<Item = usize>) -> Self {
+        for index in indices {
+            if let Some(slot) = self.slots.get(index) {
+                slot.used.store(true, Ordering::SeqCst);
+            }
+        }
+        self
+    }
+
+    /// Starts with the placeholders of `bindings` bound (what another process sharing this
+    /// replay bound).
+    pub fn with_bindings(self, bindings: BTreeMap<String, Vec<u8>>) -> Self {
+        lock(&self.bindings).extend(bindings);
+        self
+    }
+
     /// The recordings never served, as their command lines, in cassette order.
     pub fn unused(&self) -> Vec<String> {
         self.slots
@@ -694,12 +733,11 @@ impl Slot {
                 .and_then(|(_, value)| value.map(|value| env_digest(value.as_encoded_bytes())));
             live.as_ref() != Some(digest)
         });
-        if asked.env != recording.env
-            || values_differ
-            || digests_differ
-            || asked.env_cleared != recording.env_cleared
-            || asked.env_removed != recording.env_removed
-        {
+        let names_differ = !rules.spawn_details
+            && (asked.env != recording.env
+                || asked.env_cleared != recording.env_cleared
+                || asked.env_removed != recording.env_removed);
+        if names_differ || values_differ || digests_differ {
             differs.push(Aspect::Env);
         }
         for (differ, aspect) in [
@@ -717,7 +755,7 @@ impl Slot {
                 Aspect::Process,
             ),
         ] {
-            if differ {
+            if differ && !rules.spawn_details {
                 differs.push(aspect);
             }
         }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use process_transport_api::Signal;
 use process_transport_cassette::{
-    Cassette, Event, RecordingSpawner, Redactions, SaveTarget, Verifier,
+    Cassette, Event, RecordingSpawner, Redactions, SaveTarget, ShimEnd, Verifier,
 };
 use process_transport_command::{Child, Command, ExitStatus, Stdio};
 use process_transport_real::RealSpawner;
@@ -110,6 +110,9 @@ enum Progress {
 }
 
 fn main() -> ExitCode {
+    if let Some(end) = as_shim() {
+        return end;
+    }
     let cli = Cli::parse();
     let result = match cli.action {
         Action::Record {
@@ -145,6 +148,39 @@ fn main() -> ExitCode {
         eprintln!("process-cassette: {message}");
         ExitCode::from(2)
     })
+}
+
+/// When this binary runs under another name with a shim session set (a shim on `PATH`,
+/// `Shims`), replays or records this spawn and ends as the recorded child did.
+fn as_shim() -> Option<ExitCode> {
+    let name = std::env::args_os().next()?;
+    let name = std::path::Path::new(&name).file_name()?.to_owned();
+    if name == "process-cassette"
+        || std::env::var_os(process_transport_cassette::SHIM_VARIABLE).is_none()
+    {
+        return None;
+    }
+    Some(match process_transport_cassette::run_shim() {
+        ShimEnd::Code(code) => ExitCode::from(code),
+        ShimEnd::Signal(signal) => die_by(signal),
+    })
+}
+
+/// Ends this process by `signal`, as a recorded child died: its disposition reset to the
+/// default first (this runtime ignores `SIGPIPE`, and a shim caught the signals it passes
+/// on); 128 plus the signal where it does not end the process (`SIGSTOP`, say).
+fn die_by(signal: i32) -> ExitCode {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    // SAFETY: `signal` with `SIG_DFL` changes only this process's disposition of one
+    // signal; no handler runs, and nothing else of this process depends on it any more.
+    unsafe {
+        libc::signal(signal, libc::SIG_DFL);
+    }
+    if let Some(signal) = rustix::process::Signal::from_named_raw(signal) {
+        let _ = rustix::process::kill_process(rustix::process::getpid(), signal);
+    }
+    shell_code(None, Some(signal))
 }
 
 /// The shell's exit code for a status: the code, or 128 plus the signal.

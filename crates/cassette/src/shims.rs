@@ -706,6 +706,7 @@ mod runtime {
                     .map(|(name, value)| (name.clone(), value.0.clone()))
                     .collect(),
             );
+        let caught = catch_signals()?;
         let before = replay.served();
         let spawned = replay.spawn_process(Box::new(relay), spec).await;
         let newly: Vec<usize> = replay
@@ -742,7 +743,7 @@ mod runtime {
             let transport = transport.clone();
             std::thread::spawn(move || feed_stdin(&transport, &Mutex::new(false)));
         }
-        let ended = wait_passing_signals_on(&transport, &end).await;
+        let ended = wait_passing_signals_on(&transport, &end, caught).await;
         let failures = replay.take_failures();
         let merged = session.with_state(|state| {
             record_bindings(state, &replay);
@@ -836,23 +837,37 @@ mod runtime {
         }
     }
 
-    /// Waits for the child's end, passing on to it each SIGINT, SIGTERM, SIGHUP and SIGQUIT
-    /// this process gets (a replayed child plays the death its recording shows, or dies by
-    /// the signal as a real one would).
-    async fn wait_passing_signals_on(
-        transport: &Arc<dyn ProcessTransport>,
-        ended: &Ended,
-    ) -> ProcessEnd {
+    /// The signals a shim passes on, each with the signal it passes, caught from before the
+    /// spawn: one that comes while the spawn starts (its first output may already be out) is
+    /// kept for [`wait_passing_signals_on`], not taken by its default action, which would
+    /// end this process with nothing recorded or claimed.
+    type Caught = Vec<(tokio::signal::unix::Signal, Signal)>;
+
+    fn catch_signals() -> Result<Caught, String> {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut streams: Vec<(tokio::signal::unix::Signal, Signal)> = [
+        [
             (SignalKind::interrupt(), Signal::Int),
             (SignalKind::terminate(), Signal::Term),
             (SignalKind::hangup(), Signal::Hup),
             (SignalKind::quit(), Signal::Number(libc::SIGQUIT)),
         ]
         .into_iter()
-        .filter_map(|(kind, passed)| signal(kind).ok().map(|stream| (stream, passed)))
-        .collect();
+        .map(|(kind, passed)| {
+            signal(kind)
+                .map(|stream| (stream, passed))
+                .map_err(|err| format!("cannot catch signal {passed}: {err}"))
+        })
+        .collect()
+    }
+
+    /// Waits for the child's end, passing on to it each SIGINT, SIGTERM, SIGHUP and SIGQUIT
+    /// this process gets (a replayed child plays the death its recording shows, or dies by
+    /// the signal as a real one would).
+    async fn wait_passing_signals_on(
+        transport: &Arc<dyn ProcessTransport>,
+        ended: &Ended,
+        mut streams: Caught,
+    ) -> ProcessEnd {
         loop {
             let notified = ended.notify.notified();
             let mut notified = std::pin::pin!(notified);
@@ -937,6 +952,7 @@ mod runtime {
                 }
                 let relay = Relay::default();
                 let ended = relay.end.clone();
+                let caught = catch_signals()?;
                 let transport = recorder
                     .spawn_process(Box::new(relay), spec)
                     .await
@@ -946,7 +962,7 @@ mod runtime {
                     let (transport, stopped) = (transport.clone(), stopped.clone());
                     std::thread::spawn(move || feed_stdin(&transport, &stopped));
                 }
-                let end = wait_passing_signals_on(&transport, &ended).await;
+                let end = wait_passing_signals_on(&transport, &ended, caught).await;
                 // A write still returning would be left out of the recording.
                 *lock(&stopped) = true;
                 end

@@ -212,5 +212,55 @@ fn replaying_a_thousand_spawns(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, recording_overhead, replaying_a_thousand_spawns);
+/// One spawn of `true` by plain `std::process::Command`: the real program, against a shim
+/// on `PATH` that replays its recording (a fresh session per spawn, made outside the timing).
+fn a_spawn_through_a_shim(c: &mut Criterion) {
+    use process_transport_cassette::Shims;
+    let path = scratch().join("true.json");
+    let recording = Shims::builder(&path)
+        .binary(env!("CARGO_BIN_EXE_process-cassette"))
+        .mode("record")
+        .program("true")
+        .open()
+        .unwrap();
+    let status = std::process::Command::new("true")
+        .envs(recording.vars())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    recording.finish().unwrap();
+
+    let mut group = c.benchmark_group("a spawn of true");
+    group.bench_function("std::process, the real program (baseline)", |b| {
+        b.iter(|| std::process::Command::new("true").status().unwrap())
+    });
+    group.bench_function("std::process, through a replaying shim", |b| {
+        b.iter_batched(
+            || {
+                Shims::builder(&path)
+                    .binary(env!("CARGO_BIN_EXE_process-cassette"))
+                    .mode("replay")
+                    .open()
+                    .unwrap()
+            },
+            |shims| {
+                let status = std::process::Command::new("true")
+                    .envs(shims.vars())
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+                shims
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    recording_overhead,
+    replaying_a_thousand_spawns,
+    a_spawn_through_a_shim
+);
 criterion_main!(benches);

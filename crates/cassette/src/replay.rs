@@ -759,6 +759,11 @@ impl Slot {
                 differs.push(aspect);
             }
         }
+        // A process that cannot see how it was spawned can still see what its standard fds
+        // are: those must fit.
+        if rules.spawn_details && !fds_fit(recording, asked) {
+            differs.push(Aspect::Fds);
+        }
         if differs.is_empty() {
             *bindings = tentative;
         }
@@ -776,6 +781,24 @@ fn same_shape(fds: &std::collections::BTreeMap<u32, FdKind>) -> Vec<(u32, FdKind
             other => (*fd, *other),
         })
         .collect()
+}
+
+/// Whether the standard fds a shim found (`asked`: a pipe as `ParentReads` or
+/// `ParentWrites`, the null device as `Null`, a closed fd as none, a terminal or any other
+/// file as `Inherit`, with `pty` when one is a terminal) fit how `recording` mapped them: a
+/// recorded parent fd fits anything, as it was the parent's own; a recorded terminal needs
+/// one.
+fn fds_fit(recording: &Recording, asked: &Recording) -> bool {
+    if recording.pty {
+        return asked.pty;
+    }
+    (0..3).all(|fd| match (recording.fds.get(&fd), asked.fds.get(&fd)) {
+        (Some(FdKind::Inherit(_)), _) => true,
+        // A terminal or a file where the recording had a pipe: what a program run by hand,
+        // or with its output sent to a file, is given.
+        (Some(FdKind::ParentReads | FdKind::ParentWrites), Some(FdKind::Inherit(_))) => true,
+        (recorded, seen) => recorded == seen,
+    })
 }
 
 /// A part of a spawn a recording is matched on.
@@ -800,27 +823,56 @@ impl ProcessSpawner for ReplaySpawner {
         spec: SpawnSpec,
     ) -> Result<Arc<dyn ProcessTransport>, SpawnError> {
         spec.validate()?;
-        let asked = Recording::of(&spec);
+        let index = self.claim(&spec)?;
+        self.serve(index, protocol, spec).await
+    }
+}
+
+impl ReplaySpawner {
+    /// Finds the first recording not served yet that a spawn of `spec` matches, takes it and
+    /// binds what the match binds: its place in the cassette.
+    pub(crate) fn claim(&self, spec: &SpawnSpec) -> Result<usize, SpawnError> {
+        let asked = Recording::of(spec);
         let executable = asked.command.first().cloned().unwrap_or_default();
-        let slot = {
-            let mut bindings = lock(&self.bindings);
-            self.candidates(&executable).into_iter().find(|slot| {
-                let mut tentative = bindings.clone();
-                let found = !slot.used()
-                    && self
-                        .differences(slot, &asked, &spec, &mut tentative)
-                        .is_empty()
-                    && slot.claim();
-                if found {
-                    *bindings = tentative;
-                }
-                found
-            })
-        };
-        match slot.map(|slot| &slot.serve) {
-            Some(Serve::Play(reactor, _)) => reactor.spawn_process(protocol, spec).await,
-            Some(Serve::Refuse(refusal)) => Err(refusal.error()),
-            None => Err(self.not_found(&spec)),
+        let mut bindings = lock(&self.bindings);
+        let found = self.candidates(&executable).into_iter().find(|slot| {
+            let mut tentative = bindings.clone();
+            let found = !slot.used()
+                && self
+                    .differences(slot, &asked, spec, &mut tentative)
+                    .is_empty()
+                && slot.claim();
+            if found {
+                *bindings = tentative;
+            }
+            found
+        });
+        drop(bindings);
+        match found {
+            Some(slot) => Ok(self
+                .slots
+                .iter()
+                .position(|other| std::ptr::eq(other, slot))
+                .expect("a slot of this replay")),
+            None => Err(self.not_found(spec)),
+        }
+    }
+
+    /// The recording at `index`, restored.
+    pub(crate) fn recording(&self, index: usize) -> &Recording {
+        &self.slots[index].recording
+    }
+
+    /// Serves the claimed recording at `index` to `protocol`, as a fake child of `spec`.
+    pub(crate) async fn serve(
+        &self,
+        index: usize,
+        protocol: Box<dyn ProcessProtocol>,
+        spec: SpawnSpec,
+    ) -> Result<Arc<dyn ProcessTransport>, SpawnError> {
+        match &self.slots[index].serve {
+            Serve::Play(reactor, _) => reactor.spawn_process(protocol, spec).await,
+            Serve::Refuse(refusal) => Err(refusal.error()),
         }
     }
 }

@@ -345,9 +345,18 @@ impl ShimsBuilder {
         if mode == Mode::Replay {
             let cassette = Cassette::load(&path)?;
             if programs.is_empty() {
+                // A program every recording of which found it missing is not shimmed: a
+                // spawn of it fails as it did, where it is missing here too.
                 programs = cassette
                     .spawns
                     .iter()
+                    .filter(|recording| {
+                        !matches!(recording.refused, Some(crate::Refusal::NotFound(_)))
+                            || cassette.spawns.iter().any(|other| {
+                                other.command.first() == recording.command.first()
+                                    && other.refused.is_none()
+                            })
+                    })
                     .filter_map(|recording| recording.command.first())
                     .filter(|program| !program.contains('/'))
                     .cloned()
@@ -593,8 +602,8 @@ mod runtime {
     use std::sync::{Arc, Mutex};
 
     use process_transport_api::{
-        ChildFd, ProcessEnd, ProcessProtocol, ProcessSpawner, ProcessTransport, Signal, SpawnError,
-        SpawnSpec,
+        ChildFd, ChildFdMapping, ProcessEnd, ProcessProtocol, ProcessSpawner, ProcessTransport,
+        Signal, SpawnError, SpawnSpec,
     };
     use process_transport_real::RealSpawner;
 
@@ -654,6 +663,52 @@ mod runtime {
     /// variables' values.
     fn asked(config: &Config, program: &OsStr, args: &[OsString]) -> SpawnSpec {
         let mut spec = SpawnSpec::new(program).args(args);
+        for fd in [ChildFd::STDIN, ChildFd::STDOUT, ChildFd::STDERR] {
+            spec = spec.no_child_fd(fd);
+        }
+        let null = rustix::fs::stat("/dev/null").ok();
+        let seen = [
+            (
+                ChildFd::STDIN,
+                rustix::fs::fstat(io::stdin()),
+                rustix::termios::isatty(io::stdin()),
+            ),
+            (
+                ChildFd::STDOUT,
+                rustix::fs::fstat(io::stdout()),
+                rustix::termios::isatty(io::stdout()),
+            ),
+            (
+                ChildFd::STDERR,
+                rustix::fs::fstat(io::stderr()),
+                rustix::termios::isatty(io::stderr()),
+            ),
+        ];
+        if seen.iter().any(|(_, _, tty)| *tty) {
+            spec = spec.use_pty(true);
+        }
+        {
+            for (fd, stat, tty) in seen {
+                let Ok(stat) = stat else { continue };
+                let kind = rustix::fs::FileType::from_raw_mode(stat.st_mode);
+                let is_null = null
+                    .as_ref()
+                    .is_some_and(|null| (null.st_dev, null.st_ino) == (stat.st_dev, stat.st_ino));
+                let mapping = match kind {
+                    _ if tty => ChildFdMapping::Inherit(fd.0 as i32),
+                    _ if is_null => ChildFdMapping::Null,
+                    rustix::fs::FileType::Fifo | rustix::fs::FileType::Socket => {
+                        if fd == ChildFd::STDIN {
+                            ChildFdMapping::ParentWrites
+                        } else {
+                            ChildFdMapping::ParentReads
+                        }
+                    }
+                    _ => ChildFdMapping::Inherit(fd.0 as i32),
+                };
+                spec = spec.child_fd(fd, mapping);
+            }
+        }
         if let Ok(cwd) = std::env::current_dir() {
             spec = spec.cwd(cwd);
         }
@@ -706,24 +761,44 @@ mod runtime {
                     .map(|(name, value)| (name.clone(), value.0.clone()))
                     .collect(),
             );
-        let caught = catch_signals()?;
-        let before = replay.served();
-        let spawned = replay.spawn_process(Box::new(relay), spec).await;
-        let newly: Vec<usize> = replay
-            .served()
-            .into_iter()
-            .filter(|index| !before.contains(index))
-            .collect();
-        guard.state.served.extend(with_nested(&cassette, &newly));
-        record_bindings(&mut guard.state, &replay);
-        let transport = match spawned {
-            Ok(transport) => transport,
-            Err(SpawnError::NotFound(why)) if newly.is_empty() => {
+        let caught = catch_signals(&cassette)?;
+        let index = match replay.claim(&spec) {
+            Ok(index) => index,
+            Err(err) => {
+                let why = match err {
+                    SpawnError::NotFound(why) => why,
+                    other => other.to_string(),
+                };
                 guard.state.unmatched.push(why.clone());
                 guard.save().map_err(state_io)?;
                 eprintln!("process-cassette shim: cannot run {why}");
                 return Ok(ShimEnd::Code(127));
             }
+        };
+        guard.state.served.extend(with_nested(&cassette, &[index]));
+        record_bindings(&mut guard.state, &replay);
+        if replay.recording(index).pty {
+            // The recorded bytes went through a terminal already: this one passes them on
+            // as they are, and does not echo again.
+            if let Ok(mut modes) = rustix::termios::tcgetattr(io::stdin()) {
+                modes.make_raw();
+                let _ = rustix::termios::tcsetattr(
+                    io::stdin(),
+                    rustix::termios::OptionalActions::Now,
+                    &modes,
+                );
+            }
+        }
+        // Played as a child of the spec the recording has: its fds, its terminal.
+        let spawned = replay
+            .serve(
+                index,
+                Box::new(relay),
+                played(replay.recording(index), spec),
+            )
+            .await;
+        let transport = match spawned {
+            Ok(transport) => transport,
             // A recorded refusal: what a shell says of such a program.
             Err(err) => {
                 guard.save().map_err(state_io)?;
@@ -735,10 +810,7 @@ mod runtime {
             }
         };
         guard.save().map_err(state_io)?;
-        let index = newly.first().copied();
-        let reads_stdin = index
-            .and_then(|index| cassette.spawns.get(index))
-            .is_some_and(|recording| recording.fds.get(&0) == Some(&FdKind::ParentWrites));
+        let reads_stdin = replay.recording(index).fds.get(&0) == Some(&FdKind::ParentWrites);
         if reads_stdin {
             let transport = transport.clone();
             std::thread::spawn(move || feed_stdin(&transport, &Mutex::new(false)));
@@ -831,6 +903,28 @@ mod runtime {
             };
         }
 
+        /// The child closed one of its standard fds: this process closes its own, so that
+        /// the process on the other side sees the end of the pipe as it did (an fd is
+        /// closed by putting the null device in its place).
+        fn child_connection_lost(&mut self, fd: ChildFd) {
+            let Ok(null) = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+            else {
+                return;
+            };
+            let _ = match fd {
+                ChildFd::STDIN => rustix::stdio::dup2_stdin(&null),
+                ChildFd::STDOUT => {
+                    let _ = io::stdout().lock().flush();
+                    rustix::stdio::dup2_stdout(&null)
+                }
+                ChildFd::STDERR => rustix::stdio::dup2_stderr(&null),
+                _ => Ok(()),
+            };
+        }
+
         fn process_ended(&mut self, reason: ProcessEnd) {
             *lock(&self.end.end) = Some(reason);
             self.end.notify.notify_waiters();
@@ -843,21 +937,60 @@ mod runtime {
     /// end this process with nothing recorded or claimed.
     type Caught = Vec<(tokio::signal::unix::Signal, Signal)>;
 
-    fn catch_signals() -> Result<Caught, String> {
+    ///
+    /// Caught: SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM, and
+    /// every other signal `cassette` shows a
+    /// protocol sending (a replayed child waits for those), but SIGKILL and SIGSTOP, which
+    /// no process can catch and which act on the shim as on the child.
+    fn catch_signals(cassette: &Cassette) -> Result<Caught, String> {
         use tokio::signal::unix::{signal, SignalKind};
-        [
-            (SignalKind::interrupt(), Signal::Int),
-            (SignalKind::terminate(), Signal::Term),
-            (SignalKind::hangup(), Signal::Hup),
-            (SignalKind::quit(), Signal::Number(libc::SIGQUIT)),
-        ]
-        .into_iter()
-        .map(|(kind, passed)| {
-            signal(kind)
-                .map(|stream| (stream, passed))
-                .map_err(|err| format!("cannot catch signal {passed}: {err}"))
-        })
-        .collect()
+        let mut wanted = vec![
+            Signal::Int,
+            Signal::Term,
+            Signal::Hup,
+            Signal::Number(libc::SIGQUIT),
+            Signal::Number(libc::SIGUSR1),
+            Signal::Number(libc::SIGUSR2),
+            Signal::Number(libc::SIGWINCH),
+            Signal::Number(libc::SIGALRM),
+        ];
+        for recording in &cassette.spawns {
+            for event in &recording.events {
+                if let crate::Event::Signal { signal } = event {
+                    if let Ok(signal) = signal.parse::<Signal>() {
+                        if !wanted.contains(&signal) {
+                            wanted.push(signal);
+                        }
+                    }
+                }
+            }
+        }
+        wanted
+            .into_iter()
+            .filter(|signal| ![libc::SIGKILL, libc::SIGSTOP].contains(&signal.number()))
+            .map(|passed| {
+                signal(SignalKind::from_raw(passed.number()))
+                    .map(|stream| (stream, passed))
+                    .map_err(|err| format!("cannot catch signal {passed}: {err}"))
+            })
+            .collect()
+    }
+
+    /// The spec a claimed recording is played as: the asked command line and cwd, and the
+    /// recording's fd map and terminal, so the fake child has the fds whose ends the
+    /// recording shows.
+    fn played(recording: &Recording, asked: SpawnSpec) -> SpawnSpec {
+        let mut spec = SpawnSpec::new(asked.get_executable()).args(asked.get_args());
+        for fd in [ChildFd::STDIN, ChildFd::STDOUT, ChildFd::STDERR] {
+            spec = spec.no_child_fd(fd);
+        }
+        for (fd, kind) in &recording.fds {
+            spec = spec.child_fd(ChildFd(*fd), (*kind).into());
+        }
+        if recording.pty {
+            spec = spec.use_pty(true);
+        }
+        spec
     }
 
     /// Waits for the child's end, passing on to it each SIGINT, SIGTERM, SIGHUP and SIGQUIT
@@ -952,7 +1085,7 @@ mod runtime {
                 }
                 let relay = Relay::default();
                 let ended = relay.end.clone();
-                let caught = catch_signals()?;
+                let caught = catch_signals(&Cassette::new(Vec::new()))?;
                 let transport = recorder
                     .spawn_process(Box::new(relay), spec)
                     .await
@@ -980,6 +1113,17 @@ mod runtime {
         recording.cwd = asked_recording.cwd;
         recording.arg0 = None;
         recording.env = Vec::new();
+        // The fds as the code under test gave them; a terminal or a file was pumped as a
+        // pipe.
+        recording.fds = asked_recording
+            .fds
+            .iter()
+            .map(|(fd, kind)| match kind {
+                FdKind::Inherit(_) if *fd == 0 => (*fd, FdKind::ParentWrites),
+                FdKind::Inherit(_) => (*fd, FdKind::ParentReads),
+                kind => (*fd, *kind),
+            })
+            .collect();
         keep(session, number, within, recording).map_err(state_io)?;
         Ok(end_of(end))
     }

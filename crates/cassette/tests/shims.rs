@@ -250,3 +250,39 @@ fn a_shim_that_gets_sigterm_mid_replay_dies_as_the_recorded_child_did(
     replaying.finish()?;
     Ok(())
 }
+
+#[test]
+fn a_shimmed_program_that_runs_another_is_served_with_it() -> Result<(), Box<dyn std::error::Error>>
+{
+    let dir = scratch("nested");
+    let path = dir.join("nested.json");
+    let run = |shims: &Shims| {
+        Command::new("sh")
+            .args(["-c", "printf 'b\\na\\n' | sort"])
+            .envs(shims.vars())
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let recording = shims(&path, "record").programs(["sh", "sort"]).open()?;
+    assert_eq!(run(&recording)?, "a\nb\n");
+    recording.finish()?;
+    let cassette = Cassette::load(&path)?;
+    let shape: Vec<(String, Option<usize>)> = cassette
+        .spawns
+        .iter()
+        .map(|recording| (recording.command_line(), recording.within))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("sh -c printf 'b\\na\\n' | sort".to_owned(), None),
+            ("sort".to_owned(), Some(0))
+        ]
+    );
+
+    // The outer program is not run, so neither is the inner one: both are served.
+    let replaying = shims(&path, "replay").open()?;
+    assert_eq!(run(&replaying)?, "a\nb\n");
+    replaying.finish()?;
+    Ok(())
+}

@@ -1,3 +1,4 @@
+#![allow(clippy::await_holding_lock)] // each contract run holds `one_at_a_time` on its own thread
 //! The contract suite, run against the real transport and against the fakes' scripted twins:
 //! both must pass every scenario.
 
@@ -15,8 +16,18 @@ fn the_suite_has_at_least_seventy_named_scenarios() {
     assert_eq!(unique.len(), names.len(), "scenario names repeat");
 }
 
+/// The contract runs of this file, one at a time: run all at once, they were seen to end the
+/// test binary by SIGKILL, which is not explained yet (noted in the closing note).
+#[allow(clippy::await_holding_lock)]
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static RUNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    RUNS.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_transport_keeps_the_contract() {
+    let _one_at_a_time = one_at_a_time();
     let report = run_contract(&RealSpawner::new(), &ShellCatalog).await;
     println!("{report}");
     report.assert_passed();
@@ -25,6 +36,7 @@ async fn the_real_transport_keeps_the_contract() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fakes_keep_the_contract() {
+    let _one_at_a_time = one_at_a_time();
     let report = run_contract(&twin_reactor(), &ShellCatalog).await;
     println!("{report}");
     report.assert_passed();
@@ -32,6 +44,7 @@ async fn the_fakes_keep_the_contract() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fakes_keep_the_contract_with_output_in_small_chunks() {
+    let _one_at_a_time = one_at_a_time();
     let reactor = twin_reactor();
     // Odd-sized chunks shake out framing; one-byte chunks are tested on smaller payloads.
     reactor.set_chunk_size(Some(7));
@@ -41,6 +54,7 @@ async fn the_fakes_keep_the_contract_with_output_in_small_chunks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_contract_catches_a_twin_that_lies() {
+    let _one_at_a_time = one_at_a_time();
     let reactor = twin_reactor();
     // A twin that exits with the wrong code, and one that forgets its stderr.
     reactor.register(
@@ -79,6 +93,7 @@ const NOT_REPLAYABLE: [&str; 1] = ["a_push_producer_is_paused_above_the_high_wat
 /// then replays every scenario with the same verdict, but those in `NOT_REPLAYABLE`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_contract_recorded_through_a_recording_spawner_replays_with_the_same_verdicts() {
+    let _one_at_a_time = one_at_a_time();
     use process_transport_cassette::{Cassette, RecordingSpawner};
     use std::sync::Arc;
 
@@ -88,6 +103,7 @@ async fn the_contract_recorded_through_a_recording_spawner_replays_with_the_same
 
     let cassette = Cassette::from_json(&recorder.cassette().to_json(), "contract").unwrap();
     assert_replays_with_the_same_verdicts(cassette).await;
+    the_contract_recorded_with_a_normaliser_replays_with_the_same_verdicts().await;
 }
 
 /// Runs the contract on a replay of `cassette`: every scenario passes but those in
@@ -107,7 +123,8 @@ async fn assert_replays_with_the_same_verdicts(cassette: process_transport_casse
 /// and their echoes) the cassette stores as placeholders. The replay binds each placeholder
 /// to the word the scenario writes and delivers it where the echo stands, so every verdict
 /// is the same again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+///
+/// Run after the plain recording, in the same test.
 async fn the_contract_recorded_with_a_normaliser_replays_with_the_same_verdicts() {
     use process_transport_cassette::{Cassette, RecordingSpawner, Redactions};
     use std::sync::Arc;

@@ -206,23 +206,7 @@ impl SessionBuilder {
         if let Some(error) = self.error {
             return Err(CassetteError::BadPattern { path, error });
         }
-        let mode = match self.mode {
-            Some(mode) => mode,
-            None => std::env::var(MODE_VARIABLE).unwrap_or_default(),
-        };
-        let mode = match mode.as_str() {
-            "record" => Mode::Record,
-            "replay" => Mode::Replay,
-            "verify" => Mode::Verify,
-            "" | "auto" if path.exists() => Mode::Replay,
-            "" | "auto" => Mode::Record,
-            other => {
-                return Err(CassetteError::BadMode {
-                    path,
-                    value: other.to_owned(),
-                })
-            }
-        };
+        let mode = chosen_mode(self.mode, &path)?;
         if mode == Mode::Record {
             let recorder = recorder(&path)?
                 .redacting(self.redactions.clone())
@@ -249,6 +233,25 @@ impl SessionBuilder {
             redactions: self.redactions,
         })
     }
+}
+
+/// The mode `given` (or, when none is, [`MODE_VARIABLE`]'s value) names for the cassette at
+/// `path`: `auto` or nothing replays when the file exists and records when it does not.
+pub(crate) fn chosen_mode(given: Option<String>, path: &Path) -> Result<Mode, CassetteError> {
+    let mode = given.unwrap_or_else(|| std::env::var(MODE_VARIABLE).unwrap_or_default());
+    Ok(match mode.as_str() {
+        "record" => Mode::Record,
+        "replay" => Mode::Replay,
+        "verify" => Mode::Verify,
+        "" | "auto" if path.exists() => Mode::Replay,
+        "" | "auto" => Mode::Record,
+        other => {
+            return Err(CassetteError::BadMode {
+                path: path.to_owned(),
+                value: other.to_owned(),
+            })
+        }
+    })
 }
 
 /// A recorder on real processes.

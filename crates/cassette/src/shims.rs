@@ -13,9 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::redact::RedactionParts;
-use crate::{
-    Bytes, Cassette, CassetteError, Mode, PatternError, Recording, Redactions, MODE_VARIABLE,
-};
+use crate::{Bytes, Cassette, CassetteError, Mode, PatternError, Recording, Redactions};
 
 /// The variable that tells a shim where its session is: the directory [`Shims`] made.
 pub const SHIM_VARIABLE: &str = "PROCESS_CASSETTE_SHIM";
@@ -166,7 +164,7 @@ impl StateGuard {
 /// theirs under one lock, repeated commands are served in the order recorded, and none is
 /// served twice. [`finish`](Self::finish) writes the cassette (record) or fails naming the
 /// recordings never served, the spawns no recording matched and input that differed
-/// (replay). The mode comes from [`MODE_VARIABLE`], as for a [`Session`](crate::Session).
+/// (replay). The mode comes from [`MODE_VARIABLE`](crate::MODE_VARIABLE), as for a [`Session`](crate::Session).
 ///
 /// ```no_run
 /// use process_transport_cassette::Shims;
@@ -243,7 +241,7 @@ impl ShimsBuilder {
         self
     }
 
-    /// The mode, as [`MODE_VARIABLE`]'s value would give it (`record`, `replay`, `auto`).
+    /// The mode, as [`MODE_VARIABLE`](crate::MODE_VARIABLE)'s value would give it (`record`, `replay`, `auto`).
     pub fn mode(mut self, mode: impl Into<String>) -> Self {
         self.mode = Some(mode.into());
         self
@@ -322,20 +320,15 @@ impl ShimsBuilder {
         if let Some(error) = self.error {
             return Err(CassetteError::BadPattern { path, error });
         }
-        let mode = self
-            .mode
-            .unwrap_or_else(|| std::env::var(MODE_VARIABLE).unwrap_or_default());
-        let mode = match mode.as_str() {
-            "record" => Mode::Record,
-            "replay" => Mode::Replay,
-            "" | "auto" if path.exists() => Mode::Replay,
-            "" | "auto" => Mode::Record,
-            other => {
+        let mode = match crate::session::chosen_mode(self.mode, &path)? {
+            // Shims replay or record; verifying is a `Session`'s.
+            Mode::Verify => {
                 return Err(CassetteError::BadMode {
                     path,
-                    value: other.to_owned(),
+                    value: "verify".to_owned(),
                 })
             }
+            mode => mode,
         };
         let io_error = |source: io::Error| CassetteError::Io {
             path: path.clone(),

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use process_transport_api::{
-    ChildFd, FailureSink, ProcessProtocol, ProcessSpawner, ProcessTransport, Signal, SpawnError,
-    SpawnSpec,
+    ChildFd, DefaultAction, FailureSink, ProcessProtocol, ProcessSpawner, ProcessTransport, Signal,
+    SpawnError, SpawnSpec,
 };
 use process_transport_fakes::{
     Explorer, FakeChild, MemoryProcessReactor, Script, SignalAction, TerminalModes,
@@ -28,6 +28,9 @@ pub struct MatchRules {
     ignore_cwd: bool,
     spawn_details: bool,
     args: Option<ArgsRule>,
+    /// Recorded signals a process ignores by default are not waited for: a shim, a process
+    /// of its own, can miss one sent while it starts, before it can catch it.
+    unwaited_ignored_signals: bool,
 }
 
 impl fmt::Debug for MatchRules {
@@ -75,6 +78,14 @@ impl MatchRules {
     /// bytes, whatever they are.
     pub fn lenient_stdin(mut self) -> Self {
         self.lenient_stdin = true;
+        self
+    }
+
+    /// Recorded signals a process ignores by default (SIGCHLD, SIGURG, SIGWINCH, SIGCONT)
+    /// are played past, not waited for: a shim, a process of its own, misses one sent while
+    /// it starts, before it can catch it, as the kernel discards it.
+    pub(crate) fn unwaited_ignored_signals(mut self) -> Self {
+        self.unwaited_ignored_signals = true;
         self
     }
 
@@ -317,7 +328,9 @@ impl ReplaySpawner {
         self
     }
 
-    fn build(cassette: Cassette, rules: MatchRules, redactions: Redactions) -> Self {
+    /// A replay of `cassette` by `rules`, restoring `redactions`: what `new`, `restoring` and
+    /// `with_rules` make together, built once.
+    pub(crate) fn build(cassette: Cassette, rules: MatchRules, redactions: Redactions) -> Self {
         let failures = Arc::new(FailureSink::new());
         let given = Arc::new(cassette.clone());
         let cassette = cassette.restored(&redactions);
@@ -350,6 +363,7 @@ impl ReplaySpawner {
                             label,
                             Shared {
                                 strict: !rules.lenient_stdin,
+                                unwaited_ignored_signals: rules.unwaited_ignored_signals,
                                 failures: failures.clone(),
                                 volatiles: volatiles.clone(),
                                 bindings: bindings.clone(),
@@ -380,7 +394,7 @@ impl ReplaySpawner {
     }
 
     /// The slots a spawn of `executable` may be served from, in cassette order.
-    fn candidates(&self, executable: &str) -> Vec<&Slot> {
+    fn candidates(&self, executable: &str) -> Vec<usize> {
         let mut indices: Vec<usize> = [Some(executable.to_owned()), None]
             .iter()
             .filter_map(|key| self.by_executable.get(key))
@@ -389,9 +403,6 @@ impl ReplaySpawner {
             .collect();
         indices.sort_unstable();
         indices
-            .into_iter()
-            .map(|index| &self.slots[index])
-            .collect()
     }
 
     /// What of a spawn of `spec` (`asked`) differs from `slot`'s recording, by this replay's
@@ -415,6 +426,7 @@ impl ReplaySpawner {
         let same: Vec<&Slot> = self
             .candidates(&executable)
             .into_iter()
+            .map(|index| &self.slots[index])
             .filter(|slot| {
                 slot.command_matches(&asked, &self.rules, &self.volatiles, &mut bound.clone())
             })
@@ -835,30 +847,90 @@ impl ReplaySpawner {
     /// Finds the first recording not served yet that a spawn of `spec` matches, takes it and
     /// binds what the match binds: its place in the cassette.
     pub(crate) fn claim(&self, spec: &SpawnSpec) -> Result<usize, SpawnError> {
+        self.claim_where(spec, |_| true)
+    }
+
+    /// [`claim`](Self::claim), among the recordings whose places `chosen` keeps.
+    pub(crate) fn claim_where(
+        &self,
+        spec: &SpawnSpec,
+        chosen: impl Fn(usize) -> bool,
+    ) -> Result<usize, SpawnError> {
         let asked = Recording::of(spec);
         let executable = asked.command.first().cloned().unwrap_or_default();
         let mut bindings = lock(&self.bindings);
-        let found = self.candidates(&executable).into_iter().find(|slot| {
-            let mut tentative = bindings.clone();
-            let found = !slot.used()
-                && self
-                    .differences(slot, &asked, spec, &mut tentative)
-                    .is_empty()
-                && slot.claim();
-            if found {
-                *bindings = tentative;
-            }
-            found
-        });
+        let found = self
+            .candidates(&executable)
+            .into_iter()
+            .filter(|index| chosen(*index))
+            .find(|index| {
+                let slot = &self.slots[*index];
+                let mut tentative = bindings.clone();
+                let found = !slot.used()
+                    && self
+                        .differences(slot, &asked, spec, &mut tentative)
+                        .is_empty()
+                    && slot.claim();
+                if found {
+                    *bindings = tentative;
+                }
+                found
+            });
         drop(bindings);
-        match found {
-            Some(slot) => Ok(self
-                .slots
-                .iter()
-                .position(|other| std::ptr::eq(other, slot))
-                .expect("a slot of this replay")),
-            None => Err(self.not_found(spec)),
+        found.ok_or_else(|| self.not_found(spec))
+    }
+
+    /// The places of the recordings not served yet that a spawn of `spec` matches, in
+    /// cassette order; none is taken.
+    pub(crate) fn matching(&self, spec: &SpawnSpec) -> Vec<usize> {
+        let asked = Recording::of(spec);
+        let executable = asked.command.first().cloned().unwrap_or_default();
+        let bindings = lock(&self.bindings);
+        self.candidates(&executable)
+            .into_iter()
+            .filter(|index| {
+                let slot = &self.slots[*index];
+                !slot.used()
+                    && self
+                        .differences(slot, &asked, spec, &mut bindings.clone())
+                        .is_empty()
+            })
+            .collect()
+    }
+
+    /// What the recording at `index` reads on stdin before the child does anything its
+    /// parent can see (writes, closes, exits), when the bytes are compared exactly and hold
+    /// no placeholder: what tells apart recordings of one command whose first answers differ.
+    pub(crate) fn first_input(&self, index: usize) -> Option<FirstInput> {
+        if self.rules.lenient_stdin {
+            return None;
         }
+        let mut bytes = Vec::new();
+        for event in &self.slots[index].recording.events {
+            match event {
+                Event::Write { fd: 0, data } if self.volatiles.segments(&data.0).is_none() => {
+                    bytes.extend_from_slice(&data.0);
+                }
+                Event::Write { fd: 0, .. } => return None,
+                Event::Close { fd: 0 } => {
+                    return Some(FirstInput {
+                        bytes,
+                        closed: true,
+                    })
+                }
+                Event::Write { .. }
+                | Event::Close { .. }
+                | Event::Signal { .. }
+                | Event::Pause
+                | Event::Resume
+                | Event::Resize { .. } => {}
+                _ => break,
+            }
+        }
+        Some(FirstInput {
+            bytes,
+            closed: false,
+        })
     }
 
     /// The recording at `index`, restored.
@@ -877,6 +949,31 @@ impl ReplaySpawner {
             Serve::Play(reactor, _) => reactor.spawn_process(protocol, spec).await,
             Serve::Refuse(refusal) => Err(refusal.error()),
         }
+    }
+}
+
+/// What a recording reads on stdin before its child does anything its parent can see
+/// ([`ReplaySpawner::first_input`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FirstInput {
+    /// The bytes read.
+    pub(crate) bytes: Vec<u8>,
+    /// Whether stdin was closed after them, still before the child did anything.
+    pub(crate) closed: bool,
+}
+
+impl FirstInput {
+    /// Whether `input` (and its close, `ended`) can be the start of what this reads.
+    pub(crate) fn fits(&self, input: &[u8], ended: bool) -> bool {
+        let common = input.len().min(self.bytes.len());
+        input[..common] == self.bytes[..common]
+            && !(ended && input.len() < self.bytes.len())
+            && !(self.closed && input.len() > self.bytes.len())
+    }
+
+    /// Whether `input` holds all of it: the child would answer now.
+    pub(crate) fn got(&self, input: &[u8], ended: bool) -> bool {
+        input.len() >= self.bytes.len() && (ended || !self.closed)
     }
 }
 
@@ -910,6 +1007,8 @@ struct Progress {
 struct Shared {
     /// Whether stdin bytes are compared ([`MatchRules::lenient_stdin`] turns it off).
     strict: bool,
+    /// [`MatchRules::unwaited_ignored_signals`].
+    unwaited_ignored_signals: bool,
     failures: Arc<FailureSink>,
     volatiles: Arc<Volatiles>,
     bindings: Arc<Mutex<Bindings>>,
@@ -1016,6 +1115,7 @@ impl Player {
         for signal in signals
             .iter()
             .filter_map(|text| text.parse::<Signal>().ok())
+            .filter(|signal| player.waits_for(*signal))
         {
             let player = player.clone();
             script = script.on_signal(
@@ -1027,6 +1127,16 @@ impl Player {
             );
         }
         (script, player)
+    }
+
+    /// Whether a recorded `signal` waits for the protocol to send it (all do, but those a
+    /// process ignores by default under [`MatchRules::unwaited_ignored_signals`]).
+    fn waits_for(&self, signal: Signal) -> bool {
+        !(self.shared.unwaited_ignored_signals
+            && matches!(
+                signal.default_action(),
+                DefaultAction::Ignore | DefaultAction::Continue
+            ))
     }
 
     /// What the replay still waits for from the protocol, when it stopped short of the
@@ -1109,6 +1219,8 @@ impl Player {
                     return;
                 }
                 Event::Close { .. } => {}
+                Event::Signal { signal }
+                    if !signal.parse().is_ok_and(|signal| self.waits_for(signal)) => {}
                 Event::Signal { .. } if progress.signals <= progress.signals_played => return,
                 Event::Signal { .. } => progress.signals_played += 1,
                 Event::Pause | Event::Resume | Event::Resize { .. } => {}

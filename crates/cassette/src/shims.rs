@@ -602,6 +602,7 @@ mod runtime {
 
     use super::*;
     use crate::recorder::lock;
+    use crate::replay::FirstInput;
     use crate::{FdKind, MatchRules, RecordingSpawner, ReplaySpawner};
 
     /// How a shim ends: what its process must do last.
@@ -719,10 +720,14 @@ mod runtime {
         program: OsString,
         args: Vec<OsString>,
     ) -> Result<ShimEnd, String> {
+        let mut caught = catch_signals()?;
         let cassette = Cassette::load(&config.cassette).map_err(|err| err.to_string())?;
+        catch_recorded_signals(&mut caught, &cassette)?;
         let redactions =
             Redactions::from_parts(&config.redactions).map_err(|err| err.to_string())?;
-        let mut rules = MatchRules::exact().ignore_spawn_details();
+        let mut rules = MatchRules::exact()
+            .ignore_spawn_details()
+            .unwaited_ignored_signals();
         if config.lenient_stdin {
             rules = rules.lenient_stdin();
         }
@@ -739,37 +744,60 @@ mod runtime {
         let relay = Relay::default();
         let end = relay.end.clone();
         let state_io = |err: io::Error| format!("the session's state: {err}");
-        // Matched and claimed under the session's lock.
-        let mut guard = session.lock_state().map_err(state_io)?;
-        let replay = ReplaySpawner::new(cassette.clone())
-            .restoring(&redactions)
-            .with_rules(rules)
-            .named(config.cassette.display())
-            .already_served(guard.state.served.iter().copied())
-            .with_bindings(
-                guard
-                    .state
-                    .bindings
-                    .iter()
-                    .map(|(name, value)| (name.clone(), value.0.clone()))
-                    .collect(),
-            );
-        let caught = catch_signals(&cassette)?;
-        let index = match replay.claim(&spec) {
-            Ok(index) => index,
-            Err(err) => {
-                let why = match err {
-                    SpawnError::NotFound(why) => why,
-                    other => other.to_string(),
-                };
-                guard.state.unmatched.push(why.clone());
-                guard.save().map_err(state_io)?;
-                eprintln!("process-cassette shim: cannot run {why}");
-                return Ok(ShimEnd::Code(127));
+        // Matched and claimed under the session's lock; stdin read outside it, when that is
+        // what tells the recordings this spawn matches apart.
+        let mut early = EarlyStdin::default();
+        // Built once, outside the lock: a cassette can be megabytes. What other shims served
+        // and bound is added under the lock.
+        let mut replay = ReplaySpawner::build(cassette.clone(), rules, redactions)
+            .named(config.cassette.display());
+        let (mut guard, replay, index) = loop {
+            let guard = session.lock_state().map_err(state_io)?;
+            replay = replay
+                .already_served(guard.state.served.iter().copied())
+                .with_bindings(
+                    guard
+                        .state
+                        .bindings
+                        .iter()
+                        .map(|(name, value)| (name.clone(), value.0.clone()))
+                        .collect(),
+                );
+            let matching = replay.matching(&spec);
+            early.learn(&replay, &matching);
+            let chosen = match early.choose(&matching) {
+                Choice::Take(index) => replay.claim_where(&spec, |other| other == index),
+                Choice::Any => replay.claim(&spec),
+                Choice::Read => {
+                    // Read until the choice is made, then claim under the lock again: another
+                    // shim may have taken the chosen one meanwhile.
+                    drop(guard);
+                    while !early.ended && matches!(early.choose(&matching), Choice::Read) {
+                        early.read_more();
+                    }
+                    continue;
+                }
+            };
+            match chosen {
+                Ok(index) => break (guard, replay, index),
+                Err(err) => {
+                    let mut guard = guard;
+                    let why = match err {
+                        SpawnError::NotFound(why) => why,
+                        other => other.to_string(),
+                    };
+                    guard.state.unmatched.push(why.clone());
+                    guard.save().map_err(state_io)?;
+                    eprintln!("process-cassette shim: cannot run {why}");
+                    return Ok(ShimEnd::Code(127));
+                }
             }
         };
         guard.state.served.extend(with_nested(&cassette, &[index]));
         record_bindings(&mut guard.state, &replay);
+        // Saved before the play starts: its first output may bring the signal that ends
+        // this process.
+        guard.save().map_err(state_io)?;
         if replay.recording(index).pty {
             // The recorded bytes went through a terminal already: this one passes them on
             // as they are, and does not echo again.
@@ -794,7 +822,6 @@ mod runtime {
             Ok(transport) => transport,
             // A recorded refusal: what a shell says of such a program.
             Err(err) => {
-                guard.save().map_err(state_io)?;
                 eprintln!("{}: {err}", program.to_string_lossy());
                 return Ok(ShimEnd::Code(match err {
                     SpawnError::PermissionDenied(_) => 126,
@@ -802,11 +829,10 @@ mod runtime {
                 }));
             }
         };
-        guard.save().map_err(state_io)?;
         let reads_stdin = replay.recording(index).fds.get(&0) == Some(&FdKind::ParentWrites);
         if reads_stdin {
-            let transport = transport.clone();
-            std::thread::spawn(move || feed_stdin(&transport, &Mutex::new(false)));
+            let (transport, end) = (transport.clone(), end.clone());
+            std::thread::spawn(move || feed_stdin(&transport, &Mutex::new(false), &end, early));
         }
         let ended = wait_passing_signals_on(&transport, &end, caught).await;
         let failures = replay.take_failures();
@@ -819,7 +845,9 @@ mod runtime {
             eprintln!("process-cassette shim: `{line}`: {failure}");
             return Ok(ShimEnd::Code(125));
         }
-        Ok(end_of(ended))
+        ended
+            .map(end_of)
+            .ok_or_else(|| format!("`{line}`: the replay stopped short of its end"))
     }
 
     fn record_bindings(state: &mut State, replay: &ReplaySpawner) {
@@ -836,38 +864,146 @@ mod runtime {
         }
     }
 
-    /// Copies this process's stdin to the child's, then closes it. A mismatch the replay
-    /// finds panics inside the write (a fake's misuse check): it is kept by the replay, and
-    /// the copy stops.
+    /// What a replaying shim read of its stdin before it chose its recording.
+    #[derive(Default)]
+    struct EarlyStdin {
+        bytes: Vec<u8>,
+        ended: bool,
+        /// The first input of each recording considered ([`ReplaySpawner::first_input`]),
+        /// found once: a recording's first input can be megabytes.
+        firsts: BTreeMap<usize, Option<FirstInput>>,
+    }
+
+    /// Which recording a shim takes.
+    enum Choice {
+        /// This one.
+        Take(usize),
+        /// The first the spawn matches, in cassette order.
+        Any,
+        /// None yet: the first the input so far fits needs more of it to tell.
+        Read,
+    }
+
+    impl EarlyStdin {
+        /// Chooses among `matching` (recordings of one command, in cassette order): the
+        /// first, as an in-process replay would, unless the input so far shows it is not
+        /// this spawn's: then the first the input fits. One that needs more input to tell
+        /// (what it reads before it does anything its parent can see) waits for it.
+        /// Concurrent shims of one command start in any order, so the order of the cassette
+        /// alone could give each the other's recording. A spawn the input of no recording
+        /// fits takes the first, whose replay then reports how the input differs.
+        fn choose(&self, matching: &[usize]) -> Choice {
+            if matching.len() < 2 {
+                return Choice::Any;
+            }
+            for index in matching {
+                let Some(Some(first)) = self.firsts.get(index) else {
+                    return Choice::Any;
+                };
+                if !first.fits(&self.bytes, self.ended) {
+                    continue;
+                }
+                return match first.got(&self.bytes, self.ended) {
+                    true => Choice::Take(*index),
+                    false => Choice::Read,
+                };
+            }
+            Choice::Any
+        }
+
+        /// Finds the first input of each of `matching` not found yet.
+        fn learn(&mut self, replay: &ReplaySpawner, matching: &[usize]) {
+            for index in matching {
+                self.firsts
+                    .entry(*index)
+                    .or_insert_with(|| replay.first_input(*index));
+            }
+        }
+
+        /// Reads what stdin has (waiting for some), or its end.
+        fn read_more(&mut self) {
+            let mut buffer = vec![0; 64 * 1024];
+            match io::stdin().lock().read(&mut buffer) {
+                Ok(0) | Err(_) => self.ended = true,
+                Ok(read) => self.bytes.extend_from_slice(&buffer[..read]),
+            }
+        }
+    }
+
+    /// Copies this process's stdin to the child's, then closes it, starting with what was
+    /// read `early`. A mismatch the replay finds panics inside the write (a fake's misuse
+    /// check): it is kept by the replay, the copy stops and `ended` hears of it.
     ///
     /// Each write is made holding `stopped`: setting it (under its lock) waits for a write in
     /// flight and lets no other start, so a recording taken after it holds every write made.
-    fn feed_stdin(transport: &Arc<dyn ProcessTransport>, stopped: &Mutex<bool>) {
-        let mut stdin = io::stdin().lock();
-        let mut buffer = vec![0; 64 * 1024];
-        loop {
-            let read = match stdin.read(&mut buffer) {
-                Ok(0) | Err(_) => break,
-                Ok(read) => read,
-            };
+    fn feed_stdin(
+        transport: &Arc<dyn ProcessTransport>,
+        stopped: &Mutex<bool>,
+        ended: &Ended,
+        early: EarlyStdin,
+    ) {
+        let write = |bytes: &[u8]| {
             let stop = lock(stopped);
             if *stop {
-                return;
+                return false;
             }
-            let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                transport.write_to_child(ChildFd::STDIN, &buffer[..read])
-            }));
+            let written = misuse_caught(|| transport.write_to_child(ChildFd::STDIN, bytes));
             drop(stop);
-            if !matches!(written, Ok(Ok(()))) {
-                return;
+            match written {
+                Ok(Ok(())) => true,
+                Ok(Err(_)) => false,
+                Err(_) => {
+                    ended.mismatched();
+                    false
+                }
+            }
+        };
+        if !early.bytes.is_empty() && !write(&early.bytes) {
+            return;
+        }
+        if !early.ended {
+            let mut stdin = io::stdin().lock();
+            let mut buffer = vec![0; 64 * 1024];
+            loop {
+                let read = match stdin.read(&mut buffer) {
+                    Ok(0) | Err(_) => break,
+                    Ok(read) => read,
+                };
+                if !write(&buffer[..read]) {
+                    return;
+                }
             }
         }
         let stop = lock(stopped);
         if !*stop {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                transport.close_child_fd(ChildFd::STDIN)
-            }));
+            let closed = misuse_caught(|| transport.close_child_fd(ChildFd::STDIN));
+            if closed.is_err() {
+                ended.mismatched();
+            }
         }
+    }
+
+    std::thread_local! {
+        static CATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// Runs `call`, catching the panic of a replay's misuse check. The replay keeps what it
+    /// found and the shim reports it once, so the panic itself is not printed; any other
+    /// panic of this process still is.
+    fn misuse_caught<T>(call: impl FnOnce() -> T) -> std::thread::Result<T> {
+        static QUIET_HOOK: std::sync::Once = std::sync::Once::new();
+        QUIET_HOOK.call_once(|| {
+            let printing = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                if !CATCHING.with(std::cell::Cell::get) {
+                    printing(info);
+                }
+            }));
+        });
+        CATCHING.with(|catching| catching.set(true));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call));
+        CATCHING.with(|catching| catching.set(false));
+        result
     }
 
     /// The protocol of a shim's child (replayed or real): its output goes to this process's
@@ -880,7 +1016,17 @@ mod runtime {
     #[derive(Default)]
     struct Ended {
         end: Mutex<Option<ProcessEnd>>,
+        /// A replay found a mismatch: it plays nothing more, so no end will come.
+        mismatch: std::sync::atomic::AtomicBool,
         notify: tokio::sync::Notify,
+    }
+
+    impl Ended {
+        fn mismatched(&self) {
+            self.mismatch
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            self.notify.notify_waiters();
+        }
     }
 
     impl ProcessProtocol for Relay {
@@ -930,43 +1076,56 @@ mod runtime {
     /// end this process with nothing recorded or claimed.
     type Caught = Vec<(tokio::signal::unix::Signal, Signal)>;
 
-    ///
-    /// Caught: SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM, and
-    /// every other signal `cassette` shows a
-    /// protocol sending (a replayed child waits for those), but SIGKILL and SIGSTOP, which
-    /// no process can catch and which act on the shim as on the child.
-    fn catch_signals(cassette: &Cassette) -> Result<Caught, String> {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut wanted = vec![
-            Signal::Int,
-            Signal::Term,
-            Signal::Hup,
-            Signal::Number(libc::SIGQUIT),
-            Signal::Number(libc::SIGUSR1),
-            Signal::Number(libc::SIGUSR2),
-            Signal::Number(libc::SIGWINCH),
-            Signal::Number(libc::SIGALRM),
-        ];
-        for recording in &cassette.spawns {
-            for event in &recording.events {
-                if let crate::Event::Signal { signal } = event {
-                    if let Ok(signal) = signal.parse::<Signal>() {
-                        if !wanted.contains(&signal) {
-                            wanted.push(signal);
-                        }
-                    }
-                }
-            }
-        }
-        wanted
-            .into_iter()
-            .filter(|signal| ![libc::SIGKILL, libc::SIGSTOP].contains(&signal.number()))
-            .map(|passed| {
-                signal(SignalKind::from_raw(passed.number()))
-                    .map(|stream| (stream, passed))
-                    .map_err(|err| format!("cannot catch signal {passed}: {err}"))
+    /// Catches SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH and SIGALRM. A
+    /// shim does it first, before it loads its cassette, so that a signal sent while it
+    /// starts is kept rather than taken by its default action.
+    fn catch_signals() -> Result<Caught, String> {
+        let mut caught = Caught::new();
+        catch_more(
+            &mut caught,
+            [
+                Signal::Int,
+                Signal::Term,
+                Signal::Hup,
+                Signal::Number(libc::SIGQUIT),
+                Signal::Number(libc::SIGUSR1),
+                Signal::Number(libc::SIGUSR2),
+                Signal::Number(libc::SIGWINCH),
+                Signal::Number(libc::SIGALRM),
+            ],
+        )?;
+        Ok(caught)
+    }
+
+    /// Catches as well every other signal `cassette` shows a protocol sending (a replayed
+    /// child waits for those), but SIGKILL and SIGSTOP, which no process can catch and which
+    /// act on the shim as on the child.
+    fn catch_recorded_signals(caught: &mut Caught, cassette: &Cassette) -> Result<(), String> {
+        let recorded = cassette.spawns.iter().flat_map(|recording| {
+            recording.events.iter().filter_map(|event| match event {
+                crate::Event::Signal { signal } => signal.parse::<Signal>().ok(),
+                _ => None,
             })
-            .collect()
+        });
+        catch_more(caught, recorded)
+    }
+
+    fn catch_more(
+        caught: &mut Caught,
+        signals: impl IntoIterator<Item = Signal>,
+    ) -> Result<(), String> {
+        use tokio::signal::unix::{signal, SignalKind};
+        for passed in signals {
+            if [libc::SIGKILL, libc::SIGSTOP].contains(&passed.number())
+                || caught.iter().any(|(_, known)| *known == passed)
+            {
+                continue;
+            }
+            let stream = signal(SignalKind::from_raw(passed.number()))
+                .map_err(|err| format!("cannot catch signal {passed}: {err}"))?;
+            caught.push((stream, passed));
+        }
+        Ok(())
     }
 
     /// The spec a claimed recording is played as: the asked command line and cwd, and the
@@ -993,13 +1152,16 @@ mod runtime {
         transport: &Arc<dyn ProcessTransport>,
         ended: &Ended,
         mut streams: Caught,
-    ) -> ProcessEnd {
+    ) -> Option<ProcessEnd> {
         loop {
             let notified = ended.notify.notified();
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
             if let Some(end) = *lock(&ended.end) {
-                return end;
+                return Some(end);
+            }
+            if ended.mismatch.load(std::sync::atomic::Ordering::SeqCst) {
+                return None;
             }
             let got = std::future::poll_fn(|cx| {
                 if notified.as_mut().poll(cx).is_ready() {
@@ -1014,9 +1176,10 @@ mod runtime {
             })
             .await;
             if let Some(passed) = got {
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    transport.signal_process(passed)
-                }));
+                let sent = misuse_caught(|| transport.signal_process(passed));
+                if sent.is_err() {
+                    ended.mismatched();
+                }
             }
         }
     }
@@ -1078,7 +1241,7 @@ mod runtime {
                 }
                 let relay = Relay::default();
                 let ended = relay.end.clone();
-                let caught = catch_signals(&Cassette::new(Vec::new()))?;
+                let caught = catch_signals()?;
                 let transport = recorder
                     .spawn_process(Box::new(relay), spec)
                     .await
@@ -1086,7 +1249,10 @@ mod runtime {
                 let stopped = Arc::new(Mutex::new(false));
                 {
                     let (transport, stopped) = (transport.clone(), stopped.clone());
-                    std::thread::spawn(move || feed_stdin(&transport, &stopped));
+                    let ended = ended.clone();
+                    std::thread::spawn(move || {
+                        feed_stdin(&transport, &stopped, &ended, EarlyStdin::default())
+                    });
                 }
                 let end = wait_passing_signals_on(&transport, &ended, caught).await;
                 // A write still returning would be left out of the recording.
@@ -1118,7 +1284,8 @@ mod runtime {
             })
             .collect();
         keep(session, number, within, recording).map_err(state_io)?;
-        Ok(end_of(end))
+        end.map(end_of)
+            .ok_or_else(|| "the recorded program's end was not seen".to_owned())
     }
 
     fn keep(

@@ -286,3 +286,86 @@ fn a_shimmed_program_that_runs_another_is_served_with_it() -> Result<(), Box<dyn
     replaying.finish()?;
     Ok(())
 }
+
+/// Runs `cat` once per input, all at once, each fed its own input: what each printed.
+fn cats(shims: &Shims, inputs: &[String]) -> io::Result<Vec<String>> {
+    let vars = shims.vars();
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = inputs
+            .iter()
+            .map(|input| {
+                let vars = vars.clone();
+                scope.spawn(move || {
+                    let mut child = Command::new("cat")
+                        .envs(vars)
+                        .stdin(Stdio::piped())
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::piped())
+                        .spawn()?;
+                    child.stdin.take().unwrap().write_all(input.as_bytes())?;
+                    let out = child.wait_with_output()?;
+                    assert_eq!(out.status.code(), Some(0), "{out:?}");
+                    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+                })
+            })
+            .collect();
+        runs.into_iter().map(|run| run.join().unwrap()).collect()
+    })
+}
+
+#[test]
+fn concurrent_shims_of_one_command_each_get_the_recording_their_input_fits(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = scratch("same-command");
+    let path = dir.join("cats.json");
+    let inputs: Vec<String> = (1..=6).map(|n| format!("input {n}\n")).collect();
+    let recording = shims(&path, "record").program("cat").open()?;
+    assert_eq!(cats(&recording, &inputs)?, inputs);
+    recording.finish()?;
+    assert_eq!(Cassette::load(&path)?.spawns.len(), 6);
+
+    // Six identical command lines start in any order; each is answered with what its own
+    // input got when it was recorded, never another's.
+    for _ in 0..5 {
+        let replaying = shims(&path, "replay").open()?;
+        assert_eq!(cats(&replaying, &inputs)?, inputs);
+        replaying.finish()?;
+    }
+    Ok(())
+}
+
+#[test]
+fn a_shim_whose_input_differs_from_the_recording_ends_with_125_and_fails_finish(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = scratch("input-differs");
+    let path = dir.join("cat.json");
+    let recording = shims(&path, "record").program("cat").open()?;
+    assert_eq!(
+        cats(&recording, &["recorded\n".to_owned()])?,
+        ["recorded\n"]
+    );
+    recording.finish()?;
+
+    let replaying = shims(&path, "replay").open()?;
+    let mut child = Command::new("cat")
+        .envs(replaying.vars())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child.stdin.take().unwrap().write_all(b"something else\n")?;
+    // Ends on its own, stdin closed: it does not wait for input the recording still expects.
+    let out = child.wait_with_output()?;
+    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(out.stdout, b"");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("process-cassette shim: `cat`: "),
+        "{stderr}"
+    );
+    match replaying.finish() {
+        Err(CassetteError::Mismatch { failures, .. }) => assert_eq!(failures.len(), 1),
+        other => panic!("not a mismatch: {other:?}"),
+    }
+    Ok(())
+}

@@ -531,6 +531,7 @@ pub(crate) fn io_error(err: TransportError) -> io::Error {
         TransportError::UnknownChildFd(_) | TransportError::InvalidSignal(_) => {
             io::ErrorKind::InvalidInput
         }
+        TransportError::NoSuchSignalOnWindows(_) => io::ErrorKind::Unsupported,
         TransportError::Io(inner) => inner.kind(),
         _ => io::ErrorKind::Other,
     };

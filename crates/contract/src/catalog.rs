@@ -154,3 +154,64 @@ impl Catalog for ShellCatalog {
         }
     }
 }
+
+/// The catalog for the workspace's helper program (`pt-helper`, the binary of this crate), for a platform without `sh` and `cat`: Windows. It plays the children
+/// any platform can have ([`HelperCatalog::plays`]); the others (signals, fds above 2, a
+/// process group, terminals) start it with a command it refuses, exit code 101 and a message
+/// naming the child, so a scenario that needs one fails clearly rather than hang.
+///
+/// ```
+/// use process_transport_contract::{Catalog, Child, HelperCatalog};
+///
+/// let catalog = HelperCatalog::new("pt-helper");
+/// assert_eq!(catalog.spec(Child::Echo).command_line(), "pt-helper cat");
+/// assert_eq!(catalog.spec(Child::Exit(3)).command_line(), "pt-helper exit 3");
+/// assert!(!HelperCatalog::plays(Child::DieBySignal));
+/// ```
+#[derive(Clone, Debug)]
+pub struct HelperCatalog {
+    helper: std::path::PathBuf,
+}
+
+impl HelperCatalog {
+    /// The catalog that starts the helper program at `helper`.
+    pub fn new(helper: impl Into<std::path::PathBuf>) -> Self {
+        HelperCatalog {
+            helper: helper.into(),
+        }
+    }
+
+    /// Whether the helper plays `child`.
+    pub fn plays(child: Child) -> bool {
+        matches!(
+            child,
+            Child::Echo
+                | Child::Exit(_)
+                | Child::Talk
+                | Child::WaitForSignal
+                | Child::Missing
+                | Child::EchoToStderr
+                | Child::Grandchild
+                | Child::PrintEnv
+                | Child::PrintCwd
+        )
+    }
+}
+
+impl Catalog for HelperCatalog {
+    fn spec(&self, child: Child) -> SpawnSpec {
+        let helper = |words: &[&str]| SpawnSpec::new(&self.helper).args(words);
+        match child {
+            Child::Echo => helper(&["cat"]),
+            Child::Exit(code) => helper(&["exit", &code.to_string()]),
+            Child::Talk => helper(&["talk"]),
+            Child::WaitForSignal => helper(&["wait"]),
+            Child::Missing => SpawnSpec::new("no-such-program-for-the-contract"),
+            Child::EchoToStderr => helper(&["cat-to-stderr"]),
+            Child::Grandchild => helper(&["grandchild"]),
+            Child::PrintEnv => helper(&["print-env", ENV_NAME]),
+            Child::PrintCwd => helper(&["pwd"]),
+            other => helper(&["not-played", &format!("{other:?}")]),
+        }
+    }
+}

@@ -45,8 +45,8 @@ use std::time::Duration;
 use process_transport_api::ProcessSpawner;
 
 pub use catalog::{
-    Catalog, Child, ShellCatalog, ENV_NAME, EXTRA_FD_TEXT, READY, TALK_STDERR, TALK_STDOUT,
-    TERMINAL_SIZE,
+    Catalog, Child, HelperCatalog, ShellCatalog, ENV_NAME, EXTRA_FD_TEXT, READY, TALK_STDERR,
+    TALK_STDOUT, TERMINAL_SIZE,
 };
 pub use recorder::{check_order, Event, Log, Reaction, Recorder, RecordingProducer};
 pub use report::{Outcome, Report};

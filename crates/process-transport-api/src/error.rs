@@ -39,6 +39,21 @@ pub enum TransportError {
     /// ([`Signal::is_valid`](crate::Signal::is_valid)): nothing was sent.
     #[error("{0} is not a signal: signal numbers run from 1 to {max}; nothing was sent", max = crate::Signal::MAX_NUMBER)]
     InvalidSignal(crate::Signal),
+    /// `signal_process` on Windows with a signal other than [`Signal::Kill`](crate::Signal::Kill)
+    /// (which is `TerminateProcess`): Windows has no such signal, and nothing was sent.
+    ///
+    /// ```
+    /// use process_transport_api::{Signal, TransportError};
+    ///
+    /// let err = TransportError::NoSuchSignalOnWindows(Signal::Term);
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "Windows has no signal TERM: only Signal::Kill (TerminateProcess) reaches a Windows \
+    ///      process; nothing was sent",
+    /// );
+    /// ```
+    #[error("Windows has no signal {0}: only Signal::Kill (TerminateProcess) reaches a Windows process; nothing was sent")]
+    NoSuchSignalOnWindows(crate::Signal),
     /// `resize_pty` on a transport whose process has no pseudo-terminal.
     #[error("the process has no terminal to resize: it was spawned without use_pty")]
     NoTerminal,

@@ -1,7 +1,7 @@
 //! What to start: [`SpawnSpec`] and its child fd map.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -139,6 +139,9 @@ pub struct SpawnSpec {
     process_group: Option<i32>,
     arg0: Option<OsString>,
     pre_exec: Vec<PreExec>,
+    /// The indices into `args` of the arguments given with [`raw_arg`](Self::raw_arg).
+    raw_args: BTreeSet<usize>,
+    creation_flags: u32,
 }
 
 /// A hook run in the child between fork and exec, given to [`SpawnSpec::pre_exec`].
@@ -241,6 +244,8 @@ impl SpawnSpec {
             process_group: None,
             arg0: None,
             pre_exec: Vec::new(),
+            raw_args: BTreeSet::new(),
+            creation_flags: 0,
         }
     }
 
@@ -341,6 +346,52 @@ impl SpawnSpec {
     pub fn arg0(mut self, arg0: impl AsRef<OsStr>) -> Self {
         self.arg0 = Some(arg0.as_ref().to_owned());
         self
+    }
+
+    /// Adds an argument that Windows gets exactly as given, with no quoting or escaping
+    /// (std's `CommandExt::raw_arg` on Windows). Elsewhere, and in what fakes and cassettes
+    /// see, it is an argument like any other.
+    ///
+    /// ```
+    /// use process_transport_api::SpawnSpec;
+    ///
+    /// let spec = SpawnSpec::new("cmd.exe").arg("/c").raw_arg("\"echo \"hi\"\"");
+    /// assert_eq!(spec.get_args().len(), 2);
+    /// assert!(!spec.is_raw_arg(0));
+    /// assert!(spec.is_raw_arg(1));
+    /// ```
+    pub fn raw_arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.raw_args.insert(self.args.len());
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    /// Whether argument `index` (from 0, after the executable) was given with
+    /// [`raw_arg`](Self::raw_arg).
+    pub fn is_raw_arg(&self, index: usize) -> bool {
+        self.raw_args.contains(&index)
+    }
+
+    /// Sets the process creation flags of a Windows child (`CreateProcess`'s
+    /// `dwCreationFlags`, std's `CommandExt::creation_flags`). A unix real spawner refuses a
+    /// spec with flags set, naming them; fakes and cassettes record them.
+    ///
+    /// ```
+    /// use process_transport_api::SpawnSpec;
+    ///
+    /// const CREATE_NO_WINDOW: u32 = 0x0800_0000;
+    /// let spec = SpawnSpec::new("tool.exe").creation_flags(CREATE_NO_WINDOW);
+    /// assert_eq!(spec.get_creation_flags(), CREATE_NO_WINDOW);
+    /// ```
+    pub fn creation_flags(mut self, flags: u32) -> Self {
+        self.creation_flags = flags;
+        self
+    }
+
+    /// The Windows process creation flags; 0 unless [`creation_flags`](Self::creation_flags)
+    /// set them.
+    pub fn get_creation_flags(&self) -> u32 {
+        self.creation_flags
     }
 
     /// Adds a hook the child runs after fork, once its fds and working directory are in

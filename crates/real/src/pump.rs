@@ -2,16 +2,13 @@
 
 use std::future::{poll_fn, Future};
 use std::io;
-use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::task::Poll;
 
 use process_transport_api::{ChildFd, Delivery, PipeState, ProcessEnd};
-use tokio::io::Interest;
-use tokio::net::unix::pipe;
 
 use crate::buffers;
-use crate::sys::{ChildHandle, ExitWatch, Status};
+use crate::sys::{self, ChildHandle, ExitWatch, Status};
 use crate::transport::{PumpGuard, Shared, State};
 
 /// How much one read takes from a pipe at most.
@@ -35,7 +32,7 @@ enum Flush {
 }
 
 impl State {
-    fn flush(&mut self, fd: ChildFd, sender: &pipe::Sender, out: &mut Vec<Delivery>) -> Flush {
+    fn flush(&mut self, fd: ChildFd, sender: &sys::Sender, out: &mut Vec<Delivery>) -> Flush {
         let state = match self.model.pipe_state(fd) {
             None | Some(PipeState::Lost) => return Flush::Gone,
             Some(state) => state,
@@ -66,7 +63,7 @@ impl State {
 }
 
 /// Writes what the parent buffers for `fd` until the fd is closed by either side.
-pub(crate) async fn write_pump(guard: PumpGuard, fd: ChildFd, sender: Arc<pipe::Sender>) {
+pub(crate) async fn write_pump(guard: PumpGuard, fd: ChildFd, sender: Arc<sys::Sender>) {
     pump_writes(&guard.0, fd, &sender).await;
     // The last owners of the pipe's write end: it closes before the guard counts this pump
     // as gone.
@@ -82,7 +79,7 @@ pub(crate) async fn write_pump(guard: PumpGuard, fd: ChildFd, sender: Arc<pipe::
     }
 }
 
-async fn pump_writes(shared: &Shared, fd: ChildFd, sender: &pipe::Sender) {
+async fn pump_writes(shared: &Shared, fd: ChildFd, sender: &sys::Sender) {
     let Some(waker) = shared.wakers.get(&fd) else {
         return;
     };
@@ -93,7 +90,7 @@ async fn pump_writes(shared: &Shared, fd: ChildFd, sender: &pipe::Sender) {
         match shared.act(|state, out| state.flush(fd, sender, out)) {
             Flush::Progress => {}
             Flush::Full => {
-                if shared.lock().growth.full(fd, sender.as_fd()) {
+                if shared.lock().growth.full(fd, sender) {
                     continue;
                 }
                 tokio::select! {
@@ -104,7 +101,7 @@ async fn pump_writes(shared: &Shared, fd: ChildFd, sender: &pipe::Sender) {
             Flush::Idle => {
                 tokio::select! {
                     // A write end reports an error once every reader closed the pipe.
-                    _ = sender.ready(Interest::ERROR) => {
+                    _ = sys::hung_up(sender) => {
                         shared.act(|state, out| {
                             if let Some(buffer) = state.buffers.get_mut(&fd) {
                                 buffer.clear();
@@ -201,7 +198,7 @@ pub(crate) async fn read_pump(guard: PumpGuard, fd: ChildFd) {
                 // larger pipe, cost less per byte.
                 let state = &mut *shared.lock();
                 if let Some(receiver) = state.receivers.get(&fd) {
-                    state.growth.full(fd, receiver.as_fd());
+                    state.growth.full(fd, receiver);
                 }
                 size = (size * 4).min(READ_CHUNK);
             }

@@ -10,7 +10,6 @@ use process_transport_api::{
     ChildFd, Delivery, Dispatcher, ProcessModel, ProcessProtocol, ProcessSpawner, ProcessTransport,
     SpawnError, SpawnSpec, DEFAULT_HIGH_WATER,
 };
-use tokio::net::unix::pipe;
 use tokio::sync::Notify;
 
 use crate::pump::{exit_pump, read_pump, write_pump};
@@ -108,7 +107,7 @@ fn check_cwd(spec: &SpawnSpec) -> Result<(), SpawnError> {
             io::ErrorKind::PermissionDenied,
             "cannot be reached: permission denied",
         ),
-        Err(err) if err.raw_os_error() == Some(libc::ENOTDIR) => (
+        Err(err) if sys::is_not_a_directory(&err) => (
             io::ErrorKind::NotFound,
             "does not exist (a part of its path is not a directory)",
         ),
@@ -170,11 +169,11 @@ impl ProcessSpawner for RealSpawner {
             // is then reported lost at once.
             // Made non-blocking when created; a terminal's master side is no pipe.
             match pipe {
-                Pipe::Reads(fd, owned) => match pipe::Receiver::from_owned_fd_unchecked(owned) {
+                Pipe::Reads(fd, end) => match sys::receiver(end) {
                     Ok(receiver) => receivers.push((fd, receiver)),
                     Err(_) => broken.push(fd),
                 },
-                Pipe::Writes(fd, owned) => match pipe::Sender::from_owned_fd_unchecked(owned) {
+                Pipe::Writes(fd, end) => match sys::sender(end) {
                     Ok(sender) => drop(senders.insert(fd, Arc::new(sender))),
                     Err(_) => broken.push(fd),
                 },

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -11,11 +10,10 @@ use process_transport_api::{
     Address, ChildFd, CloseAction, Delivery, Dispatcher, ProcessEnd, ProcessModel,
     ProcessTransport, PtySize, PushProducer, Signal, Transport, TransportError,
 };
-use tokio::net::unix::pipe;
 use tokio::sync::Notify;
 
 use crate::buffers;
-use crate::sys::ChildHandle;
+use crate::sys::{self, ChildHandle, PipeHandle};
 
 /// The [`ProcessTransport`] of a real child process, as [`RealSpawner`](crate::RealSpawner)
 /// returns it.
@@ -69,10 +67,10 @@ pub(crate) struct State {
     pub(crate) buffers: BTreeMap<ChildFd, OutBuffer>,
     /// The open parent-writes pipes, shared with their pumps; a write into an empty buffer
     /// goes straight to the pipe.
-    pub(crate) senders: BTreeMap<ChildFd, Arc<pipe::Sender>>,
+    pub(crate) senders: BTreeMap<ChildFd, Arc<sys::Sender>>,
     /// The open parent-reads pipes. Only the state owns them, so that closing one closes its
     /// fd at once: the child's next write there fails, as with any closed pipe.
-    pub(crate) receivers: BTreeMap<ChildFd, pipe::Receiver>,
+    pub(crate) receivers: BTreeMap<ChildFd, sys::Receiver>,
     /// The pipes made larger.
     pub(crate) growth: PipeGrowth,
     /// The parent's side of the child's terminal, when fds 0, 1 and 2 are one.
@@ -87,7 +85,7 @@ pub(crate) struct TerminalSide {
     /// The master side, kept open from the end of the child's output until its exit is
     /// reaped, as a terminal emulator keeps its window: closing it sooner would hang up (send
     /// `SIGHUP` to) a child that closed its fds and has not exited yet.
-    held_open: Option<pipe::Receiver>,
+    held_open: Option<sys::Receiver>,
 }
 
 impl Default for TerminalSide {
@@ -128,7 +126,7 @@ impl PipeGrowth {
 
     /// The pipe of `fd` is full: makes it larger if it never grew and the budget allows.
     /// Returns whether it grew now.
-    pub(crate) fn full(&mut self, fd: ChildFd, end: BorrowedFd<'_>) -> bool {
+    pub(crate) fn full(&mut self, fd: ChildFd, end: &impl PipeHandle) -> bool {
         if !self.enabled || self.grown.contains(&fd) {
             return false;
         }
@@ -140,7 +138,7 @@ impl PipeGrowth {
         }
         // Refused by the kernel or not, the pipe is not tried again.
         self.grown.push(fd);
-        crate::sys::grow_pipe(end);
+        sys::grow_pipe(end);
         true
     }
 
@@ -174,7 +172,7 @@ impl State {
                     return;
                 };
                 if let Some(sender) = self.senders.get(&fd) {
-                    let eof = crate::sys::end_of_input(sender.as_fd(), terminal.at_line_start);
+                    let eof = sys::end_of_input(&**sender, terminal.at_line_start);
                     self.buffers.entry(fd).or_default().push(&eof);
                 }
             }
@@ -320,7 +318,7 @@ impl State {
                         return Ok(false);
                     }
                 }
-                if written == data.len() || !self.growth.full(fd, sender.as_fd()) {
+                if written == data.len() || !self.growth.full(fd, &*sender) {
                     break;
                 }
             }
@@ -515,23 +513,25 @@ impl ProcessTransport for RealProcessTransport {
         if state.terminal.is_none() {
             return Err(TransportError::NoTerminal);
         }
-        let master = match state.senders.get(&ChildFd::STDIN) {
-            Some(sender) => sender.as_fd(),
-            None => match state.receivers.get(&ChildFd::STDOUT) {
-                Some(receiver) => receiver.as_fd(),
-                None => return Ok(()),
-            },
-        };
-        match crate::sys::resize(master, size) {
-            // The child's side is gone: there is nobody to tell.
-            Err(rustix::io::Errno::IO) | Ok(()) => Ok(()),
-            Err(err) => Err(TransportError::Io(err.into())),
+        match (
+            state.senders.get(&ChildFd::STDIN),
+            state.receivers.get(&ChildFd::STDOUT),
+        ) {
+            (Some(sender), _) => sys::resize(&**sender, size),
+            (None, Some(receiver)) => sys::resize(receiver, size),
+            (None, None) => Ok(()),
         }
     }
 
     /// Between the child's exit and the delivery of `process_exited` the signal is accepted
     /// and goes nowhere, as a signal to a process that just died would.
+    ///
+    /// On Windows only [`Signal::Kill`] exists (`TerminateProcess`); any other signal is
+    /// [`TransportError::NoSuchSignalOnWindows`], whatever the child's state.
     fn signal_process(&self, signal: Signal) -> Result<(), TransportError> {
+        if cfg!(windows) && signal != Signal::Kill {
+            return Err(TransportError::NoSuchSignalOnWindows(signal));
+        }
         {
             let state = self.shared.lock();
             state.model.check_signal(signal)?;
@@ -546,7 +546,7 @@ impl ProcessTransport for RealProcessTransport {
             return Ok(());
         };
         match child.signal(signal) {
-            Err(err) if err.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+            Err(err) if sys::is_gone(&err) => Ok(()),
             result => result.map_err(TransportError::Io),
         }
     }
@@ -569,7 +569,7 @@ impl ProcessTransport for RealProcessTransport {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use std::os::fd::AsFd;
 
@@ -586,7 +586,7 @@ mod tests {
         let grew: Vec<bool> = children
             .iter_mut()
             .zip(&pipes)
-            .map(|(child, (_, write))| child.full(ChildFd::STDIN, write.as_fd()))
+            .map(|(child, (_, write))| child.full(ChildFd::STDIN, write))
             .collect();
         assert_eq!(grew.iter().filter(|&&grew| grew).count(), MAX_GROWN);
         assert!(!grew[MAX_GROWN], "the pipe past the budget keeps its size");
@@ -596,14 +596,14 @@ mod tests {
             assert_eq!(fcntl_getpipe_size(pipes[0].1.as_fd()).unwrap(), 1024 * 1024);
         }
         // A pipe grows once: found full again, it is left alone.
-        assert!(!children[0].full(ChildFd::STDIN, pipes[0].1.as_fd()));
+        assert!(!children[0].full(ChildFd::STDIN, &pipes[0].1));
         // A closed pipe gives its share back; a child's dropped state gives back all of its.
         children[0].closed(ChildFd::STDIN);
         let last = &pipes[MAX_GROWN].1;
-        assert!(children[MAX_GROWN].full(ChildFd::STDIN, last.as_fd()));
-        assert!(!PipeGrowth::new(true).full(ChildFd::STDOUT, pipes[0].0.as_fd()));
+        assert!(children[MAX_GROWN].full(ChildFd::STDIN, last));
+        assert!(!PipeGrowth::new(true).full(ChildFd::STDOUT, &pipes[0].0));
         drop(children.remove(1));
-        assert!(PipeGrowth::new(true).full(ChildFd::STDOUT, pipes[0].0.as_fd()));
+        assert!(PipeGrowth::new(true).full(ChildFd::STDOUT, &pipes[0].0));
     }
 
     #[test]

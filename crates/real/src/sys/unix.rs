@@ -9,7 +9,9 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
-use process_transport_api::{ChildFd, ChildFdMapping, PtySize, Signal, SpawnError, SpawnSpec};
+use process_transport_api::{
+    ChildFd, ChildFdMapping, PtySize, Signal, SpawnError, SpawnSpec, TransportError,
+};
 use rustix::io::fcntl_dupfd_cloexec;
 
 use super::child::ChildHandle;
@@ -21,6 +23,40 @@ use super::posix_spawn;
 /// Refused sizes (over `pipe-max-size` for an unprivileged user) keep the default.
 #[cfg(target_os = "linux")]
 const PIPE_SIZE: usize = 1024 * 1024;
+
+/// The parent's end of a pipe it writes, registered with the runtime.
+pub(crate) type Sender = tokio::net::unix::pipe::Sender;
+
+/// The parent's end of a pipe it reads, registered with the runtime.
+pub(crate) type Receiver = tokio::net::unix::pipe::Receiver;
+
+/// What the parent holds of a pipe: an fd (the growth of a pipe, a terminal's modes).
+pub(crate) use std::os::fd::AsFd as PipeHandle;
+
+/// Registers the parent's end of a pipe it writes (non-blocking since it was made).
+pub(crate) fn sender(end: OwnedFd) -> io::Result<Sender> {
+    Sender::from_owned_fd_unchecked(end)
+}
+
+/// Registers the parent's end of a pipe it reads (non-blocking since it was made).
+pub(crate) fn receiver(end: OwnedFd) -> io::Result<Receiver> {
+    Receiver::from_owned_fd_unchecked(end)
+}
+
+/// Resolves once every reader of the pipe closed it: a write end reports an error then.
+pub(crate) async fn hung_up(sender: &Sender) {
+    let _ = sender.ready(tokio::io::Interest::ERROR).await;
+}
+
+/// Whether a signal failed only because the child is gone (`ESRCH`).
+pub(crate) fn is_gone(err: &io::Error) -> bool {
+    err.raw_os_error() == Some(libc::ESRCH)
+}
+
+/// Whether `err` says a part of a path is not a directory (`ENOTDIR`).
+pub(crate) fn is_not_a_directory(err: &io::Error) -> bool {
+    err.raw_os_error() == Some(libc::ENOTDIR)
+}
 
 /// The parent's end of one pipe of the map (or of the terminal), non-blocking.
 pub(crate) enum Pipe {
@@ -85,6 +121,16 @@ pub(super) fn spawn_error(spec: &SpawnSpec, err: io::Error) -> SpawnError {
 /// or gid change, a process group, an `argv[0]` or a pre-exec hook asks for a fork, and watched through a pidfd; on the portable path (every
 /// other unix, or asked for), by fork and exec, and watched by its pid.
 pub(crate) fn spawn(spec: &SpawnSpec, portable: bool) -> Result<Spawned, SpawnError> {
+    if spec.get_creation_flags() != 0 {
+        return Err(invalid(
+            spec,
+            format!(
+                "creation_flags {:#x} are Windows process creation flags, which a unix child \
+                 cannot have",
+                spec.get_creation_flags()
+            ),
+        ));
+    }
     let (plan, pipes) = if spec.get_use_pty() {
         plan_pty(spec)?
     } else {
@@ -252,7 +298,8 @@ fn plan_pty(spec: &SpawnSpec) -> Result<(FdPlan, Vec<Pipe>), SpawnError> {
         rustix::fs::Mode::empty(),
     )
     .map_err(|err| failed("open the child side of", err))?;
-    resize(&master, spec.get_pty_size().unwrap_or_default()).map_err(|err| failed("size", err))?;
+    set_size(&master, spec.get_pty_size().unwrap_or_default())
+        .map_err(|err| failed("size", err))?;
     let flags = rustix::fs::fcntl_getfl(&master).map_err(|err| failed("configure", err))?;
     rustix::fs::fcntl_setfl(&master, flags | rustix::fs::OFlags::NONBLOCK)
         .map_err(|err| failed("configure", err))?;
@@ -277,7 +324,15 @@ fn plan_pty(spec: &SpawnSpec) -> Result<(FdPlan, Vec<Pipe>), SpawnError> {
 
 /// Sets the size of the terminal whose master side is `master`; the kernel sends `SIGWINCH`
 /// to its foreground process group.
-pub(crate) fn resize(master: impl AsFd, size: PtySize) -> rustix::io::Result<()> {
+/// `Ok` and nothing done when the child's side is gone: there is nobody to tell.
+pub(crate) fn resize(master: &impl AsFd, size: PtySize) -> Result<(), TransportError> {
+    match set_size(master, size) {
+        Err(rustix::io::Errno::IO) | Ok(()) => Ok(()),
+        Err(err) => Err(TransportError::Io(err.into())),
+    }
+}
+
+fn set_size(master: &impl AsFd, size: PtySize) -> rustix::io::Result<()> {
     rustix::termios::tcsetwinsize(
         master,
         rustix::termios::Winsize {
@@ -292,7 +347,7 @@ pub(crate) fn resize(master: impl AsFd, size: PtySize) -> rustix::io::Result<()>
 /// What the parent types to end a terminal's input, as a user types control-D: the
 /// terminal's `VEOF` character, twice after an unfinished line in canonical mode (the first
 /// only hands the line over).
-pub(crate) fn end_of_input(master: impl AsFd, at_line_start: bool) -> Vec<u8> {
+pub(crate) fn end_of_input(master: &impl AsFd, at_line_start: bool) -> Vec<u8> {
     use rustix::termios::{LocalModes, SpecialCodeIndex};
     match rustix::termios::tcgetattr(master) {
         Ok(termios) => {
@@ -367,9 +422,9 @@ pub(super) fn cloexec_pipe() -> rustix::io::Result<(OwnedFd, OwnedFd)> {
 /// writes. Best effort: the kernel may refuse (`/proc/sys/fs/pipe-max-size`, the per-user
 /// limit) and the pipe keeps its size. Only Linux can resize a pipe; elsewhere this does
 /// nothing.
-pub(crate) fn grow_pipe(end: BorrowedFd<'_>) {
+pub(crate) fn grow_pipe(end: &impl AsFd) {
     #[cfg(target_os = "linux")]
-    let _ = rustix::pipe::fcntl_setpipe_size(end, PIPE_SIZE);
+    let _ = rustix::pipe::fcntl_setpipe_size(end.as_fd(), PIPE_SIZE);
     #[cfg(not(target_os = "linux"))]
     let _ = end;
 }

@@ -526,10 +526,11 @@ impl ProcessTransport for RealProcessTransport {
     /// Between the child's exit and the delivery of `process_exited` the signal is accepted
     /// and goes nowhere, as a signal to a process that just died would.
     ///
-    /// On Windows only [`Signal::Kill`] exists (`TerminateProcess`); any other signal is
-    /// [`TransportError::NoSuchSignalOnWindows`], whatever the child's state.
+    /// On Windows only [`Signal::Kill`] (or its number, 9) exists (`TerminateProcess`); any
+    /// other signal is [`TransportError::NoSuchSignalOnWindows`], whatever the child's state,
+    /// and a number that is no signal anywhere is `InvalidSignal`, as on unix.
     fn signal_process(&self, signal: Signal) -> Result<(), TransportError> {
-        if cfg!(windows) && signal != Signal::Kill {
+        if cfg!(windows) && signal.is_valid() && signal.number() != Signal::Kill.number() {
             return Err(TransportError::NoSuchSignalOnWindows(signal));
         }
         {

@@ -331,7 +331,7 @@ impl ChildHandle {
     /// refuses every other signal before it gets here. A process that exited already refuses
     /// with access denied ([`is_gone`]).
     pub(crate) fn signal(&self, signal: Signal) -> io::Result<()> {
-        if signal != Signal::Kill {
+        if signal.number() != Signal::Kill.number() {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 format!("Windows has no signal {signal}"),

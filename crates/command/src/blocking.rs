@@ -428,6 +428,38 @@ impl From<ChildStdin> for Stdio {
     }
 }
 
+/// The Windows settings std puts in `std::os::windows::process::CommandExt`, whose trait is
+/// sealed.
+#[cfg(windows)]
+pub mod windows {
+    use std::ffi::OsStr;
+
+    /// std's Windows `CommandExt` for [`blocking::Command`](super::Command): import this one
+    /// where std code imports `std::os::windows::process::CommandExt`.
+    pub trait CommandExt: sealed::Sealed {
+        /// Sets the process creation flags (`CreateProcess`'s `dwCreationFlags`).
+        fn creation_flags(&mut self, flags: u32) -> &mut super::Command;
+        /// Appends `text_to_append_as_is` to the command line with no quoting or escaping.
+        fn raw_arg<S: AsRef<OsStr>>(&mut self, text_to_append_as_is: S) -> &mut super::Command;
+    }
+
+    mod sealed {
+        pub trait Sealed {}
+        impl Sealed for super::super::Command {}
+    }
+
+    impl CommandExt for super::Command {
+        fn creation_flags(&mut self, flags: u32) -> &mut super::Command {
+            self.0.creation_flags(flags);
+            self
+        }
+        fn raw_arg<S: AsRef<OsStr>>(&mut self, text_to_append_as_is: S) -> &mut super::Command {
+            self.0.raw_arg(text_to_append_as_is);
+            self
+        }
+    }
+}
+
 /// The unix settings std puts in `std::os::unix::process::CommandExt`, whose trait is sealed.
 #[cfg(unix)]
 pub mod unix {

@@ -192,6 +192,22 @@ impl Command {
         self.edit(|spec| spec.process_group(pgroup))
     }
 
+    /// Sets the Windows process creation flags (`CreateProcess`'s `dwCreationFlags`), as
+    /// tokio's `Command::creation_flags`; fakes and cassettes record them
+    /// (`SpawnSpec::get_creation_flags`).
+    #[cfg(windows)]
+    pub fn creation_flags(&mut self, flags: u32) -> &mut Self {
+        self.edit(|spec| spec.creation_flags(flags))
+    }
+
+    /// Appends `text_to_append_as_is` to the Windows command line with no quoting or
+    /// escaping, as tokio's `Command::raw_arg`; elsewhere (fakes, cassettes) an argument like
+    /// any other (`SpawnSpec::is_raw_arg`).
+    #[cfg(windows)]
+    pub fn raw_arg(&mut self, text_to_append_as_is: impl AsRef<OsStr>) -> &mut Self {
+        self.edit(|spec| spec.raw_arg(text_to_append_as_is))
+    }
+
     /// Gives the child `arg` as its `argv[0]`; the program run is still the one given to
     /// [`new`](Self::new).
     pub fn arg0(&mut self, arg: impl AsRef<OsStr>) -> &mut Self {

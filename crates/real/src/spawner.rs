@@ -224,8 +224,9 @@ impl ProcessSpawner for RealSpawner {
         Ok(handle)
     }
 
-    /// `true`: a real child gets the parent's fd.
+    /// `true` on unix: a real child gets the parent's fd. `false` on Windows, which has
+    /// handles, not fd numbers: a front door copies a file's bytes through instead.
     fn inherits_parent_fds(&self) -> bool {
-        true
+        cfg!(unix)
     }
 }

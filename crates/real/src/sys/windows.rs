@@ -4,7 +4,8 @@
 //! and killed by `TerminateProcess`.
 //!
 //! What Windows cannot do is refused before anything starts, naming the field: fds above 2,
-//! a closed standard fd, a parent fd handed over by number, uid/gid, a process group,
+//! a closed standard fd, a parent fd handed over by number (but a standard fd inheriting the
+//! parent's own, which is std's `Stdio::inherit`), uid/gid, a process group,
 //! `argv[0]`, pre-exec hooks and a pseudo-terminal.
 
 use std::fs::{File, OpenOptions};
@@ -141,14 +142,19 @@ fn check(spec: &SpawnSpec) -> Result<(), SpawnError> {
                 format!("child fd {fd} is mapped, and a Windows child has only fds 0, 1 and 2"),
             ));
         }
-        if let ChildFdMapping::Inherit(parent) = mapping {
-            return Err(cannot(
-                spec,
-                format!(
-                    "child fd {fd} inherits parent fd {parent} by number, and Windows has \
-                     handles, not fd numbers"
-                ),
-            ));
+        // A standard fd inherited as itself is the parent's own handle: `Stdio::inherit`.
+        match mapping {
+            ChildFdMapping::Inherit(parent) if i64::from(parent) == i64::from(fd.0) => {}
+            ChildFdMapping::Inherit(parent) => {
+                return Err(cannot(
+                    spec,
+                    format!(
+                        "child fd {fd} inherits parent fd {parent} by number, and Windows has \
+                     handles, not fd numbers (only fds 0, 1 and 2 can inherit the parent's own)"
+                    ),
+                ))
+            }
+            _ => {}
         }
     }
     for fd in [ChildFd::STDIN, ChildFd::STDOUT, ChildFd::STDERR] {
@@ -254,7 +260,8 @@ pub(crate) fn spawn(spec: &SpawnSpec, _portable: bool) -> Result<Spawned, SpawnE
                 Stdio::from(client)
             }
             ChildFdMapping::Null => Stdio::null(),
-            ChildFdMapping::Inherit(_) => unreachable!("refused by check"),
+            // Checked: the parent's own fd of the same number.
+            ChildFdMapping::Inherit(_) => Stdio::inherit(),
         };
         match fd {
             ChildFd::STDIN => command.stdin(stdio),

@@ -417,6 +417,18 @@ impl ReplaySpawner {
         slot.differences(asked, spec, &self.rules, &self.volatiles, bindings)
     }
 
+    /// Whether the unserved recording of `slot` serves a spawn of `spec` (`asked`), binding
+    /// what the match binds into `bindings`.
+    fn serves(
+        &self,
+        slot: &Slot,
+        asked: &Recording,
+        spec: &SpawnSpec,
+        bindings: &mut Bindings,
+    ) -> bool {
+        !slot.used() && self.differences(slot, asked, spec, bindings).is_empty()
+    }
+
     /// Why no recording serves `spec`, naming the closest one.
     fn not_found(&self, spec: &SpawnSpec) -> SpawnError {
         let asked = Recording::of(spec);
@@ -866,11 +878,7 @@ impl ReplaySpawner {
             .find(|index| {
                 let slot = &self.slots[*index];
                 let mut tentative = bindings.clone();
-                let found = !slot.used()
-                    && self
-                        .differences(slot, &asked, spec, &mut tentative)
-                        .is_empty()
-                    && slot.claim();
+                let found = self.serves(slot, &asked, spec, &mut tentative) && slot.claim();
                 if found {
                     *bindings = tentative;
                 }
@@ -888,13 +896,7 @@ impl ReplaySpawner {
         let bindings = lock(&self.bindings);
         self.candidates(&executable)
             .into_iter()
-            .filter(|index| {
-                let slot = &self.slots[*index];
-                !slot.used()
-                    && self
-                        .differences(slot, &asked, spec, &mut bindings.clone())
-                        .is_empty()
-            })
+            .filter(|index| self.serves(&self.slots[*index], &asked, spec, &mut bindings.clone()))
             .collect()
     }
 

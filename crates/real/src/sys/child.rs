@@ -171,25 +171,3 @@ impl ExitWatch {
         }
     }
 }
-
-/// Reaps a child nobody watches any more (its runtime shut down) on a small thread of its
-/// own, so that it leaves no zombie once it exits. Rare, so one thread per orphan.
-pub(crate) fn reap_orphan(child: ChildHandle, reaped: impl FnOnce(Status) + Send + 'static) {
-    let reaper = std::thread::Builder::new()
-        .name("process-transport-reaper".into())
-        .stack_size(64 * 1024)
-        .spawn(move || {
-            // EINTR is retried; any other error means the child is already reaped.
-            let status = loop {
-                match child.reap_blocking() {
-                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => break (None, None),
-                    Ok(status) => break status,
-                }
-            };
-            reaped(status);
-        });
-    // Without a thread the child stays unreaped until this process exits: nothing better
-    // can be done from a destructor.
-    drop(reaper);
-}

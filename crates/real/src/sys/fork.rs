@@ -12,7 +12,8 @@ use std::process::Command;
 use process_transport_api::{SpawnError, SpawnSpec};
 use rustix::io::fcntl_dupfd_cloexec;
 
-use super::unix::{invalid, spawn_error, FdPlan};
+use super::unix::FdPlan;
+use super::{invalid, spawn_error};
 
 /// Starts the child; returns its pid. The standard library's `Child` is dropped at once: the
 /// caller reaps the child through its handle. `portable` keeps to calls every unix has.

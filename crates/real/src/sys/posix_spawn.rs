@@ -11,7 +11,8 @@ use std::ptr;
 use process_transport_api::{SpawnError, SpawnSpec};
 use rustix::fs::{access, Access, FileType};
 
-use super::unix::{invalid, spawn_error, FdPlan};
+use super::unix::FdPlan;
+use super::{invalid, spawn_error};
 
 /// Owns an initialised `posix_spawn_file_actions_t`.
 struct FileActions(libc::posix_spawn_file_actions_t);

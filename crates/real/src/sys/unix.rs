@@ -18,6 +18,7 @@ use super::child::ChildHandle;
 use super::fork;
 #[cfg(target_os = "linux")]
 use super::posix_spawn;
+use super::{executable, invalid, spawn_error, Pipe, Spawned};
 
 /// The pipe capacity asked for: fewer, larger reads and writes than the 64 KiB default.
 /// Refused sizes (over `pipe-max-size` for an unprivileged user) keep the default.
@@ -32,6 +33,9 @@ pub(crate) type Receiver = tokio::net::unix::pipe::Receiver;
 
 /// What the parent holds of a pipe: an fd (the growth of a pipe, a terminal's modes).
 pub(crate) use std::os::fd::AsFd as PipeHandle;
+
+/// What the spawn hands the transport of each pipe: the parent's end, non-blocking.
+pub(crate) type PipeEnd = OwnedFd;
 
 /// Registers the parent's end of a pipe it writes (non-blocking since it was made).
 pub(crate) fn sender(end: OwnedFd) -> io::Result<Sender> {
@@ -58,26 +62,6 @@ pub(crate) fn is_not_a_directory(err: &io::Error) -> bool {
     err.raw_os_error() == Some(libc::ENOTDIR)
 }
 
-/// The parent's end of one pipe of the map (or of the terminal), non-blocking.
-pub(crate) enum Pipe {
-    /// The parent reads what the child writes on this fd.
-    Reads(ChildFd, OwnedFd),
-    /// The parent writes what the child reads on this fd.
-    Writes(ChildFd, OwnedFd),
-}
-
-/// A started child: its pid, a handle to wait for it and signal it, and the parent's pipe
-/// ends.
-pub(crate) struct Spawned {
-    pub(crate) pid: u32,
-    pub(crate) child: ChildHandle,
-    /// The parent's ends; for a terminal, two copies of its master side: fd 0 written and
-    /// fd 1 read.
-    pub(crate) pipes: Vec<Pipe>,
-    /// Whether the child's fds 0, 1 and 2 are a pseudo-terminal.
-    pub(crate) terminal: bool,
-}
-
 /// Where each child fd comes from: fds above every target, to be moved into place.
 pub(super) struct FdPlan {
     pub(super) moves: Vec<(OwnedFd, RawFd)>,
@@ -95,26 +79,6 @@ pub(super) struct PtyPlan {
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(super) path: std::ffi::CString,
     pub(super) slave: OwnedFd,
-}
-
-pub(super) fn invalid(spec: &SpawnSpec, why: impl std::fmt::Display) -> SpawnError {
-    SpawnError::InvalidSpec(format!("cannot spawn {:?}: {why}", executable(spec)))
-}
-
-pub(super) fn executable(spec: &SpawnSpec) -> String {
-    spec.get_executable().to_string_lossy().into_owned()
-}
-
-/// Maps an OS error of the spawn itself to the spawn error a user expects.
-pub(super) fn spawn_error(spec: &SpawnSpec, err: io::Error) -> SpawnError {
-    match err.kind() {
-        io::ErrorKind::NotFound => SpawnError::NotFound(executable(spec)),
-        io::ErrorKind::PermissionDenied => SpawnError::PermissionDenied(executable(spec)),
-        kind => SpawnError::Io(io::Error::new(
-            kind,
-            format!("cannot spawn {:?}: {err}", executable(spec)),
-        )),
-    }
 }
 
 /// Starts the child `spec` describes. On Linux, by `posix_spawn` (a vfork, fast) unless a uid

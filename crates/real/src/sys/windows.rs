@@ -23,6 +23,8 @@ use process_transport_api::{ChildFd, ChildFdMapping, PtySize, SpawnError, SpawnS
 use process_transport_api::{Signal, TransportError};
 use tokio::net::windows::named_pipe::{NamedPipeServer, PipeMode, ServerOptions};
 use tokio::sync::Notify;
+
+use super::{executable, invalid, spawn_error, Pipe, Spawned};
 use windows_sys::Win32::Foundation::{HANDLE, WAIT_OBJECT_0};
 use windows_sys::Win32::System::Threading::{TerminateProcess, WaitForSingleObject, INFINITE};
 
@@ -36,6 +38,9 @@ pub(crate) type Receiver = NamedPipeServer;
 pub(crate) trait PipeHandle {}
 
 impl<T> PipeHandle for T {}
+
+/// What the spawn hands the transport of each pipe: the server end, registered already.
+pub(crate) type PipeEnd = NamedPipeServer;
 
 /// Registered with the runtime when it was made.
 pub(crate) fn sender(end: NamedPipeServer) -> io::Result<Sender> {
@@ -77,36 +82,11 @@ pub(crate) fn end_of_input(_master: &impl PipeHandle, _at_line_start: bool) -> V
     Vec::new()
 }
 
-/// The parent's end of one pipe of the map.
-pub(crate) enum Pipe {
-    /// The parent reads what the child writes on this fd.
-    Reads(ChildFd, NamedPipeServer),
-    /// The parent writes what the child reads on this fd.
-    Writes(ChildFd, NamedPipeServer),
-}
-
-/// A started child: its process id, a handle to wait for it and kill it, and the parent's
-/// pipe ends.
-pub(crate) struct Spawned {
-    pub(crate) pid: u32,
-    pub(crate) child: ChildHandle,
-    pub(crate) pipes: Vec<Pipe>,
-    /// Always `false`: a pseudo-terminal is refused.
-    pub(crate) terminal: bool,
-}
-
 /// How a child ended: its exit code (Windows has no signals to end by).
 pub(crate) type Status = (Option<i32>, Option<i32>);
 
-fn executable(spec: &SpawnSpec) -> String {
-    spec.get_executable().to_string_lossy().into_owned()
-}
-
 fn cannot(spec: &SpawnSpec, why: impl std::fmt::Display) -> SpawnError {
-    SpawnError::InvalidSpec(format!(
-        "cannot spawn {:?}: {why}; Windows cannot do it",
-        executable(spec)
-    ))
+    invalid(spec, format!("{why}; Windows cannot do it"))
 }
 
 /// Refuses what a Windows child cannot have, naming it.
@@ -269,14 +249,7 @@ pub(crate) fn spawn(spec: &SpawnSpec, _portable: bool) -> Result<Spawned, SpawnE
             _ => command.stderr(stdio),
         };
     }
-    let child = command.spawn().map_err(|err| match err.kind() {
-        io::ErrorKind::NotFound => SpawnError::NotFound(executable(spec)),
-        io::ErrorKind::PermissionDenied => SpawnError::PermissionDenied(executable(spec)),
-        kind => SpawnError::Io(io::Error::new(
-            kind,
-            format!("cannot spawn {:?}: {err}", executable(spec)),
-        )),
-    })?;
+    let child = command.spawn().map_err(|err| spawn_error(spec, err))?;
     // The parent's copies of the child's ends closed with `command`: the child has its own.
     drop(command);
     let pid = child.id();
@@ -410,14 +383,4 @@ impl ExitWatch {
         }
         Ok(())
     }
-}
-
-/// Reaps a child nobody watches any more (its runtime shut down) on a small thread of its
-/// own, and reports its exit from there.
-pub(crate) fn reap_orphan(child: ChildHandle, reaped: impl FnOnce(Status) + Send + 'static) {
-    let reaper = std::thread::Builder::new()
-        .name("process-transport-reaper".into())
-        .stack_size(64 * 1024)
-        .spawn(move || reaped(child.reap_blocking().unwrap_or((None, None))));
-    drop(reaper);
 }

@@ -79,6 +79,10 @@ fn std_process_code_is_recorded_and_replayed_through_shims_unchanged(
 
 /// A shell script, run by its own interpreter path (not through `PATH`), whose children are
 /// shimmed: grandchildren of the test.
+///
+/// Scripts are run as `/bin/sh SCRIPT`, not exec'd themselves: a file this multi-threaded
+/// test process just wrote can still be open for writing in a child another test is forking,
+/// and exec'ing it then fails with "text file busy".
 fn script(dir: &Path) -> PathBuf {
     let script = dir.join("tally.sh");
     std::fs::write(
@@ -97,7 +101,8 @@ fn a_shell_scripts_children_are_recorded_and_replayed_in_order(
     let path = dir.join("tally.json");
     let script = script(&dir);
     let run = |shims: &Shims| {
-        Command::new(&script)
+        Command::new("/bin/sh")
+            .arg(&script)
             .envs(shims.vars())
             .output()
             .map(|out| {
@@ -145,7 +150,8 @@ fn concurrent_shims_share_one_cassette_and_repeated_commands_are_served_in_order
     std::fs::write(&script, fan)?;
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     let run = |shims: &Shims| {
-        Command::new(&script)
+        Command::new("/bin/sh")
+            .arg(&script)
             .envs(shims.vars())
             .output()
             .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())

@@ -1,6 +1,8 @@
 //! `blocking`, the mirror of `std::process`: std-shaped code on real processes and on the
 //! fakes, on plain threads and inside tokio runtimes.
 
+#![cfg(unix)]
+
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::sync::Arc;
 

@@ -6,23 +6,28 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+#[cfg(unix)]
 use process_transport_api::{ChildFd, ChildFdMapping, PtySize};
 use process_transport_command::{Command, Stdio};
 use process_transport_fakes::{MemoryProcessReactor, Script};
+#[cfg(unix)]
 use tokio::io::AsyncReadExt;
 
+#[cfg(unix)]
 fn sh(script: &str) -> Command {
     let mut command = Command::new("sh");
     command.args(["-c", script]);
     command
 }
 
+#[cfg(unix)]
 async fn stdout_of(command: &mut Command) -> io::Result<String> {
     let out = command.stdin(Stdio::null()).output().await?;
     assert!(out.status.success(), "{out:?}");
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+#[cfg(unix)]
 #[tokio::test]
 async fn process_group_zero_makes_the_child_lead_a_group_of_its_own() -> io::Result<()> {
     let script = "read -r pid comm state ppid pgrp rest < /proc/$$/stat; echo $pgrp $$";
@@ -37,6 +42,7 @@ async fn process_group_zero_makes_the_child_lead_a_group_of_its_own() -> io::Res
     Ok(())
 }
 
+#[cfg(unix)]
 #[tokio::test]
 async fn arg0_is_the_childs_argv_0() -> io::Result<()> {
     let out = stdout_of(sh("tr '\\0' ' ' < /proc/$$/cmdline").arg0("not-sh")).await?;
@@ -44,6 +50,7 @@ async fn arg0_is_the_childs_argv_0() -> io::Result<()> {
     Ok(())
 }
 
+#[cfg(unix)]
 #[tokio::test]
 #[allow(unsafe_code)]
 async fn pre_exec_runs_in_the_child_and_its_error_fails_the_spawn() -> io::Result<()> {
@@ -162,6 +169,7 @@ fn a_std_command_converts_with_everything_its_getters_show() {
     assert_eq!(ours.get_current_dir(), Some(Path::new("/src")));
 }
 
+#[cfg(unix)]
 #[tokio::test]
 async fn an_extra_fd_the_child_writes_is_read_apart_on_real_and_fake() -> io::Result<()> {
     let reactor = MemoryProcessReactor::strict();
@@ -194,6 +202,7 @@ async fn an_extra_fd_the_child_writes_is_read_apart_on_real_and_fake() -> io::Re
     Ok(())
 }
 
+#[cfg(unix)]
 #[tokio::test]
 async fn a_pty_is_the_childs_terminal_of_the_size_asked() -> io::Result<()> {
     let mut child = sh("stty size; [ -t 0 ] && [ -t 2 ] && echo tty")

@@ -5,6 +5,8 @@
 //! stood for an event, a panic tokio gives where this crate returns an error).
 //! `process_raw_handle.rs` is Windows only and not ported: see docs/tokio-parity.md.
 
+#![cfg(unix)]
+
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;

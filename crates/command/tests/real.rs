@@ -1,5 +1,7 @@
 //! `Command` on real processes (the default spawner): the same methods as on the fakes.
 
+#![cfg(unix)]
+
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;

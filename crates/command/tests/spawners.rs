@@ -15,6 +15,16 @@ use process_transport_fakes::{MemoryProcessReactor, Script};
 use process_transport_mocks::{bytes_eq, MockProcessSpawner, MockProcessTransport};
 use tokio::io::AsyncWriteExt;
 
+/// This platform's shell and its flag for a script: `sh -c`, or `cmd /c` on Windows.
+const SHELL: [&str; 2] = if cfg!(windows) {
+    ["cmd", "/c"]
+} else {
+    ["sh", "-c"]
+};
+
+/// How the shell's `echo` ends a line.
+const EOL: &str = if cfg!(windows) { "\r\n" } else { "\n" };
+
 /// The code under test, written once: counts the words a command prints.
 async fn word_count(program: &str, args: &[&str]) -> io::Result<usize> {
     let out = Command::new(program).args(args).output().await?;
@@ -31,7 +41,7 @@ async fn word_count(program: &str, args: &[&str]) -> io::Result<usize> {
 
 /// A mock spawner that answers one spawn of `spec` as a child printing `stdout` and exiting 0
 /// would: it connects the protocol and delivers the events of section 5.
-fn mock_answering(command: &'static str, stdout: &'static [u8]) -> MockProcessSpawner {
+fn mock_answering(command: String, stdout: &'static [u8]) -> MockProcessSpawner {
     let mut spawner = MockProcessSpawner::new();
     spawner
         .expect_spawn_process()
@@ -54,20 +64,21 @@ fn mock_answering(command: &'static str, stdout: &'static [u8]) -> MockProcessSp
 
 #[tokio::test]
 async fn the_same_code_runs_on_a_script_a_mock_and_real_processes() -> io::Result<()> {
-    let args = ["-c", "echo one two three"];
-    let line = "sh -c 'echo one two three'";
+    let [shell, flag] = SHELL;
+    let args = [flag, "echo one two three"];
+    let line = format!("{shell} {flag} 'echo one two three'");
 
     let reactor = MemoryProcessReactor::strict();
     reactor.register(
-        ["sh", "-c", "echo one two three"],
+        [shell, flag, "echo one two three"],
         Script::new().stdout("one two three\n").exit(0),
     );
-    let on_fake = with_default(Arc::new(reactor), word_count("sh", &args)).await?;
+    let on_fake = with_default(Arc::new(reactor), word_count(shell, &args)).await?;
 
     let mock = mock_answering(line, b"one two three\n");
-    let on_mock = with_default(Arc::new(mock), word_count("sh", &args)).await?;
+    let on_mock = with_default(Arc::new(mock), word_count(shell, &args)).await?;
 
-    let on_real = word_count("sh", &args).await?;
+    let on_real = word_count(shell, &args).await?;
     assert_eq!((on_fake, on_mock, on_real), (3, 3, 3));
     Ok(())
 }
@@ -160,8 +171,12 @@ async fn set_default_nests_and_each_guard_restores_the_outer_spawner() -> io::Re
         }
         assert_eq!(who().await?, b"outer");
     }
-    // No scope left: real processes, where `who` may or may not exist; `true` does.
-    assert!(Command::new("true").status().await?.success());
+    // No scope left: real processes, where `who` may or may not exist; the shell does.
+    assert!(Command::new(SHELL[0])
+        .args([SHELL[1], "exit 0"])
+        .status()
+        .await?
+        .success());
     Ok(())
 }
 
@@ -263,15 +278,21 @@ fn blocking_output_and_status_on_a_fake_and_on_real_processes() -> io::Result<()
     let _guard = set_default(Arc::new(reactor));
     assert_eq!(blocking::Command::new("uname").output()?.stdout, b"Linux\n");
     let real = Arc::new(process_transport_real::RealSpawner::new());
-    let out = blocking::Command::new("sh")
-        .args(["-c", "echo real; exit 4"])
+    let script = if cfg!(windows) {
+        "echo real& exit 4"
+    } else {
+        "echo real; exit 4"
+    };
+    let out = blocking::Command::new(SHELL[0])
+        .args([SHELL[1], script])
         .spawner(real.clone())
         .output()?;
     assert_eq!(
-        (out.stdout.as_slice(), out.status.code()),
-        (&b"real\n"[..], Some(4))
+        (out.stdout, out.status.code()),
+        (format!("real{EOL}").into_bytes(), Some(4))
     );
-    assert!(blocking::Command::new("true")
+    assert!(blocking::Command::new(SHELL[0])
+        .args([SHELL[1], "exit 0"])
         .spawner(real)
         .status()?
         .success());
@@ -281,16 +302,18 @@ fn blocking_output_and_status_on_a_fake_and_on_real_processes() -> io::Result<()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocking_works_from_spawn_blocking_and_block_in_place_and_sees_no_thread_default() {
     let from_pool = tokio::task::spawn_blocking(|| {
-        blocking::Command::new("sh")
-            .args(["-c", "echo pool"])
+        blocking::Command::new(SHELL[0])
+            .args([SHELL[1], "echo pool"])
             .output()
     })
     .await
     .expect("the blocking task")
     .expect("the command");
-    assert_eq!(from_pool.stdout, b"pool\n");
+    assert_eq!(from_pool.stdout, format!("pool{EOL}").into_bytes());
     let in_place = tokio::task::block_in_place(|| {
-        blocking::Command::new("sh").args(["-c", "exit 6"]).status()
+        blocking::Command::new(SHELL[0])
+            .args([SHELL[1], "exit 6"])
+            .status()
     })
     .expect("the command");
     assert_eq!(in_place.code(), Some(6));

@@ -1,6 +1,8 @@
 //! `Stdio` from files, fds and other children's pipes: the same bytes on real processes and
 //! on the fakes, where the command copies them through a pipe.
 
+#![cfg(unix)]
+
 use std::fs::File;
 use std::future::Future;
 use std::io::{self, Read, Write};

@@ -81,15 +81,18 @@ impl RealSpawner {
 
 /// Refuses before anything starts when there is no tokio runtime to watch the child: the
 /// pipes and the exit could not be registered, and the child would run unwatched.
+/// A runtime built without I/O is refused the same way, with the builder call that fixes it.
 fn check_runtime(spec: &SpawnSpec) -> Result<(), SpawnError> {
-    match tokio::runtime::Handle::try_current() {
-        Ok(_) => Ok(()),
-        Err(_) => Err(SpawnError::Io(io::Error::other(format!(
-            "cannot spawn {:?}: RealSpawner::spawn_process must run inside a tokio runtime \
-             with I/O enabled",
-            spec.get_executable().to_string_lossy(),
-        )))),
-    }
+    let why = match tokio::runtime::Handle::try_current() {
+        Ok(_) if sys::runtime_has_io() => return Ok(()),
+        Ok(_) => " (this one was built without it: call enable_io or enable_all on its builder)",
+        Err(_) => "",
+    };
+    Err(SpawnError::Io(io::Error::other(format!(
+        "cannot spawn {:?}: RealSpawner::spawn_process must run inside a tokio runtime \
+         with I/O enabled{why}",
+        spec.get_executable().to_string_lossy(),
+    ))))
 }
 
 /// Names the working directory, not the executable, when the directory is what is wrong.

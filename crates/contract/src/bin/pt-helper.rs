@@ -12,6 +12,7 @@
 //!                            "ready\n" and exit 0
 //! pt-helper print-env NAME   the value of NAME on stdout, no newline; exit 0
 //! pt-helper pwd              the working directory and a newline; exit 0
+//! pt-helper spew N           N bytes of `x` on stdout; exit 0 (101 if stdout breaks)
 //! ```
 
 use std::io::{self, Read, Write};
@@ -73,6 +74,20 @@ fn run(args: &[String]) -> io::Result<u8> {
             let value = std::env::var_os(name).unwrap_or_default();
             print(&value.to_string_lossy())?;
             Ok(0)
+        }
+        ["spew", count] => {
+            let count = count.parse::<usize>().map_err(|err| {
+                io::Error::new(io::ErrorKind::InvalidInput, format!("{count}: {err}"))
+            })?;
+            let mut stdout = io::stdout().lock();
+            let chunk = [b'x'; 64 * 1024];
+            let mut left = count;
+            while left > 0 {
+                let now = left.min(chunk.len());
+                stdout.write_all(&chunk[..now])?;
+                left -= now;
+            }
+            stdout.flush().map(|()| 0)
         }
         ["pwd"] => print(&format!("{}\n", std::env::current_dir()?.display())).map(|()| 0),
         _ => Err(io::Error::new(

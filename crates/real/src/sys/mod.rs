@@ -28,13 +28,14 @@ use process_transport_api::{ChildFd, SpawnError, SpawnSpec};
 pub(crate) use child::{ChildHandle, ExitWatch, Status};
 #[cfg(unix)]
 pub(crate) use unix::{
-    end_of_input, grow_pipe, hung_up, is_gone, is_not_a_directory, receiver, resize, sender, spawn,
-    PipeEnd, PipeHandle, Receiver, Sender,
+    end_of_input, grow_pipe, hung_up, is_gone, is_not_a_directory, receiver, resize,
+    runtime_has_io, sender, spawn, PipeEnd, PipeHandle, Receiver, Sender,
 };
 #[cfg(windows)]
 pub(crate) use windows::{
-    end_of_input, grow_pipe, hung_up, is_gone, is_not_a_directory, receiver, resize, sender, spawn,
-    ChildHandle, ExitWatch, PipeEnd, PipeHandle, Receiver, Sender, Status,
+    end_of_input, grow_pipe, hung_up, is_gone, is_not_a_directory, receiver, resize,
+    runtime_has_io, sender, spawn, ChildHandle, ExitWatch, PipeEnd, PipeHandle, Receiver, Sender,
+    Status,
 };
 
 /// The parent's end of one pipe of the map (or of the terminal).

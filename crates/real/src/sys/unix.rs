@@ -37,6 +37,16 @@ pub(crate) use std::os::fd::AsFd as PipeHandle;
 /// What the spawn hands the transport of each pipe: the parent's end, non-blocking.
 pub(crate) type PipeEnd = OwnedFd;
 
+/// Whether the current runtime has its I/O driver. tokio panics at the first registration
+/// when it has not, so one throwaway pipe is registered to find out before anything starts.
+pub(crate) fn runtime_has_io() -> bool {
+    let Ok((read, _write)) = rustix::pipe::pipe() else {
+        // No pipe to try: the spawn's own pipes will report the cause.
+        return true;
+    };
+    std::panic::catch_unwind(move || Receiver::from_owned_fd_unchecked(read).map(drop)).is_ok()
+}
+
 /// Registers the parent's end of a pipe it writes (non-blocking since it was made).
 pub(crate) fn sender(end: OwnedFd) -> io::Result<Sender> {
     Sender::from_owned_fd_unchecked(end)

@@ -42,6 +42,12 @@ impl<T> PipeHandle for T {}
 /// What the spawn hands the transport of each pipe: the server end, registered already.
 pub(crate) type PipeEnd = NamedPipeServer;
 
+/// Whether the current runtime has its I/O driver. tokio panics at the first registration
+/// when it has not, so one throwaway pipe is registered to find out before anything starts.
+pub(crate) fn runtime_has_io() -> bool {
+    std::panic::catch_unwind(|| pipe_pair(true).map(drop)).is_ok()
+}
+
 /// Registered with the runtime when it was made.
 pub(crate) fn sender(end: NamedPipeServer) -> io::Result<Sender> {
     Ok(end)

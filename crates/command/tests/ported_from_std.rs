@@ -7,9 +7,9 @@
 //! fakes.
 //!
 //! Left out: the Windows-only tests (`test_creation_flags`, `test_proc_thread_attributes`,
-//! `env_empty`, `run_bat_script`; the Windows transport has its own under Wine) and `test_capture_env_at_spawn`,
-//! which changes this process's environment while other tests of the binary run (the real
-//! spawner, like std, reads the environment at the spawn).
+//! `env_empty`, `run_bat_script`; the Windows transport has its own, run under Wine) and
+//! `test_capture_env_at_spawn`, which changes this process's environment while other tests of
+//! the binary run (the real spawner, like std, reads the environment at the spawn).
 
 #![cfg(unix)]
 

@@ -36,11 +36,23 @@
 //! });
 //! ```
 //!
-//! The body is an `async` block run on a single thread by the explorer itself: between two
-//! polls it releases one held event, so the protocol sees the children's events only while
-//! the body awaits (`ended()`, a `Command`'s pipes and `wait`). Everything the body awaits
-//! must be caused by the fake children; a body that waits for anything else (a timer, a real
-//! process) is reported as waiting for something no child will do.
+//! The body runs on a current-thread tokio runtime the explorer owns, with the clock paused.
+//! It may `tokio::spawn` tasks, use `JoinSet`, channels, `select!`, `tokio::time::timeout` and
+//! the `Command` front door. Each time the runtime is idle (no task can go on without a new
+//! event), the explorer releases one held event, as the schedule picks. Timers fire in
+//! virtual time, and only when nothing is held: a timeout expires when the children have done
+//! all they will do. A body that would hang (nothing held, no timer due within
+//! [`Explore::time_limit`]) is reported, not hung; a panic in any task of the run fails it.
+//!
+//! The same schedule gives the same run, byte for byte: a failure is replayed three times and
+//! its children's call logs compared. What the explorer cannot control makes runs differ: a
+//! `select!` without `biased;` (tokio picks its first branch at random, and its seed can be set
+//! only with `--cfg tokio_unstable`), the wall clock (`std::time::Instant`, not tokio's),
+//! `spawn_blocking` and other threads or runtimes, real processes. A failure whose replays
+//! differ says so and names these.
+//!
+//! [`Explore::exhaustive`] tries every distinct order instead of random ones, up to a bound,
+//! and says whether it tried them all.
 
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
@@ -48,14 +60,16 @@
 use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::pin;
-use std::sync::Once;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use process_transport_fakes::{Explorer, MemoryProcessReactor};
+use process_transport_fakes::{Activity, Explorer, Head, MemoryProcessReactor};
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRng, TestRunner};
+
+mod exhaustive;
+mod run;
+
+use exhaustive::Search;
+use run::{quietly, Chooser, Outcome};
 
 /// The choices of one run: the `n`th number picks the `n`th choice the explorer makes (taken
 /// modulo the number of options), and a choice past the end is 0, the natural order. The same
@@ -123,10 +137,51 @@ impl std::error::Error for Failure {}
 /// What a passing exploration did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Explored {
-    /// Schedules run.
+    /// Schedules run to their end: random ones, or in exhaustive mode distinct orders.
     pub schedules: u32,
+    /// Exhaustive mode: runs cut short because the rest of their order was one already
+    /// explored (partial-order reduction). 0 otherwise.
+    pub equivalent: u32,
+    /// Whether the schedules were random, every distinct order, or stopped at the bound.
+    pub coverage: Coverage,
     /// How long they took.
     pub elapsed: Duration,
+}
+
+/// How much of the orders an exploration covered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Coverage {
+    /// Random schedules ([`Explore::run`] without [`Explore::exhaustive`]).
+    Sampled,
+    /// Every distinct order of the held events.
+    All,
+    /// Exhaustive mode stopped at its bound ([`Explore::schedules`]) with orders left.
+    Bounded,
+}
+
+impl fmt::Display for Explored {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let elapsed = self.elapsed;
+        match self.coverage {
+            Coverage::Sampled => write!(
+                f,
+                "{} random schedules passed in {elapsed:?}",
+                self.schedules
+            ),
+            Coverage::All => write!(
+                f,
+                "explored all {} distinct orders in {elapsed:?} ({} more runs cut short as \
+                 equivalent)",
+                self.schedules, self.equivalent
+            ),
+            Coverage::Bounded => write!(
+                f,
+                "stopped at the bound after {} distinct orders in {elapsed:?}, with orders \
+                 left ({} runs cut short as equivalent)",
+                self.schedules, self.equivalent
+            ),
+        }
+    }
 }
 
 /// Runs a test body on many schedules. Deterministic: the same settings try the same
@@ -136,6 +191,8 @@ pub struct Explore {
     schedules: u32,
     choices: usize,
     seed: u64,
+    exhaustive: bool,
+    time_limit: Duration,
 }
 
 impl Default for Explore {
@@ -144,24 +201,29 @@ impl Default for Explore {
             schedules: 1_000,
             choices: 64,
             seed: 0,
+            exhaustive: false,
+            time_limit: Duration::from_secs(3_600),
         }
     }
 }
 
 impl Explore {
-    /// 1,000 schedules of up to 64 choices each, from seed 0.
+    /// 1,000 random schedules of up to 64 choices each, from seed 0; an hour of paused clock
+    /// per run.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// How many schedules to try.
+    /// How many schedules to try; in exhaustive mode, the bound: at most this many distinct
+    /// orders.
     pub fn schedules(mut self, schedules: u32) -> Self {
         self.schedules = schedules.max(1);
         self
     }
 
     /// How many choices a generated schedule holds at most; later choices take the natural
-    /// order. More lets a long test vary its later events too.
+    /// order. More lets a long test vary its later events too. Exhaustive mode has no such
+    /// limit.
     pub fn choices(mut self, choices: usize) -> Self {
         self.choices = choices;
         self
@@ -170,6 +232,40 @@ impl Explore {
     /// Another seed for the schedules generated (the same seed always tries the same ones).
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
+        self
+    }
+
+    /// Every distinct order of the held events instead of random ones, depth first, up to
+    /// [`schedules`](Self::schedules) of them. Orders that differ only in where a release no
+    /// protocol saw (a script's reaction, output nobody reads) falls among releases that leave
+    /// its child alone are one order, run once (partial-order reduction); releases a protocol
+    /// sees are always tried both ways. [`Explored`] says whether all were tried.
+    ///
+    /// ```
+    /// use process_transport_explore::{Coverage, Explore};
+    /// use process_transport_fakes::Script;
+    /// use process_transport_api::{ProcessTransport, SpawnSpec};
+    /// # struct P; impl process_transport_api::ProcessProtocol for P { fn make_connection(&mut self, _: std::sync::Arc<dyn ProcessTransport>) {} }
+    ///
+    /// let explored = Explore::new().exhaustive().schedules(10_000).run(|exploration| async move {
+    ///     let reactor = exploration.reactor();
+    ///     reactor.register(["hi"], Script::new().stdout("hi").exit(0));
+    ///     let child = reactor.spawn(Box::new(P), SpawnSpec::new("hi")).unwrap();
+    ///     child.transport().ended().await;
+    /// });
+    /// assert_eq!(explored.coverage, Coverage::All);
+    /// println!("{explored}");
+    /// ```
+    pub fn exhaustive(mut self) -> Self {
+        self.exhaustive = true;
+        self
+    }
+
+    /// How much of the runtime's paused clock may pass in one run before a body still
+    /// waiting is reported as hung (default: an hour). Time passes only when nothing is
+    /// held and no task can run, straight to the next timer, so this costs no real time.
+    pub fn time_limit(mut self, limit: Duration) -> Self {
+        self.time_limit = limit;
         self
     }
 
@@ -192,6 +288,19 @@ impl Explore {
         B: Fn(Exploration) -> F,
         F: Future<Output = ()>,
     {
+        if self.exhaustive {
+            self.search(&body)
+        } else {
+            self.sample(&body)
+        }
+    }
+
+    /// Random schedules from proptest, a failure shrunk by it.
+    fn sample<B, F>(&self, body: &B) -> Result<Explored, Failure>
+    where
+        B: Fn(Exploration) -> F,
+        F: Future<Output = ()>,
+    {
         let config = Config {
             cases: self.schedules,
             failure_persistence: None,
@@ -209,31 +318,30 @@ impl Explore {
         let result = quietly(|| {
             runner.run(&strategy, |choices| {
                 tried.set(tried.get() + 1);
-                run_once(&body, &choices).map_err(|message| {
-                    if failed_at.get().is_none() {
-                        failed_at.set(Some(tried.get()));
+                match run_on(body, &choices, self.time_limit).0 {
+                    Outcome::Failed(message) => {
+                        if failed_at.get().is_none() {
+                            failed_at.set(Some(tried.get()));
+                        }
+                        Err(TestCaseError::fail(message))
                     }
-                    TestCaseError::fail(message)
-                })
+                    Outcome::Passed | Outcome::Cut => Ok(()),
+                }
             })
         });
         match result {
             Ok(()) => Ok(Explored {
                 schedules: self.schedules,
+                equivalent: 0,
+                coverage: Coverage::Sampled,
                 elapsed: started.elapsed(),
             }),
             Err(TestError::Fail(_, choices)) => {
                 // The shrunk schedule's own message, not the first one found; the schedule
                 // as small as it can be written.
-                let (outcome, options_of) = quietly(|| run_counting(&body, &choices));
-                let message = outcome
-                    .err()
-                    .unwrap_or_else(|| "the failure did not repeat".into());
-                Err(Failure {
-                    schedule: Schedule(smallest(&choices, &options_of)),
-                    message,
-                    schedules_before: failed_at.get().unwrap_or(0).saturating_sub(1),
-                })
+                let (_, options_of) = quietly(|| run_on(body, &choices, self.time_limit));
+                let schedule = smallest(&choices, &options_of);
+                Err(self.confirmed(body, schedule, failed_at.get().unwrap_or(1) - 1))
             }
             Err(TestError::Abort(why)) => Err(Failure {
                 schedule: Schedule::default(),
@@ -242,7 +350,88 @@ impl Explore {
             }),
         }
     }
+
+    /// Every distinct order, depth first.
+    fn search<B, F>(&self, body: &B) -> Result<Explored, Failure>
+    where
+        B: Fn(Exploration) -> F,
+        F: Future<Output = ()>,
+    {
+        let started = Instant::now();
+        let (mut schedules, mut equivalent) = (0u32, 0u32);
+        let mut search = Some(Search::default());
+        while let Some(next) = search {
+            if schedules >= self.schedules {
+                return Ok(Explored {
+                    schedules,
+                    equivalent,
+                    coverage: Coverage::Bounded,
+                    elapsed: started.elapsed(),
+                });
+            }
+            let ran = quietly(|| run::run(body, next, self.time_limit));
+            let done = ran.chooser;
+            if let Some(why) = &done.diverged {
+                return Err(Failure {
+                    schedule: Schedule(smallest(&done.choices, &done.options_of)),
+                    message: format!(
+                        "the same choices gave two different runs: {why}. {UNCONTROLLED}"
+                    ),
+                    schedules_before: schedules,
+                });
+            }
+            match ran.outcome {
+                Outcome::Passed => schedules += 1,
+                Outcome::Cut => equivalent += 1,
+                Outcome::Failed(_) => {
+                    let schedule = smallest(&done.choices, &done.options_of);
+                    return Err(self.confirmed(body, schedule, schedules));
+                }
+            }
+            search = done.advance();
+        }
+        Ok(Explored {
+            schedules,
+            equivalent,
+            coverage: Coverage::All,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// The failure on `schedule`, replayed three times: its message, and whether the
+    /// replays were the same run, byte for byte.
+    fn confirmed<B, F>(&self, body: &B, schedule: Vec<u32>, schedules_before: u32) -> Failure
+    where
+        B: Fn(Exploration) -> F,
+        F: Future<Output = ()>,
+    {
+        let runs: Vec<(Outcome, String)> = (0..3)
+            .map(|_| {
+                let ran = quietly(|| run::run(body, Replay::new(&schedule), self.time_limit));
+                (ran.outcome, ran.transcript)
+            })
+            .collect();
+        let same = runs.windows(2).all(|pair| pair[0] == pair[1]);
+        let message = match (&runs[0].0, same) {
+            (Outcome::Failed(message), true) => message.clone(),
+            (Outcome::Failed(message), false) => {
+                format!("{message}\n(but its three replays were not the same run: {UNCONTROLLED})")
+            }
+            (_, _) => format!("the failure did not repeat: {UNCONTROLLED}"),
+        };
+        Failure {
+            schedule: Schedule(schedule),
+            message,
+            schedules_before,
+        }
+    }
 }
+
+/// What makes one schedule give different runs, for the messages that find it did.
+const UNCONTROLLED: &str = "the test has a source of order the explorer does not control: a \
+    `select!` without `biased;` (tokio picks its first branch at random), the wall clock \
+    (std's Instant or SystemTime, not tokio's paused one), `spawn_blocking` or another thread \
+    or runtime, or a real process";
 
 /// Runs `body` on every schedule of [`Explore::new`]; see [`Explore::run`].
 pub fn explore<B, F>(body: B) -> Explored
@@ -260,58 +449,56 @@ where
     B: Fn(Exploration) -> F,
     F: Future<Output = ()>,
 {
-    if let Err(message) = run_once(&body, schedule) {
+    let limit = Explore::default().time_limit;
+    if let Outcome::Failed(message) = run::run(&body, Replay::new(schedule), limit).outcome {
         panic!("on schedule {}: {message}", Schedule(schedule.to_vec()));
     }
 }
 
-/// Runs `body` once on `choices`: polls it, and between two polls releases one held event.
-fn run_once<B, F>(body: &B, choices: &[u32]) -> Result<(), String>
+/// Runs `body` once on `choices`; also returns how many options each choice the run made
+/// had.
+fn run_on<B, F>(body: &B, choices: &[u32], limit: Duration) -> (Outcome, Vec<usize>)
 where
     B: Fn(Exploration) -> F,
     F: Future<Output = ()>,
 {
-    run_counting(body, choices).0
+    let ran = run::run(body, Replay::new(choices), limit);
+    (ran.outcome, ran.chooser.options_of)
 }
 
-/// Runs `body` once on `choices`, as [`run_once`]; also returns how many options each choice
-/// the run made had.
-fn run_counting<B, F>(body: &B, choices: &[u32]) -> (Result<(), String>, Vec<usize>)
-where
-    B: Fn(Exploration) -> F,
-    F: Future<Output = ()>,
-{
-    let explorer = Explorer::new();
-    let reactor = MemoryProcessReactor::strict();
-    reactor.explored_by(&explorer);
-    let exploration = Exploration {
-        reactor,
-        explorer: explorer.clone(),
-    };
-    let mut options_of = Vec::new();
-    let mut choose = |options: usize| {
-        let choice = choices.get(options_of.len()).copied().unwrap_or(0) as usize % options;
-        options_of.push(options);
-        choice
-    };
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let mut future = pin!(body(exploration));
-        let mut cx = Context::from_waker(Waker::noop());
-        loop {
-            if let Poll::Ready(()) = future.as_mut().poll(&mut cx) {
-                return Ok(());
-            }
-            if !explorer.step(&mut choose) {
-                return Err(
-                    "the test waits for something no child will do: it would hang \
-                            here (every held event was released)"
-                        .to_owned(),
-                );
-            }
+/// Plays a schedule: the `n`th choice is the `n`th number, modulo its options; past the end,
+/// the natural order.
+struct Replay {
+    choices: Vec<u32>,
+    options_of: Vec<usize>,
+}
+
+impl Replay {
+    fn new(choices: &[u32]) -> Replay {
+        Replay {
+            choices: choices.to_vec(),
+            options_of: Vec::new(),
         }
-    }));
-    let outcome = outcome.unwrap_or_else(|panic| Err(panic_message(&*panic)));
-    (outcome, options_of)
+    }
+}
+
+impl Chooser for Replay {
+    fn step(&mut self, _: &[Head], _: &Activity) -> bool {
+        true
+    }
+
+    fn choose(&mut self, options: usize) -> usize {
+        let choice = self
+            .choices
+            .get(self.options_of.len())
+            .copied()
+            .unwrap_or(0) as usize
+            % options;
+        self.options_of.push(options);
+        choice
+    }
+
+    fn finish(&mut self, _: &Activity) {}
 }
 
 /// The same choices as `choices` made on a run that had `options_of` options at each choice,
@@ -327,46 +514,6 @@ fn smallest(choices: &[u32], options_of: &[usize]) -> Vec<u32> {
         smallest.pop();
     }
     smallest
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| {
-            payload
-                .downcast_ref::<&str>()
-                .map(|text| (*text).to_owned())
-        })
-        .unwrap_or_else(|| "a panic with no message".to_owned())
-}
-
-thread_local! {
-    /// Set while this thread explores: its panics are the exploration's findings, reported
-    /// once at the end, not printed one by one.
-    static QUIET: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Runs `f` with this thread's panics unprinted (other threads print theirs as before).
-fn quietly<R>(f: impl FnOnce() -> R) -> R {
-    static HOOK: Once = Once::new();
-    HOOK.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !QUIET.with(Cell::get) {
-                previous(info);
-            }
-        }));
-    });
-    /// Puts the flag back however `f` ends.
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            QUIET.with(|quiet| quiet.set(self.0));
-        }
-    }
-    let _restore = Restore(QUIET.with(|quiet| quiet.replace(true)));
-    f()
 }
 
 #[cfg(test)]

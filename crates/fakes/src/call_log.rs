@@ -199,6 +199,16 @@ impl CallLog {
             .collect()
     }
 
+    /// How many calls and how many delivered events are logged.
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        let entries = self.lock();
+        let calls = entries
+            .iter()
+            .filter(|entry| matches!(entry, Entry::Call(..)))
+            .count();
+        (calls, entries.len() - calls)
+    }
+
     /// Forgets every entry so far.
     pub fn clear(&self) {
         self.lock().clear();

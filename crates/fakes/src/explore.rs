@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use process_transport_api::{ChildFd, ProcessEnd};
 
 use crate::memory_process::{Inner, ScriptEvent};
-use crate::MemoryProcessTransport;
+use crate::{CallLog, MemoryProcessTransport};
 
 /// Something a child did that its protocol has not been shown yet.
 pub(crate) enum Pending {
@@ -34,16 +34,63 @@ enum Lane {
 
 struct Queue {
     child: Weak<Inner>,
+    /// The child's number ([`Head::child`]).
+    number: usize,
     lane: Lane,
     /// (order of production, event)
     events: VecDeque<(u64, Pending)>,
+    /// Events of this lane released whole so far, and bytes of the head released so far.
+    released: (usize, usize),
 }
 
 #[derive(Default)]
 struct State {
     queues: Vec<Queue>,
     produced: u64,
+    /// Every child explored, in the order of its spawn, with its call log.
+    children: Vec<(Weak<Inner>, CallLog)>,
 }
+
+impl State {
+    /// The lanes with an event, oldest head first: the order of [`Explorer::step`]'s choice.
+    fn arrange(&mut self) {
+        self.queues.retain(|queue| !queue.events.is_empty());
+        self.queues.sort_by_key(|queue| queue.events[0].0);
+    }
+}
+
+/// What a held event is, as [`Explorer::heads`] shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HeldKind {
+    /// Output on a fd the parent reads, of this many bytes (a step may release part of it).
+    Output(ChildFd, usize),
+    /// The loss of a fd (the child's end closed).
+    Closed(ChildFd),
+    /// The child's exit.
+    Exited(ProcessEnd),
+    /// A reaction of the child's script (to its start, input, a close, a signal): the
+    /// protocol sees only what the script does then.
+    Script,
+}
+
+/// One event [`Explorer::step`] can release now: the head of its lane. Two runs of the same
+/// test that reach the same point name the same event the same way, so a search over
+/// schedules can tell the events apart across runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Head {
+    /// The child, numbered from 0 in the order the explorer's reactors spawned them.
+    pub child: usize,
+    /// What the event is.
+    pub kind: HeldKind,
+    /// How many events of its lane were released before it, and how many of its bytes.
+    pub released_before: (usize, usize),
+}
+
+/// What the children have shown and been asked so far: per child (numbered as
+/// [`Head::child`]), the calls made on its transport and the events delivered to its protocol
+/// and producer. Two snapshots tell what happened between them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Activity(pub Vec<(usize, usize)>);
 
 /// Holds the events of every child of the reactors it explores, and releases them one
 /// [`step`](Self::step) at a time, in the order a chooser picks. Clones share it.
@@ -114,6 +161,55 @@ impl Explorer {
             .sum()
     }
 
+    /// Numbers `child` (in spawn order) and keeps its log for [`activity`](Self::activity)
+    /// and [`transcript`](Self::transcript).
+    pub(crate) fn adopt(&self, child: &Arc<Inner>, log: CallLog) {
+        self.lock().children.push((Arc::downgrade(child), log));
+    }
+
+    /// The events a [`step`](Self::step) chooses among now, in the order of its choice
+    /// (`choose(heads.len())` picks one of these).
+    pub fn heads(&self) -> Vec<Head> {
+        let mut state = self.lock();
+        state.arrange();
+        state
+            .queues
+            .iter()
+            .map(|queue| Head {
+                child: queue.number,
+                kind: match &queue.events[0].1 {
+                    Pending::Output(fd, data) => HeldKind::Output(*fd, data.len()),
+                    Pending::Closed(fd) => HeldKind::Closed(*fd),
+                    Pending::Exited(end) => HeldKind::Exited(*end),
+                    Pending::Script(_) => HeldKind::Script,
+                },
+                released_before: queue.released,
+            })
+            .collect()
+    }
+
+    /// The calls and events of every child so far.
+    pub fn activity(&self) -> Activity {
+        Activity(
+            self.lock()
+                .children
+                .iter()
+                .map(|(_, log)| log.counts())
+                .collect(),
+        )
+    }
+
+    /// Every child's call log, in spawn order: what the run did, byte for byte, for telling
+    /// whether two runs of one schedule were the same.
+    pub fn transcript(&self) -> String {
+        let state = self.lock();
+        let mut text = String::new();
+        for (number, (_, log)) in state.children.iter().enumerate() {
+            text.push_str(&format!("child {number}:\n{log}"));
+        }
+        text
+    }
+
     /// Holds `event` of the child `child` until a step releases it.
     pub(crate) fn hold(&self, child: &Weak<Inner>, event: Pending) {
         let lane = match &event {
@@ -131,10 +227,17 @@ impl Explorer {
         let queue = match at {
             Some(at) => &mut state.queues[at],
             None => {
+                let number = state
+                    .children
+                    .iter()
+                    .position(|(known, _)| Weak::ptr_eq(known, child))
+                    .unwrap_or(usize::MAX);
                 state.queues.push(Queue {
                     child: child.clone(),
+                    number,
                     lane,
                     events: VecDeque::new(),
+                    released: (0, 0),
                 });
                 state.queues.last_mut().expect("just pushed")
             }
@@ -151,11 +254,10 @@ impl Explorer {
     pub fn step(&self, choose: &mut dyn FnMut(usize) -> usize) -> bool {
         let (child, event) = {
             let mut state = self.lock();
-            state.queues.retain(|queue| !queue.events.is_empty());
+            state.arrange();
             if state.queues.is_empty() {
                 return false;
             }
-            state.queues.sort_by_key(|queue| queue.events[0].0);
             let count = state.queues.len();
             let pick = choose(count).min(count - 1);
             let queue = &mut state.queues[pick];
@@ -167,6 +269,7 @@ impl Explorer {
                         0 => None,
                         keep => {
                             let rest = data.split_off(data.len() - keep);
+                            queue.released.1 += data.len();
                             Some(Pending::Output(*fd, std::mem::replace(data, rest)))
                         }
                     }
@@ -174,6 +277,7 @@ impl Explorer {
                 _ => None,
             };
             let event = event.unwrap_or_else(|| {
+                queue.released = (queue.released.0 + 1, 0);
                 queue
                     .events
                     .pop_front()

@@ -69,7 +69,7 @@ mod terminal;
 pub use call_log::{CallLog, DeliveredEvent, Logged, TransportCall};
 pub use child::FakeChild;
 pub use disconnection::StringTransportWithDisconnection;
-pub use explore::Explorer;
+pub use explore::{Activity, Explorer, Head, HeldKind};
 pub use memory_process::{MemoryProcessTransport, DEFAULT_PID};
 pub use reactor::MemoryProcessReactor;
 pub use refusal::{RefusedSpawn, SpawnFailure};

@@ -307,6 +307,7 @@ impl MemoryProcessTransport {
 
     /// From now on, `explorer` holds what the child does until it releases it.
     pub(crate) fn explore_with(&self, explorer: &Explorer) {
+        explorer.adopt(&self.inner, self.inner.log.clone());
         let _ = self.inner.explorer.set(explorer.clone());
         self.lock().explore = Some((explorer.clone(), Arc::downgrade(&self.inner)));
     }

@@ -86,6 +86,8 @@ enum Node {
 /// The depth-first search over the choices of all runs, and the chooser of each run.
 #[derive(Debug, Default)]
 pub(crate) struct Search {
+    /// Whether orders equivalent to one explored are skipped.
+    reduce: bool,
     path: Vec<Node>,
     /// The node the run's next choice is.
     at: usize,
@@ -99,6 +101,14 @@ pub(crate) struct Search {
 }
 
 impl Search {
+    /// A search from the natural order; `reduce`: with partial-order reduction.
+    pub(crate) fn new(reduce: bool) -> Search {
+        Search {
+            reduce,
+            ..Search::default()
+        }
+    }
+
     /// The search after the run that just ended: the next branch to run, or `None` when
     /// every distinct order was explored.
     pub(crate) fn advance(mut self) -> Option<Search> {
@@ -141,6 +151,7 @@ impl Search {
             return None;
         }
         Some(Search {
+            reduce: self.reduce,
             path: self.path,
             ..Search::default()
         })
@@ -158,6 +169,9 @@ impl Search {
     /// The releases not to try at a new point after the path so far: those asleep or done at
     /// the last step that commute with the release it chose.
     fn asleep_after_path(&self) -> Vec<Tried> {
+        if !self.reduce {
+            return Vec::new();
+        }
         let last = self.path[..self.at]
             .iter()
             .rev()

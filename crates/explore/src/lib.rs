@@ -192,6 +192,7 @@ pub struct Explore {
     choices: usize,
     seed: u64,
     exhaustive: bool,
+    reduce: bool,
     time_limit: Duration,
 }
 
@@ -202,6 +203,7 @@ impl Default for Explore {
             choices: 64,
             seed: 0,
             exhaustive: false,
+            reduce: true,
             time_limit: Duration::from_secs(3_600),
         }
     }
@@ -258,6 +260,14 @@ impl Explore {
     /// ```
     pub fn exhaustive(mut self) -> Self {
         self.exhaustive = true;
+        self
+    }
+
+    /// Whether exhaustive mode skips orders equivalent to one it explored (the default) or
+    /// runs every order, equivalent or not: to check the reduction on a test of your own, or
+    /// to count.
+    pub fn reduce(mut self, reduce: bool) -> Self {
+        self.reduce = reduce;
         self
     }
 
@@ -359,7 +369,7 @@ impl Explore {
     {
         let started = Instant::now();
         let (mut schedules, mut equivalent) = (0u32, 0u32);
-        let mut search = Some(Search::default());
+        let mut search = Some(Search::new(self.reduce));
         while let Some(next) = search {
             if schedules >= self.schedules {
                 return Ok(Explored {

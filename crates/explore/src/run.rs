@@ -93,7 +93,13 @@ where
             watched.await
         })
     }));
-    // The runtime's tasks are dropped with it: none outlives the run.
+    // The runtime's tasks are dropped with it: none outlives the run. Its waker goes first:
+    // held by the idle callback's state, it would keep the runtime (and the callback) alive.
+    *shared
+        .flag
+        .outer
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = None;
     drop(runtime);
     let outcome = match (first_panic(), outcome) {
         (Some(message), _) => Outcome::Failed(message),

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use process_transport_api::{
     ChildFd, ProcessEnd, ProcessProtocol, ProcessTransport, ProducerCall, PushProducer, SpawnSpec,
 };
-use process_transport_explore::{replay, Exploration, Explore};
+use process_transport_explore::{replay, Coverage, Exploration, Explore};
 use process_transport_fakes::{DeliveredEvent, Logged, Script, TransportCall};
 
 /// What a protocol saw, for the body's assertions.
@@ -94,14 +94,24 @@ async fn two_lines(
     exploration: Exploration,
     protocol: impl FnOnce(Shared) -> Box<dyn ProcessProtocol>,
 ) {
+    lines_of(exploration, protocol, ["alpha", "beta"]).await
+}
+
+/// The child prints `lines`, each with a newline; the protocol must see them as printed.
+async fn lines_of(
+    exploration: Exploration,
+    protocol: impl FnOnce(Shared) -> Box<dyn ProcessProtocol>,
+    lines: [&str; 2],
+) {
     let reactor = exploration.reactor();
-    reactor.register(["ls"], Script::new().stdout("alpha\nbeta\n").exit(0));
+    let printed: String = lines.iter().map(|line| format!("{line}\n")).collect();
+    reactor.register(["ls"], Script::new().stdout(printed).exit(0));
     let seen = Shared::default();
     let child = reactor
         .spawn(protocol(seen.clone()), SpawnSpec::new("ls"))
         .unwrap();
     child.transport().ended().await;
-    assert_eq!(seen.lock().unwrap().lines, ["alpha", "beta"]);
+    assert_eq!(seen.lock().unwrap().lines, lines);
 }
 
 #[test]
@@ -150,15 +160,24 @@ async fn all_output(
     exploration: Exploration,
     protocol: impl FnOnce(Shared) -> Box<dyn ProcessProtocol>,
 ) {
+    output_of(exploration, protocol, "done: 3 files\n").await
+}
+
+/// The child prints `report` and exits; the protocol must keep all of it.
+async fn output_of(
+    exploration: Exploration,
+    protocol: impl FnOnce(Shared) -> Box<dyn ProcessProtocol>,
+    report: &str,
+) {
     let reactor = exploration.reactor();
-    reactor.register(["report"], Script::new().stdout("done: 3 files\n").exit(0));
+    reactor.register(["report"], Script::new().stdout(report).exit(0));
     let seen = Shared::default();
     let child = reactor
         .spawn(protocol(seen.clone()), SpawnSpec::new("report"))
         .unwrap();
     child.transport().ended().await;
     let stdout = String::from_utf8_lossy(&seen.lock().unwrap().stdout).into_owned();
-    assert_eq!(stdout, "done: 3 files\n");
+    assert_eq!(stdout, report);
 }
 
 #[test]
@@ -216,14 +235,20 @@ async fn stdout_then_stderr(
     exploration: Exploration,
     protocol: impl FnOnce(Shared) -> Box<dyn ProcessProtocol>,
 ) {
+    both_outputs(exploration, protocol, ("compiled\n", "1 warning\n")).await
+}
+
+/// The child writes `outputs.0` on stdout first, then `outputs.1` on stderr; the pipes are
+/// read in either order.
+async fn both_outputs(
+    exploration: Exploration,
+    protocol: impl FnOnce(Shared) -> Box<dyn ProcessProtocol>,
+    outputs: (&str, &str),
+) {
     let reactor = exploration.reactor();
-    // The child writes stdout first; the pipes are read in either order.
     reactor.register(
         ["build"],
-        Script::new()
-            .stdout("compiled\n")
-            .stderr("1 warning\n")
-            .exit(0),
+        Script::new().stdout(outputs.0).stderr(outputs.1).exit(0),
     );
     let seen = Shared::default();
     let child = reactor
@@ -253,6 +278,18 @@ fn a_protocol_that_waits_for_the_loss_of_stdout_passes() {
 const CHUNK: &[u8] = b"0123456789abcdef\n";
 const CHUNKS: usize = 6;
 
+/// How a feeding run feeds: `chunks` copies of `chunk`.
+#[derive(Clone, Copy)]
+struct Feed {
+    chunk: &'static [u8],
+    chunks: usize,
+}
+
+const FEED: Feed = Feed {
+    chunk: CHUNK,
+    chunks: CHUNKS,
+};
+
 /// Feeds `cat` a chunk each time its echo arrives, and registers itself as the transport's
 /// push producer; `respects_pause` says whether it holds back while paused.
 struct Feeder {
@@ -261,8 +298,8 @@ struct Feeder {
     respects_pause: bool,
 }
 
-#[derive(Default)]
 struct FeedState {
+    feed: Feed,
     sent: usize,
     paused: bool,
     /// A chunk is owed: echo came while paused.
@@ -289,16 +326,16 @@ impl PushProducer for Pauses {
 }
 
 fn feed(state: &Mutex<FeedState>, transport: &Arc<dyn ProcessTransport>) {
-    let sent = {
+    let (sent, feed) = {
         let mut state = state.lock().unwrap();
-        if state.sent == CHUNKS {
+        if state.sent == state.feed.chunks {
             return;
         }
         state.sent += 1;
-        state.sent
+        (state.sent, state.feed)
     };
-    transport.write(CHUNK).unwrap();
-    if sent == CHUNKS {
+    transport.write(feed.chunk).unwrap();
+    if sent == feed.chunks {
         transport.close_stdin();
     }
 }
@@ -326,13 +363,22 @@ impl ProcessProtocol for Feeder {
 }
 
 async fn feeding(exploration: Exploration, respects_pause: bool) {
+    feeding_with(exploration, respects_pause, FEED).await
+}
+
+async fn feeding_with(exploration: Exploration, respects_pause: bool, feed: Feed) {
     let reactor = exploration.reactor();
     reactor.register(["cat"], Script::cat());
     let child = reactor
         .spawn(
             Box::new(Feeder {
                 transport: None,
-                state: Arc::default(),
+                state: Arc::new(Mutex::new(FeedState {
+                    feed,
+                    sent: 0,
+                    paused: false,
+                    owed: false,
+                })),
                 respects_pause,
             }),
             SpawnSpec::new("cat"),
@@ -340,7 +386,7 @@ async fn feeding(exploration: Exploration, respects_pause: bool) {
         .unwrap();
     let transport = child.transport();
     // A pipe that holds one chunk: the second one written before the child reads pauses.
-    transport.set_high_water(CHUNK.len());
+    transport.set_high_water(feed.chunk.len());
     let end = transport.ended().await;
     assert_eq!(end, ProcessEnd::Done);
     let mut paused = false;
@@ -354,7 +400,7 @@ async fn feeding(exploration: Exploration, respects_pause: bool) {
             _ => {}
         }
     }
-    assert_eq!(transport.value(), CHUNK.repeat(CHUNKS));
+    assert_eq!(transport.value(), feed.chunk.repeat(feed.chunks));
 }
 
 #[test]
@@ -366,4 +412,132 @@ fn a_protocol_that_writes_after_a_pause_is_caught() {
 #[test]
 fn a_protocol_that_holds_back_while_paused_passes() {
     passes(|e| feeding(e, true));
+}
+
+// Exhaustive mode on the same four, with small inputs.
+
+/// Every distinct order of `body`: all of them pass, and there are `orders`.
+fn proven<B, F>(orders: u32, body: B)
+where
+    B: Fn(Exploration) -> F,
+    F: Future<Output = ()>,
+{
+    let explored = Explore::new().exhaustive().schedules(100_000).run(body);
+    assert_eq!(
+        (explored.coverage, explored.schedules),
+        (Coverage::All, orders),
+        "{explored}"
+    );
+}
+
+/// Exhaustive mode finds `body`'s failure after `orders` passing orders, and its schedule
+/// replays it.
+fn found<B, F>(orders: u32, body: B) -> String
+where
+    B: Fn(Exploration) -> F,
+    F: Future<Output = ()>,
+{
+    let failure = Explore::new()
+        .exhaustive()
+        .schedules(100_000)
+        .try_run(&body)
+        .expect_err("exhaustive mode finds the bug");
+    assert_eq!(failure.schedules_before, orders, "{failure}");
+    let replayed = catch_unwind(AssertUnwindSafe(|| replay(&failure.schedule.0, &body)));
+    assert!(replayed.is_err(), "the schedule replays the failure");
+    failure.message
+}
+
+#[test]
+fn exhaustively_a_line_split_is_found_and_buffering_is_proven_for_two_short_lines() {
+    let message = found(24, |e| {
+        lines_of(e, |seen| Box::new(ChunkIsLines(seen)), ["a", "b"])
+    });
+    assert!(message.contains("\"a\""), "{message}");
+    proven(1_386, |e| {
+        lines_of(
+            e,
+            |seen| Box::new(BufferedLines(seen, Vec::new())),
+            ["a", "b"],
+        )
+    });
+}
+
+#[test]
+fn exhaustively_output_after_the_exit_is_found_and_reading_to_the_end_is_proven() {
+    let message = found(56, |e| {
+        output_of(e, |seen| Box::new(UntilExit(seen)), "ok\n")
+    });
+    assert!(message.contains("ok"), "{message}");
+    proven(510, |e| {
+        output_of(e, |seen| Box::new(UntilEnded(seen)), "ok\n")
+    });
+}
+
+#[test]
+fn exhaustively_stderr_first_is_found_and_waiting_for_the_loss_is_proven() {
+    let outputs = ("a\n", "w\n");
+    let message = found(360, |e| {
+        both_outputs(e, |seen| Box::new(StderrMeansStdoutDone(seen)), outputs)
+    });
+    assert!(message.contains("judged complete"), "{message}");
+    proven(2_140, |e| {
+        both_outputs(e, |seen| Box::new(StdoutDoneAtItsLoss(seen)), outputs)
+    });
+}
+
+/// The write while paused needs five chunks: the echo of the first two, split in three,
+/// feeds the third and fourth (the pause) and then the fifth. The fix is proven on three.
+#[test]
+fn exhaustively_a_write_while_paused_is_found_and_holding_back_is_proven_for_three_chunks() {
+    let five = Feed {
+        chunk: b"a\n",
+        chunks: 5,
+    };
+    let message = found(30_560, |e| feeding_with(e, false, five));
+    assert!(message.contains("wrote while paused"), "{message}");
+    let three = Feed {
+        chunk: b"a\n",
+        chunks: 3,
+    };
+    // 36,930 orders without the reduction: a `cat` reading input it has read already shows
+    // nothing, and is not tried both ways around what leaves it alone.
+    proven(10_512, |e| feeding_with(e, true, three));
+}
+
+/// The reduction skips only orders that repeat one explored: with and without it, the runs
+/// that reach their end show the same set of call logs.
+#[test]
+fn the_reduction_loses_no_call_log() {
+    let logs = |reduce: bool| {
+        let seen = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
+        let into = seen.clone();
+        let explored = Explore::new()
+            .exhaustive()
+            .reduce(reduce)
+            .schedules(100_000)
+            .run(move |e| {
+                let into = into.clone();
+                async move {
+                    let explorer = e.explorer().clone();
+                    feeding_with(
+                        e,
+                        true,
+                        Feed {
+                            chunk: b"a\n",
+                            chunks: 2,
+                        },
+                    )
+                    .await;
+                    into.lock().unwrap().insert(explorer.transcript());
+                }
+            });
+        assert_eq!(explored.coverage, Coverage::All);
+        let logs = seen.lock().unwrap().clone();
+        (explored, logs)
+    };
+    let (reduced, with) = logs(true);
+    let (all, without) = logs(false);
+    assert!(reduced.schedules < all.schedules, "{reduced} / {all}");
+    assert_eq!(with, without);
 }

@@ -1,6 +1,8 @@
 //! Schedules per second for a small protocol (a child prints two lines and exits; the
 //! protocol reassembles lines), against the same test run once on a plain fake reactor in the
-//! same group.
+//! same group. Each schedule runs on a runtime of its own, as every exploration does. The
+//! exhaustive mode's cost per distinct order is measured on the same protocol with the lines
+//! `a` and `b` (1,386 orders).
 //!
 //! `cargo bench -p process-transport-explore --bench explore`; results in docs/benchmarks.md.
 
@@ -32,7 +34,11 @@ impl ProcessProtocol for Lines {
 }
 
 async fn two_lines(reactor: &MemoryProcessReactor) {
-    reactor.register(["ls"], Script::new().stdout("alpha\nbeta\n").exit(0));
+    lines(reactor, "alpha\nbeta\n", ["alpha", "beta"]).await
+}
+
+async fn lines(reactor: &MemoryProcessReactor, printed: &str, expected: [&str; 2]) {
+    reactor.register(["ls"], Script::new().stdout(printed).exit(0));
     let lines = Arc::new(Mutex::new(Vec::new()));
     let child = reactor
         .spawn(
@@ -41,7 +47,7 @@ async fn two_lines(reactor: &MemoryProcessReactor) {
         )
         .expect("ls starts");
     child.transport().ended().await;
-    assert_eq!(*lines.lock().expect("lines"), ["alpha", "beta"]);
+    assert_eq!(*lines.lock().expect("lines"), expected);
 }
 
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
@@ -75,7 +81,26 @@ fn schedules(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    let mut group = c.benchmark_group("exhaustive mode, per distinct order");
+    group.throughput(Throughput::Elements(ORDERS));
+    group.bench_function("Explore::exhaustive, every order of two short lines", |b| {
+        b.iter(|| {
+            let explored =
+                Explore::new()
+                    .exhaustive()
+                    .schedules(10_000)
+                    .run(|exploration| async move {
+                        lines(exploration.reactor(), "a\nb\n", ["a", "b"]).await
+                    });
+            assert_eq!(u64::from(explored.schedules), ORDERS);
+        })
+    });
+    group.finish();
 }
+
+/// The distinct orders of the exhaustive benchmark's test.
+const ORDERS: u64 = 1_386;
 
 criterion_group!(benches, schedules);
 criterion_main!(benches);

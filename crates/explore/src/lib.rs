@@ -69,7 +69,7 @@ mod exhaustive;
 mod run;
 
 use exhaustive::Search;
-use run::{quietly, Chooser, Outcome};
+use run::{quietly, Chooser, Outcome, Runner};
 
 /// The choices of one run: the `n`th number picks the `n`th choice the explorer makes (taken
 /// modulo the number of options), and a choice past the end is 0, the natural order. The same
@@ -325,10 +325,14 @@ impl Explore {
         let started = Instant::now();
         let tried = Cell::new(0u32);
         let failed_at = Cell::new(None);
+        let runs = std::cell::RefCell::new(Runner::new());
         let result = quietly(|| {
             runner.run(&strategy, |choices| {
                 tried.set(tried.get() + 1);
-                match run_on(body, &choices, self.time_limit).0 {
+                let ran =
+                    runs.borrow_mut()
+                        .run(body, Replay::new(&choices), self.time_limit, false);
+                match ran.outcome {
                     Outcome::Failed(message) => {
                         if failed_at.get().is_none() {
                             failed_at.set(Some(tried.get()));
@@ -370,6 +374,7 @@ impl Explore {
         let started = Instant::now();
         let (mut schedules, mut equivalent) = (0u32, 0u32);
         let mut search = Some(Search::new(self.reduce));
+        let mut runs = Runner::new();
         while let Some(next) = search {
             if schedules >= self.schedules {
                 return Ok(Explored {
@@ -379,7 +384,7 @@ impl Explore {
                     elapsed: started.elapsed(),
                 });
             }
-            let ran = quietly(|| run::run(body, next, self.time_limit));
+            let ran = quietly(|| runs.run(body, next, self.time_limit, false));
             let done = ran.chooser;
             if let Some(why) = &done.diverged {
                 return Err(Failure {
@@ -417,7 +422,7 @@ impl Explore {
     {
         let runs: Vec<(Outcome, String)> = (0..3)
             .map(|_| {
-                let ran = quietly(|| run::run(body, Replay::new(&schedule), self.time_limit));
+                let ran = quietly(|| run::run(body, Replay::new(&schedule), self.time_limit, true));
                 (ran.outcome, ran.transcript)
             })
             .collect();
@@ -460,7 +465,7 @@ where
     F: Future<Output = ()>,
 {
     let limit = Explore::default().time_limit;
-    if let Outcome::Failed(message) = run::run(&body, Replay::new(schedule), limit).outcome {
+    if let Outcome::Failed(message) = run::run(&body, Replay::new(schedule), limit, false).outcome {
         panic!("on schedule {}: {message}", Schedule(schedule.to_vec()));
     }
 }
@@ -472,7 +477,7 @@ where
     B: Fn(Exploration) -> F,
     F: Future<Output = ()>,
 {
-    let ran = run::run(body, Replay::new(choices), limit);
+    let ran = run::run(body, Replay::new(choices), limit, false);
     (ran.outcome, ran.chooser.options_of)
 }
 
@@ -493,6 +498,10 @@ impl Replay {
 }
 
 impl Chooser for Replay {
+    fn observes(&self) -> bool {
+        false
+    }
+
     fn step(&mut self, _: &[Head], _: &Activity) -> bool {
         true
     }

@@ -16,6 +16,12 @@ use crate::Exploration;
 
 /// What picks the events of one run, step by step.
 pub(crate) trait Chooser: Send + 'static {
+    /// Whether [`step`](Self::step) and [`finish`](Self::finish) want to see the heads and
+    /// the activity; a chooser that only plays numbers spares the run their cost.
+    fn observes(&self) -> bool {
+        true
+    }
+
     /// A step begins: it will choose among `heads`; `activity` is what the children have
     /// shown and been asked so far. `false` ends the run here (it repeats one already made).
     fn step(&mut self, heads: &[Head], activity: &Activity) -> bool;
@@ -45,94 +51,153 @@ pub(crate) struct Ran<C> {
     pub(crate) transcript: String,
 }
 
-/// Runs `body` once on a fresh runtime, `chooser` picking the events. `limit`: how much of
-/// the paused clock may pass before a body that is still waiting is reported as hung.
-pub(crate) fn run<B, F, C>(body: &B, chooser: C, limit: Duration) -> Ran<C>
+/// Runs `body` once, `chooser` picking the events; see [`Runner::run`].
+pub(crate) fn run<B, F, C>(body: &B, chooser: C, limit: Duration, transcribe: bool) -> Ran<C>
 where
     B: Fn(Exploration) -> F,
     F: Future<Output = ()>,
     C: Chooser,
 {
-    install_hook();
-    let explorer = Explorer::new();
-    let reactor = MemoryProcessReactor::strict();
-    reactor.explored_by(&explorer);
-    let exploration = Exploration {
-        reactor,
-        explorer: explorer.clone(),
-    };
-    let shared = Arc::new(Shared {
-        chooser: Mutex::new(Some(chooser)),
-        // Woken to begin with: the body's first poll.
-        flag: Arc::new(Flag {
-            woken: AtomicBool::new(true),
-            outer: Mutex::new(None),
-        }),
-        cut: AtomicBool::new(false),
-        broke: AtomicBool::new(false),
-    });
-    let at_idle = {
-        let shared = shared.clone();
-        let explorer = explorer.clone();
-        move || shared.idle(&explorer)
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .on_thread_park(at_idle)
-        .build()
-        .expect("a current-thread runtime with a paused clock builds");
-    let _recording = Recording::start();
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        runtime.block_on(async {
-            let watched = Watched {
-                body: std::pin::pin!(body(exploration)),
-                limit: std::pin::pin!(tokio::time::sleep(limit)),
-                shared: &shared,
-            };
-            watched.await
-        })
-    }));
-    // The runtime's tasks are dropped with it: none outlives the run. Its waker goes first:
-    // held by the idle callback's state, it would keep the runtime (and the callback) alive.
-    *shared
-        .flag
-        .outer
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner) = None;
-    drop(runtime);
-    let outcome = match (first_panic(), outcome) {
-        (Some(message), _) => Outcome::Failed(message),
-        (None, Err(payload)) => Outcome::Failed(panic_message(&*payload)),
-        (None, Ok(outcome)) => outcome,
-    };
-    let outcome = match outcome {
-        Outcome::Failed(message) if message == HUNG => Outcome::Failed(format!(
-            "the test waits for something no child will do: it would hang here (every held \
-             event was released, and no timer of the body was due within {limit:?} of the \
-             runtime's paused clock; Explore::time_limit sets that time)"
-        )),
-        other => other,
-    };
-    // Taken out: a handle of the runtime (kept by a fake, say) may keep the callback alive.
-    let mut chooser = shared
-        .chooser
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .take()
-        .expect("the chooser is taken out once, after the run");
-    chooser.finish(&explorer.activity());
-    Ran {
-        outcome,
-        chooser,
-        transcript: explorer.transcript(),
+    Runner::new().run(body, chooser, limit, transcribe)
+}
+
+/// Runs a body again and again, on one runtime while a run leaves it as it found it (no task
+/// alive, the clock where it was, no panic), on a fresh one otherwise.
+pub(crate) struct Runner<C> {
+    runtime: Option<tokio::runtime::Runtime>,
+    shared: Arc<Shared<C>>,
+}
+
+impl<C: Chooser> Runner<C> {
+    pub(crate) fn new() -> Self {
+        install_hook();
+        Runner {
+            runtime: None,
+            shared: Arc::new(Shared {
+                chooser: Mutex::new(None),
+                explorer: Mutex::new(None),
+                flag: Arc::new(Flag {
+                    woken: AtomicBool::new(true),
+                    outer: Mutex::new(None),
+                }),
+                cut: AtomicBool::new(false),
+                broke: AtomicBool::new(false),
+            }),
+        }
     }
+
+    fn runtime(&self) -> tokio::runtime::Runtime {
+        let shared = self.shared.clone();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .on_thread_park(move || shared.idle())
+            .build()
+            .expect("a current-thread runtime with a paused clock builds")
+    }
+
+    /// Runs `body` once, `chooser` picking the events. `limit`: how much of the paused clock
+    /// may pass before a body still waiting is reported as hung. `transcribe`: whether to
+    /// keep the transcript (it costs a formatting of every log).
+    pub(crate) fn run<B, F>(
+        &mut self,
+        body: &B,
+        chooser: C,
+        limit: Duration,
+        transcribe: bool,
+    ) -> Ran<C>
+    where
+        B: Fn(Exploration) -> F,
+        F: Future<Output = ()>,
+    {
+        let explorer = Explorer::new();
+        let reactor = MemoryProcessReactor::strict();
+        reactor.explored_by(&explorer);
+        let exploration = Exploration {
+            reactor,
+            explorer: explorer.clone(),
+        };
+        let shared = &self.shared;
+        *lock(&shared.chooser) = Some(chooser);
+        *lock(&shared.explorer) = Some(explorer.clone());
+        // Woken to begin with: the body's first poll.
+        shared.flag.woken.store(true, Ordering::SeqCst);
+        shared.cut.store(false, Ordering::SeqCst);
+        shared.broke.store(false, Ordering::SeqCst);
+        let runtime = self.runtime.take().unwrap_or_else(|| self.runtime());
+        let _recording = Recording::start();
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            runtime.block_on(async {
+                let started = tokio::time::Instant::now();
+                let watched = Watched {
+                    body: std::pin::pin!(body(exploration)),
+                    limit: std::pin::pin!(tokio::time::sleep(limit)),
+                    shared,
+                };
+                let outcome = watched.await;
+                (outcome, tokio::time::Instant::now() == started)
+            })
+        }));
+        // The run is what happened until the body returned or panicked. Then the runtime
+        // drops its tasks in an order of tokio's (by global task ids), closing what they held.
+        let transcript = if transcribe {
+            explorer.transcript()
+        } else {
+            String::new()
+        };
+        *lock(&shared.explorer) = None;
+        let outcome = match (first_panic(), outcome) {
+            (Some(message), _) => Outcome::Failed(message),
+            (None, Err(payload)) => Outcome::Failed(panic_message(&*payload)),
+            (None, Ok((outcome, clock_kept))) => {
+                if clock_kept && runtime.metrics().num_alive_tasks() == 0 {
+                    self.runtime = Some(runtime);
+                }
+                outcome
+            }
+        };
+        // A runtime not kept is dropped here (its tasks with it), after its waker: held by the
+        // idle callback's state, that would keep the runtime (and the callback) alive.
+        if self.runtime.is_none() {
+            *lock(&shared.flag.outer) = None;
+        }
+        let outcome = match outcome {
+            Outcome::Failed(message) if message == HUNG => Outcome::Failed(format!(
+                "the test waits for something no child will do: it would hang here (every held \
+                 event was released, and no timer of the body was due within {limit:?} of the \
+                 runtime's paused clock; Explore::time_limit sets that time)"
+            )),
+            other => other,
+        };
+        let mut chooser = lock(&shared.chooser)
+            .take()
+            .expect("the chooser is taken out once, after the run");
+        if chooser.observes() {
+            chooser.finish(&explorer.activity());
+        }
+        Ran {
+            outcome,
+            chooser,
+            transcript,
+        }
+    }
+}
+
+impl<C> Drop for Runner<C> {
+    fn drop(&mut self) {
+        *lock(&self.shared.flag.outer) = None;
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// What the runtime's idle callback and the body's wrapper share.
 struct Shared<C> {
-    /// `None` once the run is over.
+    /// The run's chooser and explorer; `None` between runs.
     chooser: Mutex<Option<C>>,
+    explorer: Mutex<Option<Explorer>>,
     flag: Arc<Flag>,
     /// Set when the chooser ended the run.
     cut: AtomicBool,
@@ -144,22 +209,24 @@ struct Shared<C> {
 impl<C: Chooser> Shared<C> {
     /// Called by the runtime each time no task can run: unless the body itself is about to
     /// be polled, release one held event (nothing held: the clock may move on to a timer).
-    fn idle(&self, explorer: &Explorer) {
+    fn idle(&self) {
         if self.flag.woken.load(Ordering::SeqCst)
             || self.cut.load(Ordering::SeqCst)
             || self.broke.load(Ordering::SeqCst)
         {
             return;
         }
-        let heads = explorer.heads();
-        if heads.is_empty() {
+        let Some(explorer) = lock(&self.explorer).clone() else {
+            return;
+        };
+        if explorer.pending() == 0 {
             return;
         }
         let mut chooser = self.chooser.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(chooser) = chooser.as_mut() else {
             return;
         };
-        if !chooser.step(&heads, &explorer.activity()) {
+        if chooser.observes() && !chooser.step(&explorer.heads(), &explorer.activity()) {
             self.cut.store(true, Ordering::SeqCst);
             self.flag.wake_outer();
             return;

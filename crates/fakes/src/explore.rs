@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
-use process_transport_api::{ChildFd, ProcessEnd};
+use process_transport_api::{ChildFd, ProcessEnd, Signal};
 
 use crate::memory_process::{Inner, ScriptEvent};
 use crate::{CallLog, MemoryProcessTransport};
@@ -287,8 +287,43 @@ impl Explorer {
             (child, event)
         };
         if let Some(inner) = child.upgrade() {
-            MemoryProcessTransport::from_inner(inner).release(event);
+            let transport = MemoryProcessTransport::from_inner(inner);
+            if let Pending::Script(ScriptEvent::Signalled(signal)) = event {
+                self.race_with_exit(&child, &transport, signal, choose);
+            }
+            transport.release(event);
         }
         true
+    }
+
+    /// A signal the parent sent while the child's exit was held reaches the child's script:
+    /// the child may have exited before the signal came (the exit stands: choice 0) or not
+    /// (choice 1: the signal ends it instead, when that is what it does to a running child).
+    fn race_with_exit(
+        &self,
+        child: &Weak<Inner>,
+        transport: &MemoryProcessTransport,
+        signal: Signal,
+        choose: &mut dyn FnMut(usize) -> usize,
+    ) {
+        if !transport.signal_ends_child(signal) {
+            return;
+        }
+        let killed = ProcessEnd::from_signal(signal.linux_number());
+        let mut state = self.lock();
+        let held = state
+            .queues
+            .iter_mut()
+            .find(|queue| queue.lane == Lane::Exit && Weak::ptr_eq(&queue.child, child))
+            .and_then(|queue| queue.events.front_mut());
+        let Some((_, Pending::Exited(end))) = held else {
+            return;
+        };
+        if *end == killed || choose(2) == 0 {
+            return;
+        }
+        *end = killed;
+        drop(state);
+        transport.end_instead(killed);
     }
 }

@@ -334,6 +334,19 @@ impl MemoryProcessTransport {
         }
     }
 
+    /// Whether `signal`, reaching the child while it runs, ends it at once: its script's
+    /// action for it is to terminate.
+    pub(crate) fn signal_ends_child(&self, signal: Signal) -> bool {
+        self.script_slot()
+            .as_ref()
+            .is_some_and(|script| script.ends_on(signal))
+    }
+
+    /// The child's end, not shown yet, becomes `end`: a signal reached it before it exited.
+    pub(crate) fn end_instead(&self, end: ProcessEnd) {
+        self.lock().ended = Some(end);
+    }
+
     /// Lets `script` play the child from now on, starting with its start steps.
     pub fn run_script(&self, script: Script) {
         if let Some(chunk) = script.chunk() {

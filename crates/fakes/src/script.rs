@@ -486,16 +486,27 @@ impl Script {
         }
     }
 
+    /// What the child does on `signal`: the action set for it, or the rule of a real child
+    /// with no handler: a signal whose default is to ignore (or to continue) does nothing;
+    /// STOP and its kin, which a fake cannot model, do nothing either.
+    fn action_on(&self, signal: Signal) -> &SignalAction {
+        const TERMINATE: SignalAction = SignalAction::Terminate;
+        const IGNORE: SignalAction = SignalAction::Ignore;
+        let default = match signal.default_action() {
+            DefaultAction::Terminate => &TERMINATE,
+            _ => &IGNORE,
+        };
+        self.signals.get(&signal.linux_number()).unwrap_or(default)
+    }
+
+    /// Whether `signal` ends a running child at once (its action is to terminate).
+    pub(crate) fn ends_on(&self, signal: Signal) -> bool {
+        matches!(self.action_on(signal), SignalAction::Terminate)
+    }
+
     /// The protocol signalled the child.
     pub(crate) fn signalled(&self, child: &FakeChild, signal: Signal) {
-        // The rule of a real child with no handler: a signal whose default is to ignore (or
-        // to continue) does nothing; STOP and its kin, which a fake cannot model, do nothing
-        // either.
-        let default = match signal.default_action() {
-            DefaultAction::Terminate => SignalAction::Terminate,
-            _ => SignalAction::Ignore,
-        };
-        match self.signals.get(&signal.linux_number()).unwrap_or(&default) {
+        match self.action_on(signal) {
             SignalAction::Terminate if child.transport().exited().is_none() => child.kill(signal),
             SignalAction::Terminate | SignalAction::Ignore => {}
             SignalAction::Custom(react) => react(child, signal),

@@ -46,8 +46,8 @@
 //!
 //! The same schedule gives the same run, byte for byte: a failure is replayed three times and
 //! its children's call logs compared. What the explorer cannot control makes runs differ: a
-//! `select!` without `biased;` (tokio picks its first branch at random, and its seed can be set
-//! only with `--cfg tokio_unstable`), the wall clock (`std::time::Instant`, not tokio's),
+//! `select!` without `biased;` (tokio picks its first branch at random; built with
+//! `--cfg tokio_unstable`, the explorer seeds that choice, and such a body repeats), the wall clock (`std::time::Instant`, not tokio's),
 //! `spawn_blocking` and other threads or runtimes, real processes. A failure whose replays
 //! differ says so and names these.
 //!
@@ -444,7 +444,8 @@ impl Explore {
 
 /// What makes one schedule give different runs, for the messages that find it did.
 const UNCONTROLLED: &str = "the test has a source of order the explorer does not control: a \
-    `select!` without `biased;` (tokio picks its first branch at random), the wall clock \
+    `select!` without `biased;` (tokio picks its first branch at random, unless the build has \
+    `--cfg tokio_unstable`, where the explorer seeds it), the wall clock \
     (std's Instant or SystemTime, not tokio's paused one), `spawn_blocking` or another thread \
     or runtime, or a real process";
 

@@ -88,10 +88,18 @@ impl<C: Chooser> Runner<C> {
 
     fn runtime(&self) -> tokio::runtime::Runtime {
         let shared = self.shared.clone();
-        tokio::runtime::Builder::new_current_thread()
+        let mut builder = tokio::runtime::Builder::new_current_thread();
+        builder
             .enable_time()
             .start_paused(true)
-            .on_thread_park(move || shared.idle())
+            .on_thread_park(move || shared.idle());
+        // Where the build allows it, `select!`'s random branch order starts from one seed in
+        // every run (and a runtime is never reused, so that it starts there).
+        #[cfg(tokio_unstable)]
+        builder.rng_seed(tokio::runtime::RngSeed::from_bytes(
+            b"process-transport-explore",
+        ));
+        builder
             .build()
             .expect("a current-thread runtime with a paused clock builds")
     }
@@ -150,7 +158,8 @@ impl<C: Chooser> Runner<C> {
             (Some(message), _) => Outcome::Failed(message),
             (None, Err(payload)) => Outcome::Failed(panic_message(&*payload)),
             (None, Ok((outcome, clock_kept))) => {
-                if clock_kept && runtime.metrics().num_alive_tasks() == 0 {
+                let seeded = cfg!(tokio_unstable);
+                if clock_kept && !seeded && runtime.metrics().num_alive_tasks() == 0 {
                     self.runtime = Some(runtime);
                 }
                 outcome

@@ -101,6 +101,9 @@ pub struct Activity(pub Vec<(usize, usize)>);
 /// between or after the losses (and before output not yet read); a script reacts to input,
 /// closes and signals in the order they came, but as late as chosen, so that the parent sees
 /// how much of its input the child has read (a push producer is paused and resumed on that).
+/// A signal sent while the exit is held may have come before it: when the script's reaction
+/// to it is released with the exit still held and the signal ends a running child, a second
+/// choice says whether the exit stands (0) or the child died by the signal instead (1).
 ///
 /// A chooser is asked `choose(n)` for a number below `n`; choice 0 is always the natural
 /// order (the oldest event first, output whole), so a chooser that always answers 0 plays as

@@ -12,6 +12,9 @@ use std::os::unix::process::ExitStatusExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
+mod common;
+use common::found;
+
 use process_transport_api::{ChildFd, ProcessEnd};
 use process_transport_command::{Command, Stdio};
 use process_transport_explore::{replay, Coverage, Exploration, Explore};
@@ -41,20 +44,6 @@ where
         "the printed schedule replays the failure"
     );
     failure.message
-}
-
-/// Exhaustive mode finds `body`'s failure after `orders` passing orders.
-fn found<B, F>(orders: u32, body: B)
-where
-    B: Fn(Exploration) -> F,
-    F: Future<Output = ()>,
-{
-    let failure = Explore::new()
-        .exhaustive()
-        .schedules(100_000)
-        .try_run(&body)
-        .expect_err("exhaustive mode finds the race");
-    assert_eq!(failure.schedules_before, orders, "{failure}");
 }
 
 /// `body` passes 2,000 random schedules and, exhaustively, its first `orders` distinct

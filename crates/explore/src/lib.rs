@@ -47,7 +47,8 @@
 //! The same schedule gives the same run, byte for byte: a failure is replayed three times and
 //! its children's call logs compared. What the explorer cannot control makes runs differ: a
 //! `select!` without `biased;` (tokio picks its first branch at random; built with
-//! `--cfg tokio_unstable`, the explorer seeds that choice, and such a body repeats), the wall clock (`std::time::Instant`, not tokio's),
+//! `--cfg tokio_unstable`, the explorer seeds that choice, and such a body repeats), the wall
+//! clock (`std::time::Instant`, not tokio's),
 //! `spawn_blocking` and other threads or runtimes, real processes. A failure whose replays
 //! differ says so and names these.
 //!

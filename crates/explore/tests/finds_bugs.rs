@@ -3,16 +3,15 @@
 //! failure, and their correct versions pass 10,000 schedules.
 
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
 mod common;
-use common::found;
+use common::{assert_replays, found};
 
 use process_transport_api::{
     ChildFd, ProcessEnd, ProcessProtocol, ProcessTransport, ProducerCall, PushProducer, SpawnSpec,
 };
-use process_transport_explore::{replay, Coverage, Exploration, Explore};
+use process_transport_explore::{Coverage, Exploration, Explore};
 use process_transport_fakes::{DeliveredEvent, Logged, Script, TransportCall};
 
 /// What a protocol saw, for the body's assertions.
@@ -46,11 +45,7 @@ where
         )),
         "{text}"
     );
-    let replayed = catch_unwind(AssertUnwindSafe(|| replay(&failure.schedule.0, &body)));
-    assert!(
-        replayed.is_err(),
-        "the printed schedule replays the failure"
-    );
+    assert_replays(&failure.schedule.0, &body);
     failure.message
 }
 

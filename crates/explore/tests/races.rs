@@ -9,15 +9,14 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
 mod common;
-use common::found;
+use common::{assert_replays, found};
 
 use process_transport_api::{ChildFd, ProcessEnd};
 use process_transport_command::{Command, Stdio};
-use process_transport_explore::{replay, Coverage, Exploration, Explore};
+use process_transport_explore::{Coverage, Exploration, Explore};
 use process_transport_fakes::{FakeChild, Script};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
@@ -38,11 +37,7 @@ where
         !failure.message.contains("not the same run"),
         "three replays gave the same run: {failure}"
     );
-    let replayed = catch_unwind(AssertUnwindSafe(|| replay(&failure.schedule.0, &body)));
-    assert!(
-        replayed.is_err(),
-        "the printed schedule replays the failure"
-    );
+    assert_replays(&failure.schedule.0, &body);
     failure.message
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use process_transport_api::ProducerCall::{Pause, Resume, Stop};
+use process_transport_api::implement::ProducerCall::{Pause, Resume, Stop};
 use process_transport_api::{
     Address, ChildFd, ChildFdMapping, ProcessEnd, ProcessSpawner, ProcessTransport, PushProducer,
     Signal, SpawnSpec, Transport, TransportError,

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use process_transport_api::ProducerCall::{Pause, Resume};
+use process_transport_api::implement::ProducerCall::{Pause, Resume};
 use process_transport_api::{
     ChildFd, ProcessEnd, ProcessProtocol, ProcessSpawner, ProcessTransport, Signal, SpawnError,
     SpawnSpec, Transport,

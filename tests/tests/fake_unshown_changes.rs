@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use process_transport_api::{
-    ChildFd, CloseReason, ProcessEnd, ProcessProtocol, ProcessTransport, ProducerCall, Protocol,
-    Signal, SpawnSpec, Transport, TransportError,
+    implement::ProducerCall, ChildFd, CloseReason, ProcessEnd, ProcessProtocol, ProcessTransport,
+    Protocol, Signal, SpawnSpec, Transport, TransportError,
 };
 use process_transport_fakes::{
     assert_bytes_eq, FakeChild, MemoryProcessReactor, Script, StringTransportWithDisconnection,

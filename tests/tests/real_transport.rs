@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use process_transport_api::ProducerCall::{Pause, Resume, Stop};
+use process_transport_api::implement::ProducerCall::{Pause, Resume, Stop};
 use process_transport_api::{
     Address, ChildFd, ChildFdMapping, ProcessEnd, ProcessSpawner, SpawnSpec, TransportError,
 };

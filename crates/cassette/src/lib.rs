@@ -48,6 +48,8 @@ mod recorder;
 mod redact;
 mod replay;
 mod session;
+#[cfg(feature = "cli")]
+mod shim;
 mod shims;
 mod verify;
 mod volatile;
@@ -61,8 +63,8 @@ pub use recorder::RecordingSpawner;
 pub use redact::Redactions;
 pub use replay::{MatchRules, ReplaySpawner};
 pub use session::{Mode, Session, SessionBuilder, MODE_VARIABLE};
-#[cfg(feature = "real")]
-pub use shims::{run_shim, ShimEnd};
+#[cfg(feature = "cli")]
+pub use shim::{run_shim, ShimEnd};
 pub use shims::{Shims, ShimsBuilder, BINARY_VARIABLE, SHIM_VARIABLE};
 pub use verify::{SpawnVerdict, Verification, Verifier};
 pub use volatile::{PatternError, Placeholder};

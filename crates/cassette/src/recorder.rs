@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use process_transport_api::{
-    Address, ChildFd, ProcessEnd, ProcessModel, ProcessProtocol, ProcessSpawner, ProcessTransport,
-    PtySize, PushProducer, Signal, SpawnError, SpawnSpec, Transport, TransportError,
+    implement::ProcessModel, Address, ChildFd, ProcessEnd, ProcessProtocol, ProcessSpawner,
+    ProcessTransport, PtySize, PushProducer, Signal, SpawnError, SpawnSpec, Transport,
+    TransportError,
 };
 
 use serde::Serialize;

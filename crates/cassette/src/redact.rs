@@ -258,7 +258,7 @@ impl Redactions {
     }
 
     /// Redactions made again from [`parts`](Self::parts).
-    #[cfg(feature = "real")]
+    #[cfg(feature = "cli")]
     pub(crate) fn from_parts(parts: &RedactionParts) -> Result<Self, PatternError> {
         let mut redactions = Redactions::none();
         redactions.pairs = parts

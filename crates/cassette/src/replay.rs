@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use process_transport_api::{
-    ChildFd, DefaultAction, FailureSink, ProcessProtocol, ProcessSpawner, ProcessTransport, Signal,
-    SpawnError, SpawnSpec,
+    implement::FailureSink, ChildFd, DefaultAction, ProcessProtocol, ProcessSpawner,
+    ProcessTransport, Signal, SpawnError, SpawnSpec,
 };
 use process_transport_fakes::{
     Explorer, FakeChild, MemoryProcessReactor, Script, SignalAction, TerminalModes,
@@ -81,6 +81,7 @@ impl MatchRules {
         self
     }
 
+    #[cfg(feature = "cli")]
     /// Recorded signals a process ignores by default (SIGCHLD, SIGURG, SIGWINCH, SIGCONT)
     /// are played past, not waited for: a shim, a process of its own, misses one sent while
     /// it starts, before it can catch it, as the kernel discards it.
@@ -888,6 +889,7 @@ impl ReplaySpawner {
         found.ok_or_else(|| self.not_found(spec))
     }
 
+    #[cfg(feature = "cli")]
     /// The places of the recordings not served yet that a spawn of `spec` matches, in
     /// cassette order; none is taken.
     pub(crate) fn matching(&self, spec: &SpawnSpec) -> Vec<usize> {
@@ -900,6 +902,7 @@ impl ReplaySpawner {
             .collect()
     }
 
+    #[cfg(feature = "cli")]
     /// What the recording at `index` reads on stdin before the child does anything its
     /// parent can see (writes, closes, exits), when the bytes are compared exactly and hold
     /// no placeholder: what tells apart recordings of one command whose first answers differ.
@@ -935,6 +938,7 @@ impl ReplaySpawner {
         })
     }
 
+    #[cfg(feature = "cli")]
     /// The recording at `index`, restored.
     pub(crate) fn recording(&self, index: usize) -> &Recording {
         &self.slots[index].recording
@@ -954,6 +958,7 @@ impl ReplaySpawner {
     }
 }
 
+#[cfg(feature = "cli")]
 /// What a recording reads on stdin before its child does anything its parent can see
 /// ([`ReplaySpawner::first_input`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -964,6 +969,7 @@ pub(crate) struct FirstInput {
     pub(crate) closed: bool,
 }
 
+#[cfg(feature = "cli")]
 impl FirstInput {
     /// Whether `input` (and its close, `ended`) can be the start of what this reads.
     pub(crate) fn fits(&self, input: &[u8], ended: bool) -> bool {

@@ -273,7 +273,7 @@ pub fn check_order(events: &[Event], pipes: &[ChildFd]) -> Result<(), String> {
 /// order, and can write to a transport each time it is resumed (a pull producer).
 #[derive(Default)]
 pub struct RecordingProducer {
-    calls: Mutex<Vec<process_transport_api::ProducerCall>>,
+    calls: Mutex<Vec<process_transport_api::implement::ProducerCall>>,
     on_resume: Mutex<Option<Box<dyn FnMut() + Send>>>,
 }
 
@@ -300,14 +300,14 @@ impl RecordingProducer {
     }
 
     /// The calls so far, in order.
-    pub fn calls(&self) -> Vec<process_transport_api::ProducerCall> {
+    pub fn calls(&self) -> Vec<process_transport_api::implement::ProducerCall> {
         self.calls
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
-    fn record(&self, call: process_transport_api::ProducerCall) {
+    fn record(&self, call: process_transport_api::implement::ProducerCall) {
         self.calls
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -317,11 +317,11 @@ impl RecordingProducer {
 
 impl process_transport_api::PushProducer for RecordingProducer {
     fn pause_producing(&self) {
-        self.record(process_transport_api::ProducerCall::Pause);
+        self.record(process_transport_api::implement::ProducerCall::Pause);
     }
 
     fn resume_producing(&self) {
-        self.record(process_transport_api::ProducerCall::Resume);
+        self.record(process_transport_api::implement::ProducerCall::Resume);
         if let Some(on_resume) = self
             .on_resume
             .lock()
@@ -333,6 +333,6 @@ impl process_transport_api::PushProducer for RecordingProducer {
     }
 
     fn stop_producing(&self) {
-        self.record(process_transport_api::ProducerCall::Stop);
+        self.record(process_transport_api::implement::ProducerCall::Stop);
     }
 }

@@ -9,7 +9,8 @@ mod common;
 use common::{assert_replays, found};
 
 use process_transport_api::{
-    ChildFd, ProcessEnd, ProcessProtocol, ProcessTransport, ProducerCall, PushProducer, SpawnSpec,
+    implement::ProducerCall, ChildFd, ProcessEnd, ProcessProtocol, ProcessTransport, PushProducer,
+    SpawnSpec,
 };
 use process_transport_explore::{Coverage, Exploration, Explore};
 use process_transport_fakes::{DeliveredEvent, Logged, Script, TransportCall};

@@ -3,7 +3,10 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use process_transport_api::{ChildFd, Delivery, ProcessEnd, ProducerCall, PtySize, Signal};
+use process_transport_api::{
+    implement::{Delivery, ProducerCall},
+    ChildFd, ProcessEnd, PtySize, Signal,
+};
 
 /// A call made on a [`MemoryProcessTransport`](crate::MemoryProcessTransport).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,8 +4,9 @@ use std::any::Any;
 use std::fmt;
 
 use process_transport_api::{
-    ChildFd, ChildFdMapping, Delivery, PipeState, ProcessEnd, ProcessProtocol, PtySize, Signal,
-    SpawnSpec, TransportError,
+    implement::{Delivery, PipeState},
+    ChildFd, ChildFdMapping, ProcessEnd, ProcessProtocol, PtySize, Signal, SpawnSpec,
+    TransportError,
 };
 
 use crate::call_log::Shared;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use process_transport_api::{
-    Address, CloseReason, EventQueue, Protocol, PushProducer, Transport, TransportError,
+    implement::EventQueue, Address, CloseReason, Protocol, PushProducer, Transport, TransportError,
 };
 
 use crate::downcast::{protocol_as, protocol_into};

@@ -7,9 +7,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use process_transport_api::{
-    Address, ChildFd, ChildFdMapping, CloseAction, Delivery, Dispatcher, EventQueue, FdMap, FdSet,
-    PipeState, ProcessEnd, ProcessModel, ProcessProtocol, ProcessTransport, PtySize, PushProducer,
-    Signal, SpawnSpec, Transport, TransportError,
+    implement::{
+        CloseAction, Delivery, Dispatcher, EventQueue, FdMap, FdSet, PipeState, ProcessModel,
+    },
+    Address, ChildFd, ChildFdMapping, ProcessEnd, ProcessProtocol, ProcessTransport, PtySize,
+    PushProducer, Signal, SpawnSpec, Transport, TransportError,
 };
 
 use crate::call_log::{CallLog, Shared, StoredCall, TransportCall};
@@ -69,7 +71,7 @@ pub(crate) struct Inner {
     /// What the script must react to, in order; never handled re-entrantly.
     script_events: EventQueue<ScriptEvent>,
     /// Where a misuse is kept for the test's thread (the reactor's), besides its panic.
-    failures: std::sync::OnceLock<Arc<process_transport_api::FailureSink>>,
+    failures: std::sync::OnceLock<Arc<process_transport_api::implement::FailureSink>>,
     /// The explorer that holds this child's events, if one does.
     explorer: std::sync::OnceLock<Explorer>,
 }
@@ -495,7 +497,10 @@ impl MemoryProcessTransport {
 
     /// Keeps the misuses of this child in `sink` too (the reactor's), so that one made on a
     /// task the test never joins still fails the test.
-    pub(crate) fn report_failures_to(&self, sink: Arc<process_transport_api::FailureSink>) {
+    pub(crate) fn report_failures_to(
+        &self,
+        sink: Arc<process_transport_api::implement::FailureSink>,
+    ) {
         let _ = self.inner.failures.set(sink);
     }
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use process_transport_api::{
-    Delivery, ProcessProtocol, ProcessSpawner, ProcessTransport, SpawnError, SpawnSpec,
+    implement::Delivery, ProcessProtocol, ProcessSpawner, ProcessTransport, SpawnError, SpawnSpec,
 };
 
 use crate::registration::{words, Matcher, Registration};
@@ -78,7 +78,7 @@ struct Shared {
     passed: Mutex<Vec<SpawnSpec>>,
     refused: Mutex<Vec<crate::RefusedSpawn>>,
     /// Misuses of its children, kept for the thread that made the reactor.
-    failures: Arc<process_transport_api::FailureSink>,
+    failures: Arc<process_transport_api::implement::FailureSink>,
 }
 
 /// The reactor's scripts and options.

@@ -5,7 +5,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use process_transport_api::{ChildFd, DefaultAction, FdMap, ProcessEnd, ProcessTransport, Signal};
+use process_transport_api::{
+    implement::FdMap, ChildFd, DefaultAction, ProcessEnd, ProcessTransport, Signal,
+};
 
 use crate::FakeChild;
 

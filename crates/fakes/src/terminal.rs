@@ -1,7 +1,7 @@
 //! The fake pseudo-terminal: the line discipline a real terminal puts between the parent and
 //! a child spawned with `use_pty`.
 
-use process_transport_api::{ChildFd, FdSet, PtySize};
+use process_transport_api::{implement::FdSet, ChildFd, PtySize};
 
 /// The terminal's end-of-file character (`VEOF`, control-D), as a real terminal starts.
 pub const VEOF: u8 = 0x04;

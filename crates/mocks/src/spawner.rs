@@ -14,7 +14,7 @@ type Spawns = Vec<(SpawnSpec, Box<dyn ProcessProtocol>)>;
 #[derive(Clone, Default)]
 pub struct Connected {
     spawns: Arc<Mutex<Spawns>>,
-    failures: Arc<process_transport_api::FailureSink>,
+    failures: Arc<process_transport_api::implement::FailureSink>,
 }
 
 impl Drop for Connected {

@@ -9,8 +9,8 @@ use std::thread;
 
 use async_trait::async_trait;
 use process_transport_api::{
-    Address, ChildFd, FailureSink, ProcessEnd, ProcessTransport, PtySize, PushProducer, Signal,
-    Transport, TransportError,
+    implement::FailureSink, Address, ChildFd, ProcessEnd, ProcessTransport, PtySize, PushProducer,
+    Signal, Transport, TransportError,
 };
 
 /// The transport: every call goes to the mock; its drop is watched.

@@ -9,7 +9,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
 
 use crate::shown::Shown;
-use crate::{Delivery, EventQueue, ProcessEnd, ProcessProtocol, ProducerCall, PushProducer};
+use crate::{
+    implement::{Delivery, EventQueue, ProducerCall},
+    ProcessEnd, ProcessProtocol, PushProducer,
+};
 
 /// Something that sees every [`Delivery`] just before it is made, for call logs.
 pub type DeliveryObserver = Arc<dyn Fn(&Delivery) + Send + Sync>;
@@ -27,7 +30,8 @@ pub type PanicHandler = Arc<dyn Fn() + Send + Sync>;
 /// two threads cannot swap the order of events), then delivers.
 ///
 /// ```
-/// use process_transport_api::{ChildFd, Delivery, Dispatcher, ProcessProtocol, ProcessTransport};
+/// use process_transport_api::implement::{Delivery, Dispatcher};
+/// use process_transport_api::{ChildFd, ProcessProtocol, ProcessTransport};
 /// use std::sync::{Arc, Mutex};
 ///
 /// #[derive(Default)]
@@ -170,7 +174,8 @@ impl Dispatcher {
     /// them, instead of freeing them: for drivers that read into buffers they keep for reuse.
     ///
     /// ```
-    /// use process_transport_api::{ChildFd, Delivery, Dispatcher};
+    /// use process_transport_api::implement::{Delivery, Dispatcher};
+    /// use process_transport_api::ChildFd;
     /// use std::sync::Mutex;
     ///
     /// static BACK: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());

@@ -14,7 +14,7 @@ use std::thread::{self, ThreadId};
 /// never needs it.
 ///
 /// ```
-/// use process_transport_api::FailureSink;
+/// use process_transport_api::implement::FailureSink;
 ///
 /// let sink = FailureSink::new();
 /// std::thread::scope(|scope| {

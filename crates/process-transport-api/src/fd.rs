@@ -43,7 +43,8 @@ impl From<u32> for ChildFd {
 /// order, cheaper to build and to search than a tree (drivers keep one per process).
 ///
 /// ```
-/// use process_transport_api::{ChildFd, FdMap};
+/// use process_transport_api::implement::FdMap;
+/// use process_transport_api::ChildFd;
 ///
 /// let mut written: FdMap<Vec<u8>> = FdMap::new();
 /// written.get_or_default(ChildFd(3)).extend_from_slice(b"job");
@@ -154,7 +155,8 @@ impl<T: fmt::Debug> fmt::Debug for FdMap<T> {
 /// nothing; higher ones are kept in a list.
 ///
 /// ```
-/// use process_transport_api::{ChildFd, FdSet};
+/// use process_transport_api::implement::FdSet;
+/// use process_transport_api::ChildFd;
 ///
 /// let mut closed = FdSet::new();
 /// assert!(closed.insert(ChildFd::STDOUT));

@@ -51,12 +51,17 @@
 //! 5. `process_ended` once and last; [`ProcessTransport::ended`] resolves after it.
 //!
 //! No callback is re-entered: a call on the transport from inside a callback that causes an
-//! event queues it until the callback returns ([`EventQueue`], [`Dispatcher`]).
+//! event queues it until the callback returns.
 //!
 //! # For implementers
 //!
-//! [`ProcessModel`] is the rule book every transport of the workspace feeds: which writes,
-//! closes and signals are allowed, when the producer is paused, when `process_ended` is due.
+//! Everything above is what code that drives processes writes against. The machinery a
+//! transport is built from (the rule book every transport feeds, [`ProcessModel`], and the
+//! [`Dispatcher`] that delivers its events without re-entering a callback) is in
+//! [`implement`], for those who write a transport or a spawner of their own.
+//!
+//! [`ProcessModel`]: implement::ProcessModel
+//! [`Dispatcher`]: implement::Dispatcher
 
 // `deny`, not `forbid`: `SpawnSpec::pre_exec` is an `unsafe fn`, as std's, and allows it.
 #![deny(unsafe_code)]
@@ -69,7 +74,8 @@ mod error;
 mod failures;
 mod fd;
 mod forward;
-pub mod model;
+pub mod implement;
+mod model;
 mod queue;
 mod shown;
 mod signal;
@@ -78,13 +84,9 @@ mod state;
 mod traits;
 
 pub use address::Address;
-pub use dispatch::{DeliveryObserver, Dispatcher, PanicHandler};
 pub use end::ProcessEnd;
 pub use error::{ParseSignalError, SpawnError, TransportError};
-pub use failures::FailureSink;
-pub use fd::{ChildFd, FdMap, FdSet};
-pub use model::{CloseAction, Delivery, PipeState, ProcessModel, ProducerCall, DEFAULT_HIGH_WATER};
-pub use queue::{Claimed, EventQueue};
+pub use fd::ChildFd;
 pub use signal::{DefaultAction, Signal};
 pub use spec::{ChildFdMapping, Environment, PreExec, PtySize, SpawnSpec};
 pub use state::{CloseReason, ProducerState};

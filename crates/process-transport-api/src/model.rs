@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use crate::shown::Shown;
 use crate::{
-    ChildFd, ChildFdMapping, Dispatcher, FdMap, ProcessEnd, ProcessTransport, PushProducer, Signal,
-    TransportError,
+    implement::{Dispatcher, FdMap},
+    ChildFd, ChildFdMapping, ProcessEnd, ProcessTransport, PushProducer, Signal, TransportError,
 };
 
 /// The default high-water mark of a stdin buffer: above it a push producer is paused.
@@ -105,10 +105,11 @@ struct Registered {
     paused: bool,
 }
 
-/// The shared state machine of one process transport: see the [module docs](self).
+/// The shared state machine of one process transport: see the [module docs](crate::implement).
 ///
 /// ```
-/// use process_transport_api::{ChildFd, Delivery, ProcessEnd, ProcessModel, SpawnSpec, TransportError};
+/// use process_transport_api::implement::{Delivery, ProcessModel};
+/// use process_transport_api::{ChildFd, ProcessEnd, SpawnSpec, TransportError};
 ///
 /// let spec = SpawnSpec::new("cat");
 /// let mut model = ProcessModel::new(spec.get_child_fds(), Some(42));

@@ -19,7 +19,7 @@ use std::thread::{self, ThreadId};
 /// next drain.
 ///
 /// ```
-/// use process_transport_api::EventQueue;
+/// use process_transport_api::implement::EventQueue;
 /// use std::sync::Arc;
 ///
 /// let queue = Arc::new(EventQueue::new());
@@ -134,7 +134,7 @@ impl<E> EventQueue<E> {
     /// nothing is queued. One lock instead of the two of `extend` then `drain`.
     ///
     /// ```
-    /// use process_transport_api::EventQueue;
+    /// use process_transport_api::implement::EventQueue;
     ///
     /// let queue = EventQueue::new();
     /// let mut seen = Vec::new();

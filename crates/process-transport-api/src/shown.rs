@@ -4,10 +4,13 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use crate::{ChildFd, Delivery, FdSet};
+use crate::{
+    implement::{Delivery, FdSet},
+    ChildFd,
+};
 
-/// Filled in by the [`Dispatcher`](crate::Dispatcher) as it delivers, read by the
-/// [`ProcessModel`](crate::ProcessModel) as it checks a call. The usual fds (below 64) and the
+/// Filled in by the [`Dispatcher`](crate::implement::Dispatcher) as it delivers, read by the
+/// [`ProcessModel`](crate::implement::ProcessModel) as it checks a call. The usual fds (below 64) and the
 /// exit are atomics, so that noting a delivery takes no lock.
 #[derive(Debug, Default)]
 pub(crate) struct Shown {

@@ -5,7 +5,10 @@ use std::io;
 use std::sync::Arc;
 use std::task::Poll;
 
-use process_transport_api::{ChildFd, Delivery, PipeState, ProcessEnd};
+use process_transport_api::{
+    implement::{Delivery, PipeState},
+    ChildFd, ProcessEnd,
+};
 
 use crate::buffers;
 use crate::sys::{self, ChildHandle, ExitWatch, Status};

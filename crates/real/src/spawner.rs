@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use process_transport_api::{
-    ChildFd, Delivery, Dispatcher, ProcessModel, ProcessProtocol, ProcessSpawner, ProcessTransport,
-    SpawnError, SpawnSpec, DEFAULT_HIGH_WATER,
+    implement::{Delivery, Dispatcher, ProcessModel, DEFAULT_HIGH_WATER},
+    ChildFd, ProcessProtocol, ProcessSpawner, ProcessTransport, SpawnError, SpawnSpec,
 };
 use tokio::sync::Notify;
 

@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use process_transport_api::{
-    Address, ChildFd, CloseAction, Delivery, Dispatcher, ProcessEnd, ProcessModel,
-    ProcessTransport, PtySize, PushProducer, Signal, Transport, TransportError,
+    implement::{CloseAction, Delivery, Dispatcher, ProcessModel},
+    Address, ChildFd, ProcessEnd, ProcessTransport, PtySize, PushProducer, Signal, Transport,
+    TransportError,
 };
 use tokio::sync::Notify;
 

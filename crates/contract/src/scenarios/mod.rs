@@ -6,8 +6,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use process_transport_api::{
-    Address, ChildFd, ChildFdMapping, ProcessEnd, ProcessSpawner, ProcessTransport, ProducerCall,
-    Signal, SpawnError, SpawnSpec, TransportError,
+    implement::ProducerCall, Address, ChildFd, ChildFdMapping, ProcessEnd, ProcessSpawner,
+    ProcessTransport, Signal, SpawnError, SpawnSpec, TransportError,
 };
 
 use crate::catalog::{Catalog, Child, ENV_NAME, EXTRA_FD_TEXT, READY, TALK_STDERR, TALK_STDOUT};

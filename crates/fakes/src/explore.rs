@@ -8,8 +8,33 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use process_transport_api::{ChildFd, ProcessEnd, Signal};
 
-use crate::memory_process::{Inner, ScriptEvent};
-use crate::{CallLog, MemoryProcessTransport};
+use crate::CallLog;
+
+/// What an explorer asks of a child whose events it holds (the fake transport's state).
+pub(crate) trait HeldChild: Send + Sync {
+    /// Shows the child's protocol `event`, which the explorer held.
+    fn release(self: Arc<Self>, event: Pending);
+    /// Whether `signal`, reaching the child while it runs, ends it at once.
+    fn signal_ends_child(self: Arc<Self>, signal: Signal) -> bool;
+    /// The child's end, not shown yet, becomes `end`: a signal reached it before it exited.
+    fn end_instead(self: Arc<Self>, end: ProcessEnd);
+}
+
+/// A held child, as the explorer keeps it: weakly, so that a child nobody holds is dropped.
+pub(crate) type Child = Weak<dyn HeldChild>;
+
+/// Something a child's script must react to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum ScriptEvent {
+    /// The child started.
+    Start,
+    /// The parent wrote to this fd.
+    Written(ChildFd),
+    /// The parent closed this fd.
+    Closed(ChildFd),
+    /// The parent sent this signal.
+    Signalled(Signal),
+}
 
 /// Something a child did that its protocol has not been shown yet.
 pub(crate) enum Pending {
@@ -33,7 +58,7 @@ enum Lane {
 }
 
 struct Queue {
-    child: Weak<Inner>,
+    child: Child,
     /// The child's number ([`Head::child`]).
     number: usize,
     lane: Lane,
@@ -48,7 +73,7 @@ struct State {
     queues: Vec<Queue>,
     produced: u64,
     /// Every child explored, in the order of its spawn, with its call log.
-    children: Vec<(Weak<Inner>, CallLog)>,
+    children: Vec<(Child, CallLog)>,
 }
 
 impl State {
@@ -166,8 +191,8 @@ impl Explorer {
 
     /// Numbers `child` (in spawn order) and keeps its log for [`activity`](Self::activity)
     /// and [`transcript`](Self::transcript).
-    pub(crate) fn adopt(&self, child: &Arc<Inner>, log: CallLog) {
-        self.lock().children.push((Arc::downgrade(child), log));
+    pub(crate) fn adopt(&self, child: Child, log: CallLog) {
+        self.lock().children.push((child, log));
     }
 
     /// The events a [`step`](Self::step) chooses among now, in the order of its choice
@@ -214,7 +239,7 @@ impl Explorer {
     }
 
     /// Holds `event` of the child `child` until a step releases it.
-    pub(crate) fn hold(&self, child: &Weak<Inner>, event: Pending) {
+    pub(crate) fn hold(&self, child: &Child, event: Pending) {
         let lane = match &event {
             Pending::Output(fd, _) | Pending::Closed(fd) => Lane::Fd(*fd),
             Pending::Exited(_) => Lane::Exit,
@@ -289,12 +314,11 @@ impl Explorer {
             });
             (child, event)
         };
-        if let Some(inner) = child.upgrade() {
-            let transport = MemoryProcessTransport::from_inner(inner);
+        if let Some(held) = child.upgrade() {
             if let Pending::Script(ScriptEvent::Signalled(signal)) = event {
-                self.race_with_exit(&child, &transport, signal, choose);
+                self.race_with_exit(&child, &held, signal, choose);
             }
-            transport.release(event);
+            held.release(event);
         }
         true
     }
@@ -304,12 +328,12 @@ impl Explorer {
     /// (choice 1: the signal ends it instead, when that is what it does to a running child).
     fn race_with_exit(
         &self,
-        child: &Weak<Inner>,
-        transport: &MemoryProcessTransport,
+        child: &Child,
+        alive: &Arc<dyn HeldChild>,
         signal: Signal,
         choose: &mut dyn FnMut(usize) -> usize,
     ) {
-        if !transport.signal_ends_child(signal) {
+        if !alive.clone().signal_ends_child(signal) {
             return;
         }
         let killed = ProcessEnd::from_signal(signal.linux_number());
@@ -327,6 +351,6 @@ impl Explorer {
         }
         *end = killed;
         drop(state);
-        transport.end_instead(killed);
+        alive.clone().end_instead(killed);
     }
 }

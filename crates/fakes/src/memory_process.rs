@@ -15,7 +15,7 @@ use process_transport_api::{
 };
 
 use crate::call_log::{CallLog, Shared, StoredCall, TransportCall};
-use crate::explore::{Explorer, Pending};
+use crate::explore::{Child, Explorer, HeldChild, Pending, ScriptEvent};
 use crate::terminal::Terminal;
 use crate::{FakeChild, Script};
 
@@ -76,14 +76,6 @@ pub(crate) struct Inner {
     explorer: std::sync::OnceLock<Explorer>,
 }
 
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum ScriptEvent {
-    Start,
-    Written(ChildFd),
-    Closed(ChildFd),
-    Signalled(Signal),
-}
-
 pub(crate) struct FakeState {
     pub(crate) model: ProcessModel,
     /// Every write the parent made, per fd (shared with the call log).
@@ -106,7 +98,7 @@ pub(crate) struct FakeState {
     /// How the child ended, as soon as it did, before an explorer shows it.
     pub(crate) ended: Option<ProcessEnd>,
     /// The explorer that holds this child's events, and this transport for it.
-    pub(crate) explore: Option<(Explorer, std::sync::Weak<Inner>)>,
+    pub(crate) explore: Option<(Explorer, Child)>,
 }
 
 /// The bytes the parent wrote on one fd that the child has not read yet: the writes
@@ -303,19 +295,21 @@ impl MemoryProcessTransport {
         self.lock().child_exit()
     }
 
-    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
-        MemoryProcessTransport { inner }
-    }
-
     /// From now on, `explorer` holds what the child does until it releases it.
     pub(crate) fn explore_with(&self, explorer: &Explorer) {
-        explorer.adopt(&self.inner, self.inner.log.clone());
+        explorer.adopt(self.held(), self.inner.log.clone());
         let _ = self.inner.explorer.set(explorer.clone());
-        self.lock().explore = Some((explorer.clone(), Arc::downgrade(&self.inner)));
+        self.lock().explore = Some((explorer.clone(), self.held()));
+    }
+
+    /// This child, as an explorer holds it.
+    fn held(&self) -> Child {
+        let inner: Arc<dyn HeldChild> = self.inner.clone();
+        Arc::downgrade(&inner)
     }
 
     /// Shows the protocol `event`, which an explorer held.
-    pub(crate) fn release(&self, event: Pending) {
+    fn release(&self, event: Pending) {
         match event {
             Pending::Output(fd, data) => self.act(|state, out| {
                 // Output the parent stopped reading is dropped, as a closed pipe drops it.
@@ -338,14 +332,14 @@ impl MemoryProcessTransport {
 
     /// Whether `signal`, reaching the child while it runs, ends it at once: its script's
     /// action for it is to terminate.
-    pub(crate) fn signal_ends_child(&self, signal: Signal) -> bool {
+    fn signal_ends_child(&self, signal: Signal) -> bool {
         self.script_slot()
             .as_ref()
             .is_some_and(|script| script.ends_on(signal))
     }
 
     /// The child's end, not shown yet, becomes `end`: a signal reached it before it exited.
-    pub(crate) fn end_instead(&self, end: ProcessEnd) {
+    fn end_instead(&self, end: ProcessEnd) {
         self.lock().ended = Some(end);
     }
 
@@ -371,7 +365,7 @@ impl MemoryProcessTransport {
     /// Queues `event` for the script, or hands it to the explorer to hold.
     fn push_script_event(&self, event: ScriptEvent) {
         match self.inner.explorer.get() {
-            Some(explorer) => explorer.hold(&Arc::downgrade(&self.inner), Pending::Script(event)),
+            Some(explorer) => explorer.hold(&self.held(), Pending::Script(event)),
             None => self.inner.script_events.push(event),
         }
     }
@@ -778,5 +772,19 @@ impl ProcessTransport for MemoryProcessTransport {
 
     async fn ended(&self) -> ProcessEnd {
         self.inner.dispatcher.ended().await
+    }
+}
+
+impl HeldChild for Inner {
+    fn release(self: Arc<Self>, event: Pending) {
+        MemoryProcessTransport { inner: self }.release(event);
+    }
+
+    fn signal_ends_child(self: Arc<Self>, signal: Signal) -> bool {
+        MemoryProcessTransport { inner: self }.signal_ends_child(signal)
+    }
+
+    fn end_instead(self: Arc<Self>, end: ProcessEnd) {
+        MemoryProcessTransport { inner: self }.end_instead(end);
     }
 }

@@ -46,6 +46,7 @@
 
 mod buffers;
 mod pump;
+mod shared;
 mod spawner;
 mod sys;
 mod transport;

@@ -11,8 +11,8 @@ use process_transport_api::{
 };
 
 use crate::buffers;
+use crate::shared::{PumpGuard, Shared, State};
 use crate::sys::{self, ChildHandle, ExitWatch, Status};
-use crate::transport::{PumpGuard, Shared, State};
 
 /// How much one read takes from a pipe at most.
 const READ_CHUNK: usize = 256 * 1024;

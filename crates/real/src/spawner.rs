@@ -13,8 +13,9 @@ use process_transport_api::{
 use tokio::sync::Notify;
 
 use crate::pump::{exit_pump, read_pump, write_pump};
+use crate::shared::{PipeGrowth, PumpGuard, Shared, State, TerminalSide};
 use crate::sys::{self, Pipe, Spawned};
-use crate::transport::{PipeGrowth, PumpGuard, RealProcessTransport, Shared, State, TerminalSide};
+use crate::transport::RealProcessTransport;
 
 /// A [`ProcessSpawner`] that starts real OS processes on the current tokio runtime.
 ///

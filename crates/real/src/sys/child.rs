@@ -15,8 +15,6 @@ use process_transport_api::Signal;
 #[cfg(target_os = "linux")]
 use tokio::io::{unix::AsyncFd, Interest};
 
-use super::unix::raw_signal;
-
 /// How a child ended, as `waitid` tells it: the exit code, or the signal that ended it.
 pub(crate) type Status = (Option<i32>, Option<i32>);
 
@@ -169,5 +167,47 @@ impl ExitWatch {
                 None => Err(io::Error::other("the runtime's signal driver is gone")),
             },
         }
+    }
+}
+
+/// The platform's number of `signal`, from the platform's constants; the model's
+/// [`Signal::number`], which has no libc, must agree (tested below).
+pub(crate) fn raw_signal(signal: Signal) -> i32 {
+    match signal {
+        Signal::Hup => libc::SIGHUP,
+        Signal::Int => libc::SIGINT,
+        Signal::Kill => libc::SIGKILL,
+        Signal::Term => libc::SIGTERM,
+        Signal::Stop => libc::SIGSTOP,
+        Signal::Number(n) => n,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_models_signal_numbers_are_the_platforms() {
+        for signal in [
+            Signal::Hup,
+            Signal::Int,
+            Signal::Kill,
+            Signal::Term,
+            Signal::Stop,
+        ] {
+            assert_eq!(signal.number(), raw_signal(signal), "{signal}");
+        }
+        assert_eq!(Signal::MAX_NUMBER, max_signal_number());
+    }
+
+    #[cfg(target_os = "linux")]
+    fn max_signal_number() -> i32 {
+        libc::SIGRTMAX()
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn max_signal_number() -> i32 {
+        Signal::MAX_NUMBER
     }
 }

@@ -12,7 +12,7 @@ use std::process::Command;
 use process_transport_api::{SpawnError, SpawnSpec};
 use rustix::io::fcntl_dupfd_cloexec;
 
-use super::unix::FdPlan;
+use super::plan::FdPlan;
 use super::{invalid, spawn_error};
 
 /// Starts the child; returns its pid. The standard library's `Child` is dropped at once: the
@@ -53,7 +53,7 @@ pub(super) fn spawn(spec: &SpawnSpec, plan: &FdPlan, portable: bool) -> Result<u
     // them and then be overwritten by the map.
     let reservations = reserve(spec, &plan.targets)?;
     // The hook writes one byte here when entering the working directory fails.
-    let (cwd_failed, cwd_report) = super::unix::cloexec_pipe()
+    let (cwd_failed, cwd_report) = super::plan::cloexec_pipe()
         .map_err(|err| invalid(spec, format!("cannot create a pipe: {err}")))?;
     let hook = ChildPlan {
         cwd,
@@ -73,7 +73,7 @@ pub(super) fn spawn(spec: &SpawnSpec, plan: &FdPlan, portable: bool) -> Result<u
         // Every fd number is below the open-file limit. An unlimited or huge limit is cut to
         // 65,536: one `fcntl` per number, in the child before its exec, would otherwise cost
         // more than the spawn (a million of them take about a third of a second).
-        fd_limit: super::unix::open_file_limit().min(1 << 16) as RawFd,
+        fd_limit: super::plan::open_file_limit().min(1 << 16) as RawFd,
     };
     // SAFETY: the hook runs in the forked child before exec and only makes the
     // async-signal-safe calls of `ChildPlan::apply`; it allocates nothing.

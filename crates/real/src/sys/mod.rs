@@ -13,6 +13,8 @@ compile_error!("process-transport-real runs child processes on unix systems and 
 mod child;
 #[cfg(unix)]
 mod fork;
+#[cfg(unix)]
+mod plan;
 #[cfg(target_os = "linux")]
 mod posix_spawn;
 #[cfg(unix)]

@@ -11,7 +11,7 @@ use std::ptr;
 use process_transport_api::{SpawnError, SpawnSpec};
 use rustix::fs::{access, Access, FileType};
 
-use super::unix::FdPlan;
+use super::plan::FdPlan;
 use super::{invalid, spawn_error};
 
 /// Owns an initialised `posix_spawn_file_actions_t`.

@@ -1,5 +1,4 @@
-//! Every unix: the pipes and the terminal of the child fd map, the choice of spawn path,
-//! and signal numbers.
+//! Every unix: the pipes and the terminal of the child fd map, and the choice of spawn path.
 //!
 //! Every child-side fd is first duplicated (close-on-exec) above the highest target, so that
 //! moving one into place in the child cannot clobber another. The child then gets exactly the
@@ -10,12 +9,13 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use process_transport_api::{
-    ChildFd, ChildFdMapping, PtySize, Signal, SpawnError, SpawnSpec, TransportError,
+    ChildFd, ChildFdMapping, PtySize, SpawnError, SpawnSpec, TransportError,
 };
 use rustix::io::fcntl_dupfd_cloexec;
 
 use super::child::ChildHandle;
 use super::fork;
+use super::plan::{cloexec_pipe, open_file_limit, FdPlan, PtyPlan};
 #[cfg(target_os = "linux")]
 use super::posix_spawn;
 use super::{executable, invalid, spawn_error, Pipe, Spawned};
@@ -70,25 +70,6 @@ pub(crate) fn is_gone(err: &io::Error) -> bool {
 /// Whether `err` says a part of a path is not a directory (`ENOTDIR`).
 pub(crate) fn is_not_a_directory(err: &io::Error) -> bool {
     err.raw_os_error() == Some(libc::ENOTDIR)
-}
-
-/// Where each child fd comes from: fds above every target, to be moved into place.
-pub(super) struct FdPlan {
-    pub(super) moves: Vec<(OwnedFd, RawFd)>,
-    pub(super) targets: Vec<RawFd>,
-    pub(super) max_target: RawFd,
-    /// The terminal that becomes the child's fds 0, 1 and 2, when it asked for one.
-    pub(super) pty: Option<PtyPlan>,
-}
-
-/// The child's side of a new pseudo-terminal: the child opens it by path after it starts a
-/// new session (which makes it the controlling terminal), or, on the fork path, takes this
-/// fd and makes it the controlling terminal with `TIOCSCTTY`.
-pub(super) struct PtyPlan {
-    /// Opened by path on the `posix_spawn` path, which Linux alone takes.
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-    pub(super) path: std::ffi::CString,
-    pub(super) slave: OwnedFd,
 }
 
 /// Starts the child `spec` describes. On Linux, by `posix_spawn` (a vfork, fast) unless a uid
@@ -147,13 +128,6 @@ fn reap_at_once(pid: u32) {
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
         let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
     }
-}
-
-/// The soft limit on open fds (`RLIMIT_NOFILE`): every fd number stays below it.
-pub(super) fn open_file_limit() -> u64 {
-    rustix::process::getrlimit(rustix::process::Resource::Nofile)
-        .current
-        .unwrap_or(u64::MAX)
 }
 
 /// Checks that child fd `fd` can be placed: it and one spare fd above the highest target (the
@@ -375,23 +349,6 @@ fn nonblocking(spec: &SpawnSpec, fd: ChildFd, end: OwnedFd) -> Result<OwnedFd, S
     Ok(end)
 }
 
-/// A pipe whose two ends close on exec.
-pub(super) fn cloexec_pipe() -> rustix::io::Result<(OwnedFd, OwnedFd)> {
-    #[cfg(not(target_vendor = "apple"))]
-    {
-        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-    }
-    // No pipe2 here: the ends are marked at once, as the standard library does.
-    #[cfg(target_vendor = "apple")]
-    {
-        let (read, write) = rustix::pipe::pipe()?;
-        for end in [&read, &write] {
-            rustix::io::fcntl_setfd(end, rustix::io::FdFlags::CLOEXEC)?;
-        }
-        Ok((read, write))
-    }
-}
-
 /// Makes the pipe of `end` hold 1 MiB, for a pipe that carries a lot: fewer, larger reads and
 /// writes. Best effort: the kernel may refuse (`/proc/sys/fs/pipe-max-size`, the per-user
 /// limit) and the pipe keeps its size. Only Linux can resize a pipe; elsewhere this does
@@ -401,46 +358,4 @@ pub(crate) fn grow_pipe(end: &impl AsFd) {
     let _ = rustix::pipe::fcntl_setpipe_size(end.as_fd(), PIPE_SIZE);
     #[cfg(not(target_os = "linux"))]
     let _ = end;
-}
-
-/// The platform's number of `signal`, from the platform's constants; the model's
-/// [`Signal::number`], which has no libc, must agree (tested below).
-pub(crate) fn raw_signal(signal: Signal) -> i32 {
-    match signal {
-        Signal::Hup => libc::SIGHUP,
-        Signal::Int => libc::SIGINT,
-        Signal::Kill => libc::SIGKILL,
-        Signal::Term => libc::SIGTERM,
-        Signal::Stop => libc::SIGSTOP,
-        Signal::Number(n) => n,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_models_signal_numbers_are_the_platforms() {
-        for signal in [
-            Signal::Hup,
-            Signal::Int,
-            Signal::Kill,
-            Signal::Term,
-            Signal::Stop,
-        ] {
-            assert_eq!(signal.number(), raw_signal(signal), "{signal}");
-        }
-        assert_eq!(Signal::MAX_NUMBER, max_signal_number());
-    }
-
-    #[cfg(target_os = "linux")]
-    fn max_signal_number() -> i32 {
-        libc::SIGRTMAX()
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    fn max_signal_number() -> i32 {
-        Signal::MAX_NUMBER
-    }
 }

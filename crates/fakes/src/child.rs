@@ -12,7 +12,7 @@ use process_transport_api::{
 use crate::call_log::Shared;
 use crate::downcast::{protocol_as, protocol_into};
 use crate::explore::Pending;
-use crate::memory_process::{FakeState, Held, Unread};
+use crate::fake_state::{FakeState, Held, Unread};
 use crate::{MemoryProcessTransport, TerminalModes};
 
 /// A handle through which a test plays the child of a [`MemoryProcessTransport`]: it writes

@@ -58,6 +58,7 @@ mod child;
 mod disconnection;
 mod downcast;
 mod explore;
+mod fake_state;
 mod memory_process;
 mod reactor;
 mod refusal;

@@ -44,9 +44,11 @@
 
 mod cassette;
 mod framing;
+mod play;
 mod recorder;
 mod redact;
 mod replay;
+mod rules;
 mod session;
 #[cfg(feature = "cli")]
 mod shim;
@@ -61,7 +63,8 @@ pub use cassette::{
 pub use framing::Framing;
 pub use recorder::RecordingSpawner;
 pub use redact::Redactions;
-pub use replay::{MatchRules, ReplaySpawner};
+pub use replay::ReplaySpawner;
+pub use rules::MatchRules;
 pub use session::{Mode, Session, SessionBuilder, MODE_VARIABLE};
 #[cfg(feature = "cli")]
 pub use shim::{run_shim, ShimEnd};

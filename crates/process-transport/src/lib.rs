@@ -65,7 +65,8 @@ assert_eq!(with_default(Arc::new(reactor), greeting()).await?, "hi there");
 //!
 //! [`api`] is always there: the object-safe traits (`ProcessTransport`, `ProcessProtocol`,
 //! `ProcessSpawner`, ...), the values they pass (`SpawnSpec`, `ProcessEnd`, `Signal`,
-//! `ChildFd`) and their errors, for code written against the traits rather than `Command`.
+//! `ChildFd`) and their errors, for code written against the traits rather than `Command`;
+//! `api::implement` holds what only the author of a transport of their own needs.
 //!
 //! Each part is also its own crate (`process-transport-api`, `-command`, `-real`, `-fakes`,
 //! `-mocks`, `-cassette`, `-explore`), for those who want only one; the types are the same,

@@ -58,12 +58,14 @@ mod child;
 mod disconnection;
 mod downcast;
 mod explore;
+mod explored;
 mod fake_state;
 mod memory_process;
 mod reactor;
 mod refusal;
 mod registration;
 mod script;
+mod scripted;
 mod string_transport;
 mod terminal;
 

@@ -13,7 +13,7 @@ use process_transport_api::{
 };
 
 use crate::call_log::{CallLog, Shared, StoredCall, TransportCall};
-use crate::explore::{Child, Explorer, HeldChild, Pending, ScriptEvent};
+use crate::explore::{Explorer, ScriptEvent};
 use crate::fake_state::{FakeState, Held};
 use crate::terminal::Terminal;
 use crate::{FakeChild, Script};
@@ -58,21 +58,21 @@ pub const DEFAULT_PID: u32 = 1000;
 /// ```
 #[derive(Clone)]
 pub struct MemoryProcessTransport {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
     pub(crate) state: Mutex<FakeState>,
     pub(crate) dispatcher: Dispatcher,
     pub(crate) spec: SpawnSpec,
-    log: CallLog,
-    script: Mutex<Option<Arc<Script>>>,
+    pub(crate) log: CallLog,
+    pub(crate) script: Mutex<Option<Arc<Script>>>,
     /// What the script must react to, in order; never handled re-entrantly.
-    script_events: EventQueue<ScriptEvent>,
+    pub(crate) script_events: EventQueue<ScriptEvent>,
     /// Where a misuse is kept for the test's thread (the reactor's), besides its panic.
-    failures: std::sync::OnceLock<Arc<process_transport_api::implement::FailureSink>>,
+    pub(crate) failures: std::sync::OnceLock<Arc<process_transport_api::implement::FailureSink>>,
     /// The explorer that holds this child's events, if one does.
-    explorer: std::sync::OnceLock<Explorer>,
+    pub(crate) explorer: std::sync::OnceLock<Explorer>,
 }
 
 impl fmt::Debug for MemoryProcessTransport {
@@ -200,112 +200,6 @@ impl MemoryProcessTransport {
     /// shown it).
     pub fn exited(&self) -> Option<ProcessEnd> {
         self.lock().child_exit()
-    }
-
-    /// From now on, `explorer` holds what the child does until it releases it.
-    pub(crate) fn explore_with(&self, explorer: &Explorer) {
-        explorer.adopt(self.held(), self.inner.log.clone());
-        let _ = self.inner.explorer.set(explorer.clone());
-        self.lock().explore = Some((explorer.clone(), self.held()));
-    }
-
-    /// This child, as an explorer holds it.
-    fn held(&self) -> Child {
-        let inner: Arc<dyn HeldChild> = self.inner.clone();
-        Arc::downgrade(&inner)
-    }
-
-    /// Shows the protocol `event`, which an explorer held.
-    fn release(&self, event: Pending) {
-        match event {
-            Pending::Output(fd, data) => self.act(|state, out| {
-                // Output the parent stopped reading is dropped, as a closed pipe drops it.
-                if state.model.is_readable(fd) {
-                    state.show(fd, &data, out);
-                }
-            }),
-            Pending::Closed(fd) => self.act(|state, out| {
-                if let Some(mapping) = state.model.pipe_mapping(fd) {
-                    state.closed_end_shown(fd, mapping, out);
-                }
-            }),
-            Pending::Exited(end) => self.act(|state, out| state.model.process_exited(end, out)),
-            Pending::Script(event) => {
-                self.inner.script_events.push(event);
-                self.run_script_events();
-            }
-        }
-    }
-
-    /// Whether `signal`, reaching the child while it runs, ends it at once: its script's
-    /// action for it is to terminate.
-    fn signal_ends_child(&self, signal: Signal) -> bool {
-        self.script_slot()
-            .as_ref()
-            .is_some_and(|script| script.ends_on(signal))
-    }
-
-    /// The child's end, not shown yet, becomes `end`: a signal reached it before it exited.
-    fn end_instead(&self, end: ProcessEnd) {
-        self.lock().ended = Some(end);
-    }
-
-    /// Lets `script` play the child from now on, starting with its start steps.
-    pub fn run_script(&self, script: Script) {
-        if let Some(chunk) = script.chunk() {
-            self.set_chunk_size(Some(chunk));
-        }
-        *self.script_slot() = Some(Arc::new(script));
-        self.queue_script_event(ScriptEvent::Start);
-        self.run_script_events();
-    }
-
-    /// Sets the script without starting it; the caller queues `Start` when it is due.
-    pub(crate) fn install_script(&self, script: Arc<Script>) {
-        if let Some(chunk) = script.chunk() {
-            self.set_chunk_size(Some(chunk));
-        }
-        *self.script_slot() = Some(script);
-        self.push_script_event(ScriptEvent::Start);
-    }
-
-    /// Queues `event` for the script, or hands it to the explorer to hold.
-    fn push_script_event(&self, event: ScriptEvent) {
-        match self.inner.explorer.get() {
-            Some(explorer) => explorer.hold(&self.held(), Pending::Script(event)),
-            None => self.inner.script_events.push(event),
-        }
-    }
-
-    fn script_slot(&self) -> MutexGuard<'_, Option<Arc<Script>>> {
-        self.inner
-            .script
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Queues `event` for the script, if there is one. Drivers queue it in the same step
-    /// (under the same lock) as the change it reports, so that the script sees changes in the
-    /// order they happened even when the protocol's reaction to one causes the next.
-    fn queue_script_event(&self, event: ScriptEvent) {
-        if self.script_slot().is_some() {
-            self.push_script_event(event);
-        }
-    }
-
-    pub(crate) fn run_script_events(&self) {
-        self.inner.script_events.drain(|event| {
-            let Some(script) = self.script_slot().clone() else {
-                return;
-            };
-            let child = self.child();
-            match event {
-                ScriptEvent::Start => script.start(&child),
-                ScriptEvent::Written(fd) => script.written(&child, fd),
-                ScriptEvent::Closed(fd) => script.closed(&child, fd),
-                ScriptEvent::Signalled(signal) => script.signalled(&child, signal),
-            }
-        });
     }
 
     /// Logs `call`, runs it, and logs its error if it fails; events it causes follow it.
@@ -608,19 +502,5 @@ impl ProcessTransport for MemoryProcessTransport {
 
     async fn ended(&self) -> ProcessEnd {
         self.inner.dispatcher.ended().await
-    }
-}
-
-impl HeldChild for Inner {
-    fn release(self: Arc<Self>, event: Pending) {
-        MemoryProcessTransport { inner: self }.release(event);
-    }
-
-    fn signal_ends_child(self: Arc<Self>, signal: Signal) -> bool {
-        MemoryProcessTransport { inner: self }.signal_ends_child(signal)
-    }
-
-    fn end_instead(self: Arc<Self>, end: ProcessEnd) {
-        MemoryProcessTransport { inner: self }.end_instead(end);
     }
 }

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 mod common;
-use common::{assert_replays, found};
+use common::{caught, found};
 
 use process_transport_api::{
     implement::ProducerCall, ChildFd, ProcessEnd, ProcessProtocol, ProcessTransport, PushProducer,
@@ -25,30 +25,6 @@ struct Seen {
 }
 
 type Shared = Arc<Mutex<Seen>>;
-
-/// Checks that `body` fails within 1,000 schedules, that the printed schedule replays the
-/// failure, and returns the failure's message.
-fn caught<B, F>(body: B) -> String
-where
-    B: Fn(Exploration) -> F,
-    F: Future<Output = ()>,
-{
-    let failure = Explore::new()
-        .schedules(1_000)
-        .try_run(&body)
-        .expect_err("the explorer finds the bug");
-    assert!(failure.schedules_before < 1_000);
-    let text = failure.to_string();
-    assert!(
-        text.contains(&format!(
-            "replay it with: process_transport_explore::replay(&{}, body)",
-            failure.schedule
-        )),
-        "{text}"
-    );
-    assert_replays(&failure.schedule.0, &body);
-    failure.message
-}
 
 fn passes<B, F>(body: B)
 where

@@ -12,7 +12,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::sync::{Arc, Mutex};
 
 mod common;
-use common::{assert_replays, found};
+use common::{caught, found};
 
 use process_transport_api::{ChildFd, ProcessEnd};
 use process_transport_command::{Command, Stdio};
@@ -21,25 +21,6 @@ use process_transport_fakes::{FakeChild, Script};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 const SIGKILL: i32 = 9;
-
-/// `body` fails within 1,000 random schedules, on a schedule that replays the failure;
-/// returns the failure's message.
-fn caught<B, F>(body: B) -> String
-where
-    B: Fn(Exploration) -> F,
-    F: Future<Output = ()>,
-{
-    let failure = Explore::new()
-        .schedules(1_000)
-        .try_run(&body)
-        .expect_err("the explorer finds the race");
-    assert!(
-        !failure.message.contains("not the same run"),
-        "three replays gave the same run: {failure}"
-    );
-    assert_replays(&failure.schedule.0, &body);
-    failure.message
-}
 
 /// `body` passes 2,000 random schedules and, exhaustively, its first `orders` distinct
 /// orders: all of them when `coverage` is `Coverage::All`.

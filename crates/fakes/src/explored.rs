@@ -19,8 +19,7 @@ impl MemoryProcessTransport {
 
     /// This child, as an explorer holds it.
     pub(crate) fn held(&self) -> Child {
-        let inner: Arc<dyn HeldChild> = self.inner.clone();
-        Arc::downgrade(&inner)
+        Arc::downgrade(&self.inner) as Child
     }
 
     /// Shows the protocol `event`, which an explorer held.

@@ -249,6 +249,50 @@ fn a_child_spawned_on_one_runtime_is_waited_on_another() {
     assert!(status.success());
 }
 
+/// A runtime of one thread: once `block_on` returns, nothing polls its I/O driver again, so
+/// the pipes it leaves behind are closed by the transport itself or never.
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+#[test]
+fn an_orphaned_childs_stdin_closes_when_its_runtime_is_gone() {
+    let mut child = current_thread()
+        .block_on(async {
+            helper(&["cat"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+        })
+        .expect("spawned");
+    drop(child.stdin.take());
+    let status = current_thread()
+        .block_on(guarded("wait", child.wait()))
+        .expect("waited");
+    assert!(status.success());
+}
+
+#[test]
+fn an_orphaned_child_writing_a_full_pipe_sees_it_broken() {
+    // Far more than a pipe holds: the child blocks writing until the parent's end is gone.
+    let mut child = current_thread()
+        .block_on(async {
+            helper(&["spew", "16777216"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+        })
+        .expect("spawned");
+    let status = current_thread()
+        .block_on(guarded("wait", child.wait()))
+        .expect("waited");
+    // pt-helper reports the broken pipe and exits with 101.
+    assert_eq!(status.code(), Some(101));
+}
+
 #[test]
 fn blocking_output_status_and_a_pipeline() -> io::Result<()> {
     let out = blocking_helper(&["talk"]).output()?;

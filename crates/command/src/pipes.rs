@@ -34,11 +34,20 @@ struct ReadSide {
     waker: Option<Waker>,
 }
 
-impl ReadSide {
-    fn wake(&mut self) {
-        if let Some(waker) = self.waker.take() {
-            waker.wake();
-        }
+/// The wakers a protocol callback takes under the lock, woken once it is released: a woken
+/// reader that runs at once on another thread then finds the lock free.
+#[derive(Default)]
+struct Wakes(Vec<Waker>);
+
+impl Wakes {
+    fn take(&mut self, waker: &mut Option<Waker>) {
+        self.0.extend(waker.take());
+    }
+}
+
+impl Drop for Wakes {
+    fn drop(&mut self) {
+        self.0.drain(..).for_each(Waker::wake);
     }
 }
 
@@ -208,6 +217,9 @@ impl ProcessProtocol for Bridge {
     }
 
     fn child_data_received(&mut self, fd: ChildFd, data: &[u8]) {
+        // Copied before the lock, which the reader takes to read.
+        let data = data.to_vec();
+        let mut wakes = Wakes::default();
         let mut state = self.0.lock();
         let Some(side) = state.out.get_mut(&fd) else {
             return;
@@ -215,9 +227,9 @@ impl ProcessProtocol for Bridge {
         if side.dropped || data.is_empty() {
             return;
         }
-        side.chunks.push_back(data.to_vec());
         side.buffered += data.len();
-        side.wake();
+        side.chunks.push_back(data);
+        wakes.take(&mut side.waker);
         if side.buffered >= READ_BUFFER_LIMIT && !state.pause_wanted {
             // Before the spawn returned the transport (a fake's start output) there is
             // nothing to pause: that output is in memory already.
@@ -227,22 +239,23 @@ impl ProcessProtocol for Bridge {
     }
 
     fn child_connection_lost(&mut self, fd: ChildFd) {
+        let mut wakes = Wakes::default();
         let mut state = self.0.lock();
         if fd == ChildFd::STDIN {
             state.stdin.stopped = true;
-            if let Some(waker) = state.stdin.waker.take() {
-                waker.wake();
-            }
+            wakes.take(&mut state.stdin.waker);
         } else if let Some(side) = state.out.get_mut(&fd) {
             side.eof = true;
-            side.wake();
+            wakes.take(&mut side.waker);
         }
     }
 
     fn process_exited(&mut self, reason: ProcessEnd) {
         let mut state = self.0.lock();
         state.exit = Some(reason);
-        state.exit_wakers.drain(..).for_each(Waker::wake);
+        let wakes = Wakes(std::mem::take(&mut state.exit_wakers));
+        drop(state);
+        drop(wakes);
     }
 }
 
@@ -250,13 +263,13 @@ impl Drop for Bridge {
     fn drop(&mut self) {
         let mut state = self.0.lock();
         state.abandoned = true;
-        state.exit_wakers.drain(..).for_each(Waker::wake);
+        let mut wakes = Wakes(std::mem::take(&mut state.exit_wakers));
         for side in state.out.values_mut() {
-            side.wake();
+            wakes.take(&mut side.waker);
         }
-        if let Some(waker) = state.stdin.waker.take() {
-            waker.wake();
-        }
+        wakes.take(&mut state.stdin.waker);
+        drop(state);
+        drop(wakes);
     }
 }
 
@@ -445,11 +458,10 @@ struct StdinProducer(Arc<Shared>);
 
 impl StdinProducer {
     fn update(&self, change: impl FnOnce(&mut WriteSide)) {
+        let mut wakes = Wakes::default();
         let mut state = self.0.lock();
         change(&mut state.stdin);
-        if let Some(waker) = state.stdin.waker.take() {
-            waker.wake();
-        }
+        wakes.take(&mut state.stdin.waker);
     }
 }
 

@@ -180,10 +180,20 @@ async fn a_missing_working_directory_is_named_as_missing() {
 }
 
 /// tokio itself panics here (at the first registration); the real transport says why instead.
+/// A runtime with I/O on the same thread first does not change the answer.
 #[test]
 fn in_a_runtime_without_io_nothing_starts_and_the_error_says_why() {
-    let (recorder, log) = Recorder::new();
     let spawner = RealSpawner::new();
+    let with_io = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime with I/O");
+    let (recorder, _) = Recorder::new();
+    let transport = with_io
+        .block_on(spawner.spawn_process(recorder, helper(&["exit", "0"])))
+        .expect("spawned with I/O");
+    assert_eq!(with_io.block_on(guard(transport.ended())), ProcessEnd::Done);
+    let (recorder, log) = Recorder::new();
     let spawn = spawner.spawn_process(recorder, helper(&["exit", "0"]));
     let result = tokio::runtime::Builder::new_current_thread()
         .build()

@@ -84,8 +84,17 @@ impl RealSpawner {
 /// pipes and the exit could not be registered, and the child would run unwatched.
 /// A runtime built without I/O is refused the same way, with the builder call that fixes it.
 fn check_runtime(spec: &SpawnSpec) -> Result<(), SpawnError> {
+    thread_local! {
+        /// The runtime this thread last found with its I/O driver: a runtime keeps the
+        /// drivers it was built with, so it is tried once, not at every spawn.
+        static WITH_IO: std::cell::Cell<Option<tokio::runtime::Id>> = const { std::cell::Cell::new(None) };
+    }
     let why = match tokio::runtime::Handle::try_current() {
-        Ok(_) if sys::runtime_has_io() => return Ok(()),
+        Ok(runtime) if WITH_IO.get() == Some(runtime.id()) => return Ok(()),
+        Ok(runtime) if sys::runtime_has_io() => {
+            WITH_IO.set(Some(runtime.id()));
+            return Ok(());
+        }
         Ok(_) => " (this one was built without it: call enable_io or enable_all on its builder)",
         Err(_) => "",
     };

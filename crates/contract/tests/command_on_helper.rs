@@ -275,6 +275,38 @@ fn an_orphaned_childs_stdin_closes_when_its_runtime_is_gone() {
     assert!(status.success());
 }
 
+/// A runtime kept in a thread's local is dropped while the thread's locals are destroyed: its
+/// children's pumps are dropped then, and the transport must act without the locals of its
+/// own (a panic there would abort the process).
+#[test]
+fn a_runtime_in_a_thread_local_leaves_its_child_to_the_reaper_when_the_thread_ends() {
+    thread_local! {
+        static RUNTIME: std::cell::RefCell<Option<tokio::runtime::Runtime>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let spawned = std::thread::spawn(|| {
+        RUNTIME.with(|slot| {
+            let runtime = current_thread();
+            let child = runtime.block_on(async {
+                helper(&["cat"])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()
+            });
+            *slot.borrow_mut() = Some(runtime);
+            child
+        })
+    })
+    .join()
+    .expect("the thread ended without a panic");
+    let mut child = spawned.expect("spawned");
+    drop(child.stdin.take());
+    let status = current_thread()
+        .block_on(guarded("wait", child.wait()))
+        .expect("waited");
+    assert!(status.success());
+}
+
 #[test]
 fn an_orphaned_child_writing_a_full_pipe_sees_it_broken() {
     // Far more than a pipe holds: the child blocks writing until the parent's end is gone.

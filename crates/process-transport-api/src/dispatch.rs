@@ -204,8 +204,11 @@ impl Dispatcher {
     ) -> R {
         // The buffer is the thread's own, kept between steps: a step that produces
         // deliveries allocates nothing for them. A step that acts again (on another
-        // transport) takes a fresh one.
-        let mut out = SPARE_OUT.take();
+        // transport) takes a fresh one, as does a step run while the thread's locals are
+        // destroyed (a runtime kept in one drops its tasks then).
+        let mut out = SPARE_OUT
+            .try_with(std::cell::Cell::take)
+            .unwrap_or_default();
         let (result, claimed) = {
             let mut state = lock(state);
             let result = step(&mut state, &mut out);
@@ -219,7 +222,8 @@ impl Dispatcher {
             };
             (result, claimed)
         };
-        SPARE_OUT.set(out);
+        // Gone with the thread's locals: the buffer is freed instead.
+        let _ = SPARE_OUT.try_with(|spare| spare.set(out));
         if let Some(claimed) = claimed {
             claimed.deliver(|delivery| self.deliver(delivery));
             self.raise_caught_panic();

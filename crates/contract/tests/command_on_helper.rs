@@ -258,21 +258,32 @@ fn current_thread() -> tokio::runtime::Runtime {
         .expect("a runtime")
 }
 
-#[test]
-fn an_orphaned_childs_stdin_closes_when_its_runtime_is_gone() {
-    let mut child = current_thread()
+/// `cat` with its stdin and stdout piped, spawned on `runtime`.
+fn piped_cat(runtime: &tokio::runtime::Runtime) -> process_transport_command::Child {
+    runtime
         .block_on(async {
             helper(&["cat"])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .spawn()
         })
-        .expect("spawned");
+        .expect("spawned")
+}
+
+/// Closes the child's stdin and waits for it on a runtime of its own: a `cat` then ends well.
+fn ends_after_its_stdin(mut child: process_transport_command::Child) {
     drop(child.stdin.take());
     let status = current_thread()
         .block_on(guarded("wait", child.wait()))
         .expect("waited");
     assert!(status.success());
+}
+
+#[test]
+fn an_orphaned_childs_stdin_closes_when_its_runtime_is_gone() {
+    // The runtime is dropped at the end of this statement, before the wait.
+    let child = piped_cat(&current_thread());
+    ends_after_its_stdin(child);
 }
 
 /// A runtime kept in a thread's local is dropped while the thread's locals are destroyed: its
@@ -284,27 +295,17 @@ fn a_runtime_in_a_thread_local_leaves_its_child_to_the_reaper_when_the_thread_en
         static RUNTIME: std::cell::RefCell<Option<tokio::runtime::Runtime>> =
             const { std::cell::RefCell::new(None) };
     }
-    let spawned = std::thread::spawn(|| {
+    let child = std::thread::spawn(|| {
         RUNTIME.with(|slot| {
             let runtime = current_thread();
-            let child = runtime.block_on(async {
-                helper(&["cat"])
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .spawn()
-            });
+            let child = piped_cat(&runtime);
             *slot.borrow_mut() = Some(runtime);
             child
         })
     })
     .join()
     .expect("the thread ended without a panic");
-    let mut child = spawned.expect("spawned");
-    drop(child.stdin.take());
-    let status = current_thread()
-        .block_on(guarded("wait", child.wait()))
-        .expect("waited");
-    assert!(status.success());
+    ends_after_its_stdin(child);
 }
 
 #[test]

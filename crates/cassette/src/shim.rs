@@ -57,6 +57,7 @@ fn shim() -> Result<ShimEnd, String> {
     let mut argv = std::env::args_os();
     let program = argv.next().ok_or("no argv[0]")?;
     let args: Vec<OsString> = argv.collect();
+    // One worker: `catch_more` relies on it to keep the driver still while it catches.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -138,9 +139,9 @@ async fn replay(
     program: OsString,
     args: Vec<OsString>,
 ) -> Result<ShimEnd, String> {
-    let mut caught = catch_signals()?;
+    let mut caught = catch_signals().await?;
     let cassette = Cassette::load(&config.cassette).map_err(|err| err.to_string())?;
-    catch_recorded_signals(&mut caught, &cassette)?;
+    catch_recorded_signals(&mut caught, &cassette).await?;
     let redactions = Redactions::from_parts(&config.redactions).map_err(|err| err.to_string())?;
     let mut rules = MatchRules::exact()
         .ignore_spawn_details()
@@ -158,8 +159,9 @@ async fn replay(
     }
     let spec = asked(config, &program, &args);
     let line = spec.command_line();
-    let relay = Relay::default();
+    let relay = Relay::new()?;
     let end = relay.end.clone();
+    let stdin = relay.stdin.clone();
     let state_io = |err: io::Error| format!("the session's state: {err}");
     // Matched and claimed under the session's lock; stdin read outside it, when that is
     // what tells the recordings this spawn matches apart.
@@ -249,7 +251,7 @@ async fn replay(
     let reads_stdin = replay.recording(index).fds.get(&0) == Some(&FdKind::ParentWrites);
     if reads_stdin {
         let (transport, end) = (transport.clone(), end.clone());
-        std::thread::spawn(move || feed_stdin(&transport, &Mutex::new(false), &end, early));
+        std::thread::spawn(move || feed_stdin(&transport, &Mutex::new(false), &end, &stdin, early));
     }
     let ended = wait_passing_signals_on(&transport, &end, caught).await;
     let failures = replay.take_failures();
@@ -348,7 +350,7 @@ impl EarlyStdin {
 }
 
 /// Copies this process's stdin to the child's, then closes it, starting with what was
-/// read `early`. A mismatch the replay finds panics inside the write (a fake's misuse
+/// read `early`; the child's loss of its stdin ends the copy (see [`OwnStdin`]). A mismatch the replay finds panics inside the write (a fake's misuse
 /// check): it is kept by the replay, the copy stops and `ended` hears of it.
 ///
 /// Each write is made holding `stopped`: setting it (under its lock) waits for a write in
@@ -357,8 +359,40 @@ fn feed_stdin(
     transport: &Arc<dyn ProcessTransport>,
     stopped: &Mutex<bool>,
     ended: &Ended,
+    stdin: &OwnStdin,
     early: EarlyStdin,
 ) {
+    if !stdin.start_feeding() {
+        return;
+    }
+    let fed = copy_stdin(transport, stopped, ended, stdin, early);
+    stdin.stop_feeding();
+    let stop = lock(stopped);
+    if fed == Fed::ToTheEnd && !*stop {
+        let closed = misuse_caught(|| transport.close_child_fd(ChildFd::STDIN));
+        if closed.is_err() {
+            ended.mismatched();
+        }
+    }
+}
+
+/// How a copy of stdin ended.
+#[derive(PartialEq, Eq)]
+enum Fed {
+    /// Stdin ended: the child's is closed.
+    ToTheEnd,
+    /// A write failed, the copy was stopped, or the child lost its stdin.
+    Stopped,
+}
+
+/// The copy of [`feed_stdin`], without its start and end.
+fn copy_stdin(
+    transport: &Arc<dyn ProcessTransport>,
+    stopped: &Mutex<bool>,
+    ended: &Ended,
+    stdin: &OwnStdin,
+    early: EarlyStdin,
+) -> Fed {
     let write = |bytes: &[u8]| {
         let stop = lock(stopped);
         if *stop {
@@ -376,28 +410,22 @@ fn feed_stdin(
         }
     };
     if !early.bytes.is_empty() && !write(&early.bytes) {
-        return;
+        return Fed::Stopped;
     }
     if !early.ended {
-        let mut stdin = io::stdin().lock();
         let mut buffer = vec![0; 64 * 1024];
         loop {
             let read = match stdin.read(&mut buffer) {
-                Ok(0) | Err(_) => break,
-                Ok(read) => read,
+                None => return Fed::Stopped,
+                Some(Ok(0) | Err(_)) => break,
+                Some(Ok(read)) => read,
             };
             if !write(&buffer[..read]) {
-                return;
+                return Fed::Stopped;
             }
         }
     }
-    let stop = lock(stopped);
-    if !*stop {
-        let closed = misuse_caught(|| transport.close_child_fd(ChildFd::STDIN));
-        if closed.is_err() {
-            ended.mismatched();
-        }
-    }
+    Fed::ToTheEnd
 }
 
 std::thread_local! {
@@ -425,9 +453,127 @@ fn misuse_caught<T>(call: impl FnOnce() -> T) -> std::thread::Result<T> {
 
 /// The protocol of a shim's child (replayed or real): its output goes to this process's
 /// stdout and stderr as it comes; its end is kept.
-#[derive(Default)]
 struct Relay {
     end: Arc<Ended>,
+    stdin: Arc<OwnStdin>,
+}
+
+impl Relay {
+    fn new() -> Result<Self, String> {
+        let stdin = OwnStdin::new().map_err(|err| format!("cannot make a wake pipe: {err}"))?;
+        Ok(Relay {
+            end: Arc::default(),
+            stdin: Arc::new(stdin),
+        })
+    }
+}
+
+/// This process's stdin: a feeder thread copies it to the child, and the child's loss of
+/// its stdin closes it. A thread blocked reading fd 0 would keep the pipe behind it open
+/// (the kernel holds the file while the read lasts), so the process on the other side
+/// would never see the loss and would wait for it; the feeder therefore waits in `poll`
+/// on fd 0 and on a wake pipe, and the loss wakes it and has it close fd 0 once it is out
+/// of the wait.
+struct OwnStdin {
+    state: Mutex<StdinUse>,
+    wake_read: rustix::fd::OwnedFd,
+    wake_write: rustix::fd::OwnedFd,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StdinUse {
+    Open,
+    Feeding,
+    Lost,
+}
+
+impl OwnStdin {
+    fn new() -> io::Result<Self> {
+        let (wake_read, wake_write) = rustix::pipe::pipe()?;
+        Ok(OwnStdin {
+            state: Mutex::new(StdinUse::Open),
+            wake_read,
+            wake_write,
+        })
+    }
+
+    /// The child lost its stdin: closes this process's now or, while a feeder waits on
+    /// it, as soon as the feeder is woken out of its wait.
+    fn lose(&self) {
+        let mut state = lock(&self.state);
+        let feeding = *state == StdinUse::Feeding;
+        *state = StdinUse::Lost;
+        if feeding {
+            // One byte in an empty pipe: it cannot block.
+            let _ = rustix::io::write(&self.wake_write, &[1]);
+        } else {
+            put_null_at(ChildFd::STDIN);
+        }
+    }
+
+    /// Starts a feed: false when stdin is lost already.
+    fn start_feeding(&self) -> bool {
+        let mut state = lock(&self.state);
+        if *state == StdinUse::Lost {
+            return false;
+        }
+        *state = StdinUse::Feeding;
+        true
+    }
+
+    /// Waits for input on fd 0 and reads it into `buffer`: `None` once the loss of stdin
+    /// ended the feed (fd 0 is then closed), `Some(Ok(0))` at its end.
+    fn read(&self, buffer: &mut [u8]) -> Option<io::Result<usize>> {
+        use rustix::event::{poll, PollFd, PollFlags};
+        let stdin = rustix::stdio::stdin();
+        loop {
+            let mut fds = [
+                PollFd::new(&stdin, PollFlags::IN),
+                PollFd::new(&self.wake_read, PollFlags::IN),
+            ];
+            match poll(&mut fds, None) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(err) => return Some(Err(err.into())),
+            }
+            if !fds[1].revents().is_empty() {
+                return None;
+            }
+            if !fds[0].revents().is_empty() {
+                return Some(rustix::io::read(stdin, buffer).map_err(io::Error::from));
+            }
+        }
+    }
+
+    /// The feed is over: a loss that came meanwhile closes fd 0 now.
+    fn stop_feeding(&self) {
+        let mut state = lock(&self.state);
+        match *state {
+            StdinUse::Lost => put_null_at(ChildFd::STDIN),
+            _ => *state = StdinUse::Open,
+        }
+    }
+}
+
+/// Closes this process's fd `fd` (0, 1 or 2) by putting the null device in its place, so
+/// that the process on the other side sees the end of the pipe.
+fn put_null_at(fd: ChildFd) {
+    let Ok(null) = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    else {
+        return;
+    };
+    let _ = match fd {
+        ChildFd::STDIN => rustix::stdio::dup2_stdin(&null),
+        ChildFd::STDOUT => {
+            let _ = io::stdout().lock().flush();
+            rustix::stdio::dup2_stdout(&null)
+        }
+        ChildFd::STDERR => rustix::stdio::dup2_stderr(&null),
+        _ => Ok(()),
+    };
 }
 
 #[derive(Default)]
@@ -460,25 +606,12 @@ impl ProcessProtocol for Relay {
     }
 
     /// The child closed one of its standard fds: this process closes its own, so that
-    /// the process on the other side sees the end of the pipe as it did (an fd is
-    /// closed by putting the null device in its place).
+    /// the process on the other side sees the end of the pipe as it did.
     fn child_connection_lost(&mut self, fd: ChildFd) {
-        let Ok(null) = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/null")
-        else {
-            return;
-        };
-        let _ = match fd {
-            ChildFd::STDIN => rustix::stdio::dup2_stdin(&null),
-            ChildFd::STDOUT => {
-                let _ = io::stdout().lock().flush();
-                rustix::stdio::dup2_stdout(&null)
-            }
-            ChildFd::STDERR => rustix::stdio::dup2_stderr(&null),
-            _ => Ok(()),
-        };
+        match fd {
+            ChildFd::STDIN => self.stdin.lose(),
+            fd => put_null_at(fd),
+        }
     }
 
     fn process_ended(&mut self, reason: ProcessEnd) {
@@ -496,7 +629,7 @@ type Caught = Vec<(tokio::signal::unix::Signal, Signal)>;
 /// Catches SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH and SIGALRM. A
 /// shim does it first, before it loads its cassette, so that a signal sent while it
 /// starts is kept rather than taken by its default action.
-fn catch_signals() -> Result<Caught, String> {
+async fn catch_signals() -> Result<Caught, String> {
     let mut caught = Caught::new();
     catch_more(
         &mut caught,
@@ -510,38 +643,59 @@ fn catch_signals() -> Result<Caught, String> {
             Signal::Number(libc::SIGWINCH),
             Signal::Number(libc::SIGALRM),
         ],
-    )?;
+    )
+    .await?;
     Ok(caught)
 }
 
 /// Catches as well every other signal `cassette` shows a protocol sending (a replayed
 /// child waits for those), but SIGKILL and SIGSTOP, which no process can catch and which
 /// act on the shim as on the child.
-fn catch_recorded_signals(caught: &mut Caught, cassette: &Cassette) -> Result<(), String> {
+async fn catch_recorded_signals(caught: &mut Caught, cassette: &Cassette) -> Result<(), String> {
     let recorded = cassette.spawns.iter().flat_map(|recording| {
         recording.events.iter().filter_map(|event| match event {
             crate::Event::Signal { signal } => signal.parse::<Signal>().ok(),
             _ => None,
         })
     });
-    catch_more(caught, recorded)
+    catch_more(caught, recorded).await
 }
 
-fn catch_more(
+/// Catches each of `signals` not caught yet, but SIGKILL and SIGSTOP.
+///
+/// tokio turns a signal's delivery on before it subscribes the new stream; a signal that
+/// the driver hands out between the two reaches no stream and is lost, and a replayed
+/// child would wait for it forever. The streams are therefore made in a task on the
+/// runtime's only worker (see [`shim`]): while that worker runs the task, nothing polls
+/// the driver (the thread blocked on the runtime and the blocking pool never do), so a
+/// signal that comes meanwhile stays pending until the streams exist.
+async fn catch_more(
     caught: &mut Caught,
     signals: impl IntoIterator<Item = Signal>,
 ) -> Result<(), String> {
     use tokio::signal::unix::{signal, SignalKind};
+    let mut wanted: Vec<Signal> = Vec::new();
     for passed in signals {
-        if [libc::SIGKILL, libc::SIGSTOP].contains(&passed.number())
-            || caught.iter().any(|(_, known)| *known == passed)
+        if ![libc::SIGKILL, libc::SIGSTOP].contains(&passed.number())
+            && !caught.iter().any(|(_, known)| *known == passed)
+            && !wanted.contains(&passed)
         {
-            continue;
+            wanted.push(passed);
         }
-        let stream = signal(SignalKind::from_raw(passed.number()))
-            .map_err(|err| format!("cannot catch signal {passed}: {err}"))?;
-        caught.push((stream, passed));
     }
+    let made = tokio::spawn(async move {
+        wanted
+            .into_iter()
+            .map(|passed| {
+                signal(SignalKind::from_raw(passed.number()))
+                    .map(|stream| (stream, passed))
+                    .map_err(|err| format!("cannot catch signal {passed}: {err}"))
+            })
+            .collect::<Result<Caught, String>>()
+    })
+    .await
+    .map_err(|err| format!("cannot catch signals: {err}"))??;
+    caught.extend(made);
     Ok(())
 }
 
@@ -656,9 +810,10 @@ async fn record(
                     spec = spec.env(name, value);
                 }
             }
-            let relay = Relay::default();
+            let relay = Relay::new()?;
             let ended = relay.end.clone();
-            let caught = catch_signals()?;
+            let stdin = relay.stdin.clone();
+            let caught = catch_signals().await?;
             let transport = recorder
                 .spawn_process(Box::new(relay), spec)
                 .await
@@ -668,7 +823,7 @@ async fn record(
                 let (transport, stopped) = (transport.clone(), stopped.clone());
                 let ended = ended.clone();
                 std::thread::spawn(move || {
-                    feed_stdin(&transport, &stopped, &ended, EarlyStdin::default())
+                    feed_stdin(&transport, &stopped, &ended, &stdin, EarlyStdin::default())
                 });
             }
             let end = wait_passing_signals_on(&transport, &ended, caught).await;

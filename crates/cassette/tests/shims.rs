@@ -257,6 +257,53 @@ fn a_shim_that_gets_sigterm_mid_replay_dies_as_the_recorded_child_did(
     Ok(())
 }
 
+/// A child that closes its stdin and sleeps, its stdin kept open by the parent: the
+/// parent waits to see the loss (the pipe's error), then ends the child with SIGTERM.
+fn loses_stdin(shims: &Shims) -> io::Result<(bool, std::process::ExitStatus)> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut child = Command::new("sh")
+        .args(["-c", "exec 0<&-; exec sleep 30"])
+        .envs(shims.vars())
+        .stdin(Stdio::piped())
+        .spawn()?;
+    let stdin = child.stdin.take().unwrap();
+    let mut fds = [PollFd::new(&stdin, PollFlags::empty())];
+    // Only a guard against a hang: the loss comes at once.
+    let guard = Timespec {
+        tv_sec: 60,
+        tv_nsec: 0,
+    };
+    poll(&mut fds, Some(&guard))?;
+    let lost = fds[0].revents().contains(PollFlags::ERR);
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM)?;
+    Ok((lost, child.wait()?))
+}
+
+#[test]
+fn a_child_that_closes_its_stdin_shows_the_loss_through_its_shim_while_it_runs(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = scratch("lost-stdin");
+    let path = dir.join("lost.json");
+    let recording = shims(&path, "record").program("sh").open()?;
+    let (lost, status) = loses_stdin(&recording)?;
+    assert!(lost, "the loss of stdin reached the parent while recording");
+    assert_eq!(status.signal(), Some(libc::SIGTERM));
+    recording.finish()?;
+    let transcript = Cassette::load(&path)?.transcript();
+    assert!(
+        transcript.contains("  -> signal TERM\n") && transcript.contains("  exited: signal 15\n"),
+        "{transcript}"
+    );
+
+    let replaying = shims(&path, "replay").open()?;
+    let (lost, status) = loses_stdin(&replaying)?;
+    assert!(lost, "the loss of stdin reached the parent while replaying");
+    assert_eq!(status.signal(), Some(libc::SIGTERM));
+    replaying.finish()?;
+    Ok(())
+}
+
 #[test]
 fn a_shimmed_program_that_runs_another_is_served_with_it() -> Result<(), Box<dyn std::error::Error>>
 {

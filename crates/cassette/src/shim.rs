@@ -350,8 +350,9 @@ impl EarlyStdin {
 }
 
 /// Copies this process's stdin to the child's, then closes it, starting with what was
-/// read `early`; the child's loss of its stdin ends the copy (see [`OwnStdin`]). A mismatch the replay finds panics inside the write (a fake's misuse
-/// check): it is kept by the replay, the copy stops and `ended` hears of it.
+/// read `early`; the child's loss of its stdin ends the copy (see [`OwnStdin`]). A
+/// mismatch the replay finds panics inside the write (a fake's misuse check): it is kept
+/// by the replay, the copy stops and `ended` hears of it.
 ///
 /// Each write is made holding `stopped`: setting it (under its lock) waits for a write in
 /// flight and lets no other start, so a recording taken after it holds every write made.
@@ -365,34 +366,6 @@ fn feed_stdin(
     if !stdin.start_feeding() {
         return;
     }
-    let fed = copy_stdin(transport, stopped, ended, stdin, early);
-    stdin.stop_feeding();
-    let stop = lock(stopped);
-    if fed == Fed::ToTheEnd && !*stop {
-        let closed = misuse_caught(|| transport.close_child_fd(ChildFd::STDIN));
-        if closed.is_err() {
-            ended.mismatched();
-        }
-    }
-}
-
-/// How a copy of stdin ended.
-#[derive(PartialEq, Eq)]
-enum Fed {
-    /// Stdin ended: the child's is closed.
-    ToTheEnd,
-    /// A write failed, the copy was stopped, or the child lost its stdin.
-    Stopped,
-}
-
-/// The copy of [`feed_stdin`], without its start and end.
-fn copy_stdin(
-    transport: &Arc<dyn ProcessTransport>,
-    stopped: &Mutex<bool>,
-    ended: &Ended,
-    stdin: &OwnStdin,
-    early: EarlyStdin,
-) -> Fed {
     let write = |bytes: &[u8]| {
         let stop = lock(stopped);
         if *stop {
@@ -409,23 +382,34 @@ fn copy_stdin(
             }
         }
     };
-    if !early.bytes.is_empty() && !write(&early.bytes) {
-        return Fed::Stopped;
-    }
-    if !early.ended {
-        let mut buffer = vec![0; 64 * 1024];
-        loop {
-            let read = match stdin.read(&mut buffer) {
-                None => return Fed::Stopped,
-                Some(Ok(0) | Err(_)) => break,
-                Some(Ok(read)) => read,
-            };
-            if !write(&buffer[..read]) {
-                return Fed::Stopped;
+    // Whether stdin was copied to its end (not stopped by a failed write or the loss).
+    let to_the_end = 'copy: {
+        if !early.bytes.is_empty() && !write(&early.bytes) {
+            break 'copy false;
+        }
+        if !early.ended {
+            let mut buffer = vec![0; 64 * 1024];
+            loop {
+                let read = match stdin.read(&mut buffer) {
+                    None => break 'copy false,
+                    Some(Ok(0) | Err(_)) => break,
+                    Some(Ok(read)) => read,
+                };
+                if !write(&buffer[..read]) {
+                    break 'copy false;
+                }
             }
         }
+        true
+    };
+    stdin.stop_feeding();
+    let stop = lock(stopped);
+    if to_the_end && !*stop {
+        let closed = misuse_caught(|| transport.close_child_fd(ChildFd::STDIN));
+        if closed.is_err() {
+            ended.mismatched();
+        }
     }
-    Fed::ToTheEnd
 }
 
 std::thread_local! {

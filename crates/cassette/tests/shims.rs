@@ -216,7 +216,7 @@ fn an_unrecorded_spawn_exits_127_naming_the_command_and_the_cassette_and_fails_f
 }
 
 /// Starts `sh -c 'echo ready; exec sleep 30'`, waits for `ready`, sends SIGTERM.
-fn terminated(shims: &Shims) -> io::Result<(String, std::process::ExitStatus)> {
+fn terminated(shims: &Shims) -> io::Result<(String, Option<i32>)> {
     let mut child = Command::new("sh")
         .args(["-c", "echo ready; exec sleep 30"])
         .envs(shims.vars())
@@ -230,36 +230,45 @@ fn terminated(shims: &Shims) -> io::Result<(String, std::process::ExitStatus)> {
     let mut rest = String::new();
     stdout.read_to_string(&mut rest)?;
     line.push_str(&rest);
-    Ok((line, child.wait()?))
+    Ok((line, child.wait()?.signal()))
 }
 
-#[test]
-fn a_shim_that_gets_sigterm_mid_replay_dies_as_the_recorded_child_did(
+/// Records `run` through a shim of `sh`, then replays it through one: it gives `expected`
+/// both times, and the recording shows the SIGTERM sent and the death by it.
+fn recorded_and_replayed_alike<T: PartialEq + std::fmt::Debug>(
+    name: &str,
+    run: impl Fn(&Shims) -> io::Result<T>,
+    expected: T,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let dir = scratch("sigterm");
+    let dir = scratch(name);
     let path = dir.join("term.json");
     let recording = shims(&path, "record").program("sh").open()?;
-    let (out, status) = terminated(&recording)?;
-    assert_eq!(out, "ready\n");
-    assert_eq!(status.signal(), Some(libc::SIGTERM));
+    assert_eq!(run(&recording)?, expected, "recording");
     recording.finish()?;
     let transcript = Cassette::load(&path)?.transcript();
     assert!(
         transcript.contains("  -> signal TERM\n") && transcript.contains("  exited: signal 15\n"),
         "the signal is part of the recording: {transcript}"
     );
-
     let replaying = shims(&path, "replay").open()?;
-    let (out, status) = terminated(&replaying)?;
-    assert_eq!(out, "ready\n");
-    assert_eq!(status.signal(), Some(libc::SIGTERM));
+    assert_eq!(run(&replaying)?, expected, "replaying");
     replaying.finish()?;
     Ok(())
 }
 
+#[test]
+fn a_shim_that_gets_sigterm_mid_replay_dies_as_the_recorded_child_did(
+) -> Result<(), Box<dyn std::error::Error>> {
+    recorded_and_replayed_alike(
+        "sigterm",
+        terminated,
+        ("ready\n".to_owned(), Some(libc::SIGTERM)),
+    )
+}
+
 /// A child that closes its stdin and sleeps, its stdin kept open by the parent: the
 /// parent waits to see the loss (the pipe's error), then ends the child with SIGTERM.
-fn loses_stdin(shims: &Shims) -> io::Result<(bool, std::process::ExitStatus)> {
+fn loses_stdin(shims: &Shims) -> io::Result<(bool, Option<i32>)> {
     use rustix::event::{poll, PollFd, PollFlags, Timespec};
     let mut child = Command::new("sh")
         .args(["-c", "exec 0<&-; exec sleep 30"])
@@ -277,31 +286,15 @@ fn loses_stdin(shims: &Shims) -> io::Result<(bool, std::process::ExitStatus)> {
     let lost = fds[0].revents().contains(PollFlags::ERR);
     let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::TERM)?;
-    Ok((lost, child.wait()?))
+    Ok((lost, child.wait()?.signal()))
 }
 
+/// Seen while the child runs (it is still there for the SIGTERM), as recorded and as
+/// replayed.
 #[test]
 fn a_child_that_closes_its_stdin_shows_the_loss_through_its_shim_while_it_runs(
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let dir = scratch("lost-stdin");
-    let path = dir.join("lost.json");
-    let recording = shims(&path, "record").program("sh").open()?;
-    let (lost, status) = loses_stdin(&recording)?;
-    assert!(lost, "the loss of stdin reached the parent while recording");
-    assert_eq!(status.signal(), Some(libc::SIGTERM));
-    recording.finish()?;
-    let transcript = Cassette::load(&path)?.transcript();
-    assert!(
-        transcript.contains("  -> signal TERM\n") && transcript.contains("  exited: signal 15\n"),
-        "{transcript}"
-    );
-
-    let replaying = shims(&path, "replay").open()?;
-    let (lost, status) = loses_stdin(&replaying)?;
-    assert!(lost, "the loss of stdin reached the parent while replaying");
-    assert_eq!(status.signal(), Some(libc::SIGTERM));
-    replaying.finish()?;
-    Ok(())
+    recorded_and_replayed_alike("lost-stdin", loses_stdin, (true, Some(libc::SIGTERM)))
 }
 
 #[test]
